@@ -1,0 +1,455 @@
+"""Chat benchmark: real websocket clients against a real `stopcsam serve` on 127.0.0.1.
+
+Every message goes the production way: validated, stored encrypted with a gapless sequence
+number, committed, acknowledged, fanned out. Prints ONE JSON object.
+
+    .venv/bin/python bench/chat.py --sessions 100,1000,2000 --seconds 10
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/chatbench REDIS_URL=redis://127.0.0.1:6379/5 \
+        .venv/bin/python bench/chat.py --setups embedded,scaled
+
+Setups: "embedded" (one process, SQLite) and "scaled" (2 processes, PostgreSQL + Redis; needs
+DATABASE_URL and REDIS_URL). Each level: N sessions x 2 clients, one message per client every
+``--interval`` seconds, then a burst of ``--burst`` messages per client. Beside them, a pure
+`websockets` relay (no auth, no persistence) measured with the same load: the lower bound.
+The clients run in this process, on the same 2-core machine as the server: figures include
+their competition for the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.server import SERVER_ENV, STOPCSAM, _wait_until_up, free_port, postgres_database
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+SETUP = """
+import json
+from datetime import timedelta
+from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.models import Session
+from django_otp import DEVICE_ID_SESSION_KEY
+from stopcsam.accounts.demo_data import seed_demo
+from stopcsam.accounts.models import Participant, StaffUser
+from stopcsam.chat.models import ChatSession
+from stopcsam.core import clock
+import secrets
+seed_demo()
+therapist = StaffUser.objects.get(username="therapist-de")
+device = therapist.totpdevice_set.get()
+now = clock.now()
+people = Participant.objects.bulk_create([
+    Participant(codename_lookup=secrets.token_hex(16), codename_hash="bench", language="en")
+    for _ in range(COUNT)])
+chats = ChatSession.objects.bulk_create([
+    ChatSession(appointment_ref=f"bench-{secrets.token_hex(8)}", participant=p,
+                therapist=therapist, language="en", starts_at=now, ends_at=now + timedelta(hours=2),
+                state="live", joined_at=now, admitted_at=now) for p in people])
+staff = {"_auth_user_id": str(therapist.pk),
+         "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
+         "_auth_user_hash": therapist.get_session_auth_hash(),
+         DEVICE_ID_SESSION_KEY: device.persistent_id}
+store = SessionStore()
+expire = now + timedelta(hours=4)
+rows, out = [], []
+for chat in chats:
+    keys = []
+    for data in ({"participant_id": chat.participant_id}, staff):
+        key = secrets.token_hex(16)
+        rows.append(Session(session_key=key, session_data=store.encode(data), expire_date=expire))
+        keys.append(key)
+    out.append([chat.public_id, keys[0], keys[1]])
+Session.objects.bulk_create(rows)
+print("JSON" + json.dumps(out))
+"""
+RELAY = """
+import asyncio, sys
+from websockets.asyncio.server import serve
+rooms = {}
+async def handler(ws):
+    room = rooms.setdefault(ws.request.path, set())
+    room.add(ws)
+    try:
+        async for text in ws:
+            for peer in tuple(room):
+                await peer.send(text)
+    finally:
+        room.discard(ws)
+async def main():
+    async with serve(handler, "127.0.0.1", int(sys.argv[1]), ping_interval=None):
+        await asyncio.Future()
+asyncio.run(main())
+"""
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+
+def tree(pid: int) -> list[int]:
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                found += tree(int(child))
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    total = 0
+    for each in tree(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / CLK_TCK
+
+
+def rss_bytes(pid: int) -> int:
+    total = 0
+    for each in tree(pid):
+        with contextlib.suppress(OSError):
+            total += int(Path(f"/proc/{each}/statm").read_text().split()[1]) * PAGE
+    return total
+
+
+@contextlib.contextmanager
+def chat_server(tmp: Path, setup: str) -> Iterator[tuple[str, int, dict[str, str]]]:
+    scaled = setup == "scaled"
+    base_db = os.environ.get("DATABASE_URL", "") if scaled else ""
+    with postgres_database(base_db) if base_db else contextlib.nullcontext("") as database_url:
+        clean = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("STOPCSAM_", "DATABASE_URL", "REDIS_URL", "DJANGO_"))
+        }
+        env = {**clean, **SERVER_ENV, "STOPCSAM_VAR_DIR": str(tmp / setup)}
+        if scaled:
+            env.update(
+                DATABASE_URL=database_url,
+                REDIS_URL=os.environ["REDIS_URL"],
+                STOPCSAM_PROCESSES="2",
+                CHAT_REDIS_PREFIX=f"bench-{random.randrange(10**6)}",
+            )
+        subprocess.run([STOPCSAM, "migrate", "-v", "0"], env=env, check=True)
+        port = free_port()
+        with (tmp / f"{setup}.log").open("w") as log:
+            process = subprocess.Popen(
+                [STOPCSAM, "serve", "--port", str(port)], env=env, stdout=log, stderr=log
+            )
+        try:
+            _wait_until_up(f"http://127.0.0.1:{port}", process)
+            yield f"127.0.0.1:{port}", process.pid, env
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+
+
+def make_sessions(env: dict[str, str], count: int) -> list[list[str]]:
+    out = subprocess.run(
+        [STOPCSAM, "shell", "-c", SETUP.replace("COUNT", str(count))],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return list(json.loads(out.split("JSON", 1)[1]))
+
+
+# --- clients -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    latencies: list[float] = field(default_factory=list)
+    sent: int = 0
+    acked: int = 0
+    delivered: int = 0
+    duplicates: int = 0
+    gaps: int = 0
+    errors: int = 0
+    sent_at: dict[str, float] = field(default_factory=dict)
+
+
+class ChatClient:
+    def __init__(self, url: str, origin: str, sid: str, role: str, tally: Tally) -> None:
+        self.url, self.origin, self.sid, self.role, self.tally = url, origin, sid, role, tally
+        self.last = 0
+        self.ws: Any = None
+        self.counter = 0
+
+    async def open(self) -> None:
+        from websockets.asyncio.client import connect
+
+        headers = {"Cookie": f"sid={self.sid}", "Origin": self.origin}
+        self.ws = await connect(self.url, additional_headers=headers, open_timeout=60)
+        await self.ws.send(json.dumps({"type": "hello", "after": 0}))
+        asyncio.get_running_loop().create_task(self.receive())
+
+    async def send(self) -> None:
+        self.counter += 1
+        client_id = f"{self.role[0]}{self.sid[:10]}-{self.counter:06d}"
+        self.tally.sent_at[client_id] = time.perf_counter()
+        self.tally.sent += 1
+        body = f"Bench message {self.counter}: how was your week?"
+        await self.ws.send(json.dumps({"type": "send", "client_id": client_id, "body": body}))
+
+    async def receive(self) -> None:
+        with contextlib.suppress(Exception):
+            async for text in self.ws:
+                self.on_frame(json.loads(text))
+
+    def on_frame(self, frame: dict[str, Any]) -> None:
+        kind = frame["type"]
+        if kind == "ack":
+            self.tally.acked += 1
+        elif kind == "error":
+            self.tally.errors += 1
+        elif kind == "message":
+            seq = frame["seq"]
+            if seq <= self.last:
+                self.tally.duplicates += 1
+                return
+            self.tally.gaps += seq != self.last + 1
+            self.last = seq
+            if frame["sender"] != self.role:
+                self.tally.delivered += 1
+                client = f"{frame['sender'][0]}"
+                for key in self.keys_for(frame, client):
+                    started = self.tally.sent_at.pop(key, None)
+                    if started is not None:
+                        self.tally.latencies.append(time.perf_counter() - started)
+
+    def keys_for(self, frame: dict[str, Any], prefix: str) -> list[str]:
+        number = int(frame["body"].split(":")[0].rsplit(" ", 1)[1])
+        return [f"{prefix}{sid[:10]}-{number:06d}" for sid in self.peer_sids]
+
+    peer_sids: list[str] = []
+
+
+class RelayClient(ChatClient):
+    async def open(self) -> None:
+        from websockets.asyncio.client import connect
+
+        self.ws = await connect(self.url, open_timeout=60)
+        asyncio.get_running_loop().create_task(self.receive())
+
+    async def send(self) -> None:
+        self.counter += 1
+        key = f"{self.role}-{self.sid}-{self.counter}"
+        self.tally.sent_at[key] = time.perf_counter()
+        self.tally.sent += 1
+        await self.ws.send(json.dumps({"k": key, "r": self.role, "b": "Bench message"}))
+
+    def on_frame(self, frame: dict[str, Any]) -> None:
+        if frame["r"] != self.role:
+            self.tally.delivered += 1
+            started = self.tally.sent_at.pop(frame["k"], None)
+            if started is not None:
+                self.tally.latencies.append(time.perf_counter() - started)
+
+
+def percentile(values: list[float], share: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+async def drive(clients: list[ChatClient], seconds: float, interval: float) -> None:
+    async def one(client: ChatClient) -> None:
+        await asyncio.sleep(random.uniform(0, interval))
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            await client.send()
+            await asyncio.sleep(interval)
+
+    await asyncio.gather(*(one(c) for c in clients))
+
+
+async def burst(clients: list[ChatClient], count: int) -> None:
+    for _ in range(count):
+        await asyncio.gather(*(c.send() for c in clients))
+
+
+async def settle(tally: Tally, timeout: float = 15) -> None:
+    end = time.perf_counter() + timeout
+    while tally.sent_at and time.perf_counter() < end:
+        await asyncio.sleep(0.1)
+
+
+def summary(tally: Tally, elapsed: float) -> dict[str, Any]:
+    ms = [v * 1000 for v in tally.latencies]
+    return {
+        "messages_sent": tally.sent,
+        "acked": tally.acked,
+        "delivered": tally.delivered,
+        "lost": len(tally.sent_at),
+        "duplicates": tally.duplicates,
+        "gaps": tally.gaps,
+        "errors": tally.errors,
+        "p50_ms": round(percentile(ms, 0.50), 2),
+        "p99_ms": round(percentile(ms, 0.99), 2),
+        "max_ms": round(max(ms), 2) if ms else None,
+        "messages_per_second": round(tally.delivered / elapsed, 1) if elapsed else 0,
+    }
+
+
+async def run_level(
+    make: Any, pid: int, pairs: list[Any], args: argparse.Namespace
+) -> dict[str, Any]:
+    tally = Tally()
+    rss_before = rss_bytes(pid)
+    clients: list[ChatClient] = []
+    for pair in pairs:
+        clients += make(pair, tally)
+    for start in range(0, len(clients), 200):
+        await asyncio.gather(*(c.open() for c in clients[start : start + 200]))
+    await asyncio.sleep(1)
+    rss_per_conn = (rss_bytes(pid) - rss_before) / len(clients)
+    cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+    await drive(clients, args.seconds, args.interval)
+    await settle(tally)
+    elapsed = time.perf_counter() - t0
+    steady = summary(tally, elapsed)
+    cpu_per_message = (cpu_seconds(pid) - cpu0) / max(1, tally.sent)
+    burst_tally = Tally()
+    for client in clients:
+        client.tally = burst_tally
+    t1 = time.perf_counter()
+    await burst(clients, args.burst)
+    await settle(burst_tally, 30)
+    result = {
+        "sessions": len(pairs),
+        "connections": len(clients),
+        **steady,
+        "server_cpu_us_per_message": round(cpu_per_message * 1e6, 1),
+        "server_memory_kib_per_connection": round(rss_per_conn / 1024, 1),
+        "burst": summary(burst_tally, time.perf_counter() - t1),
+    }
+    for client in clients:
+        with contextlib.suppress(Exception):
+            await client.ws.close()
+    return result
+
+
+def chat_clients(host: str) -> Any:
+    def make(pair: list[str], tally: Tally) -> list[ChatClient]:
+        public_id, participant_sid, staff_sid = pair
+        url, origin = f"ws://{host}/ws/chat/{public_id}", f"http://{host}"
+        p = ChatClient(url, origin, participant_sid, "participant", tally)
+        t = ChatClient(url, origin, staff_sid, "therapist", tally)
+        p.peer_sids, t.peer_sids = [staff_sid], [participant_sid]
+        return [p, t]
+
+    return make
+
+
+def relay_clients(host: str) -> Any:
+    def make(pair: int, tally: Tally) -> list[ChatClient]:
+        url = f"ws://{host}/room-{pair}"
+        return [
+            RelayClient(url, "", str(pair), "participant", tally),
+            RelayClient(url, "", str(pair), "therapist", tally),
+        ]
+
+    return make
+
+
+async def bench_setup(setup: str, levels: list[int], args: argparse.Namespace, tmp: Path) -> Any:
+    out = []
+    for count in levels:
+        with chat_server(tmp, setup) as (host, pid, env):
+            pairs = make_sessions(env, count)
+            out.append(await run_level(chat_clients(host), pid, pairs, args))
+    return out
+
+
+async def bench_relay(levels: list[int], args: argparse.Namespace) -> Any:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-c", RELAY, str(port)])
+    try:
+        await asyncio.sleep(1.0)
+        return [
+            await run_level(relay_clients(f"127.0.0.1:{port}"), process.pid, list(range(n)), args)
+            for n in levels
+        ]
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def goals(results: dict[str, Any], levels: list[int]) -> list[dict[str, Any]]:
+    found = []
+    for setup in ("embedded", "scaled"):
+        for level in results.get(setup, []):
+            n = level["sessions"]
+            if n >= 2000 or n == max(levels):
+                found.append(
+                    goal(f"{setup} p99 at {n} sessions (ms)", level["p99_ms"], 50, "lower")
+                )
+            if n == 100:
+                found.append(
+                    goal(f"{setup} p99 at 100 sessions (ms)", level["p99_ms"], 10, "lower")
+                )
+            found.append(
+                goal(
+                    f"{setup} CPU per message at {n} (µs)",
+                    level["server_cpu_us_per_message"],
+                    250,
+                    "lower",
+                )
+            )
+            lost = (
+                level["lost"]
+                + level["duplicates"]
+                + level["burst"]["lost"]
+                + level["burst"]["duplicates"]
+            )
+            found.append(goal(f"{setup} lost or duplicated at {n}", lost, 0, "lower"))
+    return found
+
+
+def goal(name: str, value: Any, target: Any, better: str) -> dict[str, Any]:
+    return {"name": name, "value": value, "target": target, "better": better}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sessions", default="100,1000,2000")
+    parser.add_argument("--setups", default="embedded,scaled")
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--interval", type=float, default=2.0)
+    parser.add_argument("--burst", type=int, default=5)
+    parser.add_argument("--no-relay", action="store_true")
+    args = parser.parse_args()
+    levels = [int(n) for n in args.sessions.split(",")]
+    setups = args.setups.split(",")
+    if "scaled" in setups and not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
+        setups.remove("scaled")
+    import tempfile
+
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "args": vars(args)}
+    with tempfile.TemporaryDirectory() as tmp:
+        for setup in setups:
+            results[setup] = await bench_setup(setup, levels, args, Path(tmp))
+    if not args.no_relay:
+        results["websockets_relay"] = await bench_relay(levels, args)
+    results["goals"] = goals(results, levels)
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

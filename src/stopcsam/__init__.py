@@ -1,0 +1,1 @@
+"""stopcsam: anonymous therapy chat inside a randomized controlled trial."""

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+from stopcsam.accounts.decorators import is_verified_staff
+
+
+class CoordinatorAdminSite(admin.AdminSite):
+    site_header = _("Coordination")
+    site_title = _("Coordination")
+    index_title = _("Site administration")
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        user = request.user
+        return bool(user.is_active and user.is_staff and is_verified_staff(user))
+
+    def login(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        # One login for all staff: ours, with per-account throttling and TOTP.
+        return redirect(f"{reverse('accounts:staff_login')}?next={reverse('admin:index')}")

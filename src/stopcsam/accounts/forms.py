@@ -1,0 +1,95 @@
+"""Forms validate shape and length; the services decide. Errors are localised."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.utils.translation import gettext_lazy as _
+
+from stopcsam.accounts.models import LANGUAGE_CHOICES
+
+
+class SignupForm(forms.Form):
+    language = forms.ChoiceField(
+        label=_("Language of your codename"),
+        choices=LANGUAGE_CHOICES,
+        error_messages={"invalid_choice": _("Please choose one of the listed languages.")},
+    )
+
+
+class CodenameLoginForm(forms.Form):
+    codename = forms.CharField(
+        label=_("Your codename"),
+        max_length=settings.CODENAME_MAX_LENGTH,
+        strip=True,
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "autocapitalize": "none", "spellcheck": "false"}
+        ),
+        error_messages={
+            "required": _("Please enter your codename."),
+            "max_length": _("That is longer than any codename. Please check what you typed."),
+        },
+    )
+
+
+class DeleteAccountForm(forms.Form):
+    confirm = forms.BooleanField(
+        label=_("I understand that my account and everything in it will be deleted for good."),
+        error_messages={"required": _("Please tick the box to confirm.")},
+    )
+
+
+class StaffLoginForm(forms.Form):
+    username = forms.CharField(
+        label=_("Username"),
+        max_length=64,
+        widget=forms.TextInput(attrs={"autocomplete": "username"}),
+    )
+    password = forms.CharField(
+        label=_("Password"),
+        max_length=256,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+    otp_token = forms.CharField(
+        label=_("One-time code"),
+        max_length=10,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+    )
+
+
+class InvitationAcceptForm(forms.Form):
+    username = forms.RegexField(
+        label=_("Username"),
+        regex=r"^[a-zA-Z0-9._-]{3,64}$",
+        max_length=64,
+        error_messages={"invalid": _("Use 3 to 64 letters, digits, dots, dashes or underscores.")},
+    )
+    password1 = forms.CharField(
+        label=_("Password"),
+        max_length=256,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+    password2 = forms.CharField(
+        label=_("Password again"),
+        max_length=256,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+    otp_token = forms.CharField(label=_("Code from your authenticator app"), max_length=10)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        first, second = cleaned.get("password1"), cleaned.get("password2")
+        if first and second and first != second:
+            self.add_error("password2", _("The two passwords differ."))
+        elif first:
+            try:
+                validate_password(first)
+            except forms.ValidationError as exc:
+                self.add_error("password1", exc)
+        return cleaned

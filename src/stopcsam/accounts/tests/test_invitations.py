@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client
+from django_otp.oath import TOTP
+
+from stopcsam.accounts.models import Role, Site, StaffUser
+from stopcsam.accounts.services import invitation_totp_key, staff_invitation_create
+
+pytestmark = pytest.mark.django_db
+GOOD_PASSWORD = "a-long-and-unusual-passphrase"
+
+
+def _invite(site: Site) -> str:
+    _invitation, token = staff_invitation_create(
+        role=Role.THERAPIST, site=site, languages=["de"], display_name="Neu"
+    )
+    return token
+
+
+def _code(token: str) -> str:
+    return f"{TOTP(bytes.fromhex(invitation_totp_key(token))).token():06d}"
+
+
+def test_an_invitation_creates_an_account_with_totp(site_de: Site) -> None:
+    token = _invite(site_de)
+    page = Client().get(f"/en/staff/invite/{token}/")
+    assert page.status_code == 200 and b"<svg" in page.content
+    response = Client().post(
+        f"/en/staff/invite/{token}/",
+        {
+            "username": "newbie",
+            "password1": GOOD_PASSWORD,
+            "password2": GOOD_PASSWORD,
+            "otp_token": _code(token),
+        },
+    )
+    assert response.status_code == 302
+    user = StaffUser.objects.get(username="newbie")
+    assert user.role == Role.THERAPIST and user.site == site_de and user.languages == ["de"]
+    # The link works once.
+    assert Client().get(f"/en/staff/invite/{token}/").status_code == 404
+
+
+def test_the_enrolment_code_cannot_be_replayed_at_login(site_de: Site) -> None:
+    token = _invite(site_de)
+    code = _code(token)
+    Client().post(
+        f"/en/staff/invite/{token}/",
+        {
+            "username": "newbie",
+            "password1": GOOD_PASSWORD,
+            "password2": GOOD_PASSWORD,
+            "otp_token": code,
+        },
+    )
+    login = Client().post(
+        "/en/staff/login/", {"username": "newbie", "password": GOOD_PASSWORD, "otp_token": code}
+    )
+    assert login.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("fields", "field_with_error"),
+    [
+        ({"password2": "something-else-entirely"}, "password2"),
+        ({"password1": "short", "password2": "short"}, "password1"),
+        ({"otp_token": "123456"}, "otp_token"),
+        ({"username": "no spaces allowed"}, "username"),
+    ],
+)
+def test_bad_enrolments_are_refused_clearly(
+    site_de: Site, fields: dict[str, str], field_with_error: str
+) -> None:
+    token = _invite(site_de)
+    data = {
+        "username": "newbie",
+        "password1": GOOD_PASSWORD,
+        "password2": GOOD_PASSWORD,
+        "otp_token": _code(token) if "otp_token" not in fields else "000000",
+        **fields,
+    }
+    response = Client().post(f"/en/staff/invite/{token}/", data)
+    assert response.status_code == 400
+    assert field_with_error in response.context["form"].errors
+    assert not StaffUser.objects.filter(username="newbie").exists()
+
+
+def test_unknown_tokens_get_a_clear_page(db: None) -> None:
+    assert Client().get("/en/staff/invite/not-a-token/").status_code == 404
+
+
+def test_createstaff_creates_a_member_with_a_totp_key(
+    site_de: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(GOOD_PASSWORD + "\n"))
+    out = io.StringIO()
+    call_command(
+        "createstaff",
+        "--username",
+        "sup",
+        "--role",
+        "supervisor",
+        "--site",
+        "de",
+        "--languages",
+        "de,en",
+        "--password-stdin",
+        stdout=out,
+    )
+    assert "otpauth://totp/" in out.getvalue()
+    user = StaffUser.objects.get(username="sup")
+    assert user.check_password(GOOD_PASSWORD) and user.role == Role.SUPERVISOR
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--site", "XX", "--languages", "de"],
+        ["--site", "DE", "--languages", "fr"],
+    ],
+)
+def test_createstaff_refuses_bad_input(
+    site_de: Site, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(GOOD_PASSWORD + "\n"))
+    with pytest.raises(CommandError):
+        call_command(
+            "createstaff", "--username", "x1", "--role", "therapist", *args, "--password-stdin"
+        )
+
+
+def test_invitestaff_prints_a_working_link(site_de: Site) -> None:
+    out = io.StringIO()
+    call_command("invitestaff", "--role", "therapist", "--site", "DE", stdout=out)
+    link = out.getvalue().strip()
+    assert Client().get(link.removeprefix("http://127.0.0.1:8000")).status_code == 200

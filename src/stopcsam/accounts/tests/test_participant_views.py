@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import re
+from unittest import mock
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+
+from stopcsam.accounts.models import Participant
+from stopcsam.conftest import ParticipantPersona
+from stopcsam.core.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+FORBIDDEN_WORDS = {"email", "mail", "phone", "ip", "agent", "name", "address", "referer", "host"}
+
+
+def _signup(client: Client, language: str = "en") -> str:
+    response = client.post(reverse("accounts:signup"), {"language": language})
+    assert response.status_code == 200
+    match = re.search(r'<p class="codename" id="codename">([^<]+)</p>', response.content.decode())
+    assert match, "the codename page shows the codename"
+    return match.group(1)
+
+
+def test_signup_shows_a_codename_once_and_stores_only_hashes() -> None:
+    client = Client()
+    codename = _signup(client)
+    participant = Participant.objects.get()
+    assert participant.codename_hash.startswith("$argon2id$")
+    assert len(participant.codename_lookup) == 64
+    assert codename not in participant.codename_hash
+    assert client.get(reverse("accounts:me")).status_code == 200
+    # Signing up again in the same session leads home and creates nobody.
+    again = client.post(reverse("accounts:signup"), {"language": "en"})
+    assert again.status_code == 302 and Participant.objects.count() == 1
+
+
+def test_the_codename_is_in_the_participants_language() -> None:
+    codename = _signup(Client(), language="cs")
+    from stopcsam.accounts.codenames import wordlist
+
+    assert all(word in wordlist("cs") for word in codename.split())
+    assert Participant.objects.get().language == "cs"
+
+
+def test_login_accepts_the_codename_in_any_case_and_spacing(
+    participant: ParticipantPersona,
+) -> None:
+    client = Client()
+    typed = "  " + participant.codename.upper().replace(" ", "   ") + " "
+    response = client.post(reverse("accounts:login"), {"codename": typed})
+    assert response.status_code == 302 and response["Location"] == reverse("accounts:me")
+    assert client.get(reverse("accounts:me")).status_code == 200
+
+
+def test_a_wrong_codename_gets_one_generic_localised_message(
+    participant: ParticipantPersona,
+) -> None:
+    client = Client()
+    wrong = participant.codename.rsplit(" ", 1)[0] + " zzzz"
+    english = client.post("/en/login/", {"codename": wrong})
+    german = client.post("/de/login/", {"codename": wrong})
+    assert english.status_code == german.status_code == 400
+    assert "We could not find that codename" in english.content.decode()
+    assert "We could not find that codename" not in german.content.decode()
+    assert client.get(reverse("accounts:me")).status_code == 302
+
+
+def test_over_long_input_is_refused_before_any_hashing(participant: ParticipantPersona) -> None:
+    with (
+        mock.patch("stopcsam.accounts.services._codename_hasher") as hasher,
+        mock.patch("stopcsam.accounts.services.lookup_digest") as digest,
+    ):
+        response = Client().post(reverse("accounts:login"), {"codename": "word " * 1000})
+    assert response.status_code == 400
+    hasher.assert_not_called()
+    digest.assert_not_called()
+
+
+def test_a_participant_can_delete_their_account(participant: ParticipantPersona) -> None:
+    client = Client()
+    client.post(reverse("accounts:login"), {"codename": participant.codename})
+    refused = client.post(reverse("accounts:delete"), {})
+    assert refused.status_code == 400 and Participant.objects.count() == 1
+    response = client.post(reverse("accounts:delete"), {"confirm": "on"})
+    assert response.status_code == 302
+    assert not Participant.objects.filter(pk=participant.participant.pk).exists()
+    assert AuditEvent.objects.filter(action="participant.deleted").count() == 1
+    again = Client().post(reverse("accounts:login"), {"codename": participant.codename})
+    assert again.status_code == 400
+
+
+def test_logout_is_a_post(participant: ParticipantPersona) -> None:
+    client = Client()
+    client.post(reverse("accounts:login"), {"codename": participant.codename})
+    assert client.get(reverse("accounts:logout")).status_code == 405
+    assert client.get(reverse("accounts:me")).status_code == 200
+    client.post(reverse("accounts:logout"))
+    assert client.get(reverse("accounts:me")).status_code == 302
+
+
+def test_the_participant_table_has_no_identifying_column() -> None:
+    with connection.cursor() as cursor:
+        columns = [
+            c.name
+            for c in connection.introspection.get_table_description(
+                cursor, Participant._meta.db_table
+            )
+        ]
+    assert set(columns) == {"id", "codename_lookup", "codename_hash", "language", "created_at"}
+    assert not [c for c in columns if set(c.split("_")) & FORBIDDEN_WORDS]
+
+
+def test_login_gets_a_fresh_session_id(participant: ParticipantPersona) -> None:
+    client = Client()
+    client.get(reverse("accounts:login"))
+    client.session.save()
+    before = client.cookies["sid"].value
+    client.post(reverse("accounts:login"), {"codename": participant.codename})
+    assert client.cookies["sid"].value != before
+
+
+def test_the_session_holds_the_id_never_the_codename(participant: ParticipantPersona) -> None:
+    client = Client()
+    client.post(reverse("accounts:login"), {"codename": participant.codename})
+    stored = dict(client.session.items())
+    assert participant.codename not in repr(stored)
+    assert stored["participant_id"] == participant.participant.pk

@@ -1,0 +1,204 @@
+"""Thin views: validate, call a service, render. No business rules live here."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import login, logout
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, QueryDict
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
+from django_otp import login as otp_login
+
+from stopcsam.accounts import services
+from stopcsam.accounts.decorators import participant_required, staff_verified_required
+from stopcsam.accounts.exceptions import (
+    InvalidCodenameError,
+    InvitationCodeError,
+    InvitationInvalidError,
+    StaffLoginFailedError,
+    UsernameTakenError,
+)
+from stopcsam.accounts.forms import (
+    CodenameLoginForm,
+    DeleteAccountForm,
+    InvitationAcceptForm,
+    SignupForm,
+    StaffLoginForm,
+)
+from stopcsam.accounts.sessions import participant_login, participant_logout
+
+# --- participants ---------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponseBase:
+    if request.participant:  # type: ignore[attr-defined]
+        return redirect(_safe_next(request) or _participant_home())
+    form = SignupForm(_posted(request), initial={"language": get_language()})
+    if request.method == "POST" and form.is_valid():
+        participant, codename = services.participant_create(language=form.cleaned_data["language"])
+        participant_login(request, participant)
+        # Rendered, not redirected: the codename exists only in this one response.
+        return render(
+            request,
+            "accounts/codename.html",
+            {"codename": codename, "next_url": _safe_next(request) or _participant_home()},
+        )
+    return render(request, "accounts/signup.html", {"form": form}, status=_form_status(form))
+
+
+@require_http_methods(["GET", "POST"])
+def participant_login_view(request: HttpRequest) -> HttpResponseBase:
+    form = CodenameLoginForm(_posted(request))
+    if request.method == "POST" and form.is_valid():
+        try:
+            participant = services.participant_authenticate(codename=form.cleaned_data["codename"])
+        except InvalidCodenameError:
+            form.add_error(
+                None, _("We could not find that codename. Check the words and try again.")
+            )
+        else:
+            participant_login(request, participant)
+            return redirect(_safe_next(request) or _participant_home())
+    return render(request, "accounts/login.html", {"form": form}, status=_form_status(form))
+
+
+@require_POST
+def participant_logout_view(request: HttpRequest) -> HttpResponseBase:
+    participant_logout(request)
+    return redirect("outreach:home")
+
+
+@participant_required
+def me(request: HttpRequest) -> HttpResponse:
+    return render(request, "accounts/me.html")
+
+
+@participant_required
+@require_http_methods(["GET", "POST"])
+def delete_account(request: HttpRequest) -> HttpResponseBase:
+    form = DeleteAccountForm(_posted(request))
+    if request.method == "POST" and form.is_valid():
+        services.participant_delete(participant=request.participant)  # type: ignore[attr-defined]
+        participant_logout(request)
+        messages.success(request, _("Your account has been deleted."))
+        return redirect("outreach:home")
+    return render(request, "accounts/delete.html", {"form": form}, status=_form_status(form))
+
+
+# --- staff ----------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def staff_login(request: HttpRequest) -> HttpResponseBase:
+    form = StaffLoginForm(_posted(request))
+    if request.method == "POST" and form.is_valid():
+        try:
+            device = services.staff_authenticate(**form.cleaned_data)
+        except StaffLoginFailedError:
+            form.add_error(
+                None,
+                _(
+                    "Login failed. Check your username, password and one-time "
+                    "code. After repeated failures the account is locked for a "
+                    "while."
+                ),
+            )
+        else:
+            login(request, device.user, backend="django.contrib.auth.backends.ModelBackend")
+            otp_login(request, device)
+            return redirect(_safe_next(request) or "accounts:staff_home")
+    return render(request, "accounts/staff_login.html", {"form": form}, status=_form_status(form))
+
+
+@require_POST
+def staff_logout(request: HttpRequest) -> HttpResponseBase:
+    logout(request)
+    return redirect("accounts:staff_login")
+
+
+@staff_verified_required
+def staff_home(request: HttpRequest) -> HttpResponse:
+    return render(request, "accounts/staff_home.html")
+
+
+@require_http_methods(["GET", "POST"])
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponseBase:
+    try:
+        invitation = services.staff_invitation_open(token=token)
+    except InvitationInvalidError:
+        return render(request, "accounts/invitation_invalid.html", status=404)
+    form = InvitationAcceptForm(_posted(request))
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.staff_invitation_accept(
+                token=token,
+                username=form.cleaned_data["username"],
+                password=form.cleaned_data["password1"],
+                otp_token=form.cleaned_data["otp_token"],
+            )
+        except InvitationCodeError:
+            form.add_error(
+                "otp_token",
+                _("That code did not match. Check the time on your phone and try the newest code."),
+            )
+        except UsernameTakenError:
+            form.add_error("username", _("This username is taken."))
+        except InvitationInvalidError:
+            return render(request, "accounts/invitation_invalid.html", status=404)
+        else:
+            messages.success(request, _("Your account is ready. Please log in."))
+            return redirect("accounts:staff_login")
+    key = services.invitation_totp_key(token)
+    return render(
+        request,
+        "accounts/invitation_accept.html",
+        {
+            "form": form,
+            "invitation": invitation,
+            **_totp_enrolment(key, invitation.role),
+        },
+        status=_form_status(form),
+    )
+
+
+def _totp_enrolment(hex_key: str, label: str) -> dict[str, str]:
+    import base64
+
+    import segno
+    from django.conf import settings
+
+    secret = base64.b32encode(bytes.fromhex(hex_key)).decode().rstrip("=")
+    uri = f"otpauth://totp/{settings.OTP_TOTP_ISSUER}:{label}?secret={secret}&issuer={settings.OTP_TOTP_ISSUER}"
+    qr_svg = segno.make(uri, error="m").svg_inline(scale=4, dark="#111", light="#fff")
+    return {"totp_secret": secret, "totp_uri": uri, "totp_qr_svg": qr_svg}
+
+
+def _participant_home() -> str:
+    """Where a participant lands after logging in: their account, or the study's page."""
+    from django.conf import settings
+
+    return reverse(settings.STOPCSAM_PARTICIPANT_HOME)
+
+
+def _form_status(form: object) -> int:
+    errors = getattr(form, "errors", None)
+    return 400 if errors else 200
+
+
+def _safe_next(request: HttpRequest) -> str | None:
+    target = request.GET.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return None
+
+
+def _posted(request: HttpRequest) -> QueryDict | None:
+    """Bind forms on POST even when the body is empty (an empty POST is still a submission)."""
+    return request.POST if request.method == "POST" else None

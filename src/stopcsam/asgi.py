@@ -1,0 +1,40 @@
+"""The ASGI application: Django, behind a layer that strips identifying request metadata.
+
+HTTP requests run Django's WSGI handler on a pool of threads (``STOPCSAM_HTTP_THREADS``),
+websockets go to the lean chat endpoint. Under Django's own ASGI handler every sync view and
+sync middleware of a process shares one thread, so at 50 concurrent participants requests
+queued behind each other (see bench/journey.py and the commit that made this change).
+``STOPCSAM_HTTP_THREADS=0`` serves HTTP through Django's ASGI handler instead.
+
+Importing this module runs the system checks and refuses to start on a broken configuration,
+whichever server imports it.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "stopcsam.settings")
+
+from django.conf import settings
+from django.core.asgi import get_asgi_application
+
+django_application = get_asgi_application()
+
+from stopcsam.core.asgi_privacy import anonymising  # noqa: E402
+from stopcsam.core.routing import with_websockets  # noqa: E402
+from stopcsam.core.startup import refuse_broken_configuration  # noqa: E402
+
+
+def _http_application() -> object:
+    if settings.STOPCSAM_HTTP_THREADS <= 0:
+        return django_application
+    from a2wsgi import WSGIMiddleware
+    from django.core.wsgi import get_wsgi_application
+
+    # django-stubs types the handler as returning a response object, which is iterable bytes.
+    return WSGIMiddleware(get_wsgi_application(), workers=settings.STOPCSAM_HTTP_THREADS)  # type: ignore[arg-type]
+
+
+refuse_broken_configuration()
+application = anonymising(with_websockets(_http_application()))

@@ -1,0 +1,47 @@
+"""Domain errors of the chat. Each carries a stable code (for the socket) and a user message."""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_lazy as _
+
+
+class ChatError(Exception):
+    code = "error"
+    message = _("Something went wrong. Please try again.")
+
+
+class SessionNotFoundError(ChatError):
+    """No such session for this person: a stranger's session looks exactly like none."""
+
+    code = "not_found"
+    message = _("This chat session does not exist or is not yours.")
+
+
+class SessionNotOpenError(ChatError):
+    code = "not_open"
+    message = _("This session is not open yet.")
+
+
+class SessionNotLiveError(ChatError):
+    code = "not_live"
+    message = _("Messages can be sent only while the session is in progress.")
+
+
+class SessionEndedError(ChatError):
+    code = "ended"
+    message = _("This session has ended.")
+
+
+class InvalidMessageError(ChatError):
+    code = "invalid"
+    message = _("This message cannot be sent: it is empty or too long.")
+
+
+class NotAllowedError(ChatError):
+    code = "forbidden"
+    message = _("You are not allowed to do this in this session.")
+
+
+class StorageUnavailableError(ChatError):
+    code = "unavailable"
+    message = _("The message could not be saved. It was not sent; please try again.")

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import secrets
+
+from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+
+from stopcsam.chat.models import RiskLevel
+
+
+def new_client_id() -> str:
+    return "f-" + secrets.token_urlsafe(12)
+
+
+class MessageForm(forms.Form):
+    body = forms.CharField(
+        label=_("Your message"),
+        max_length=settings.CHAT_MAX_MESSAGE_CHARS,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+    # Generated with the page, so sending the same form twice stores the message once.
+    client_id = forms.RegexField(regex=r"^[A-Za-z0-9_-]{8,64}$", widget=forms.HiddenInput)
+
+
+class FeedbackForm(forms.Form):
+    rating = forms.TypedChoiceField(
+        label=_("How helpful was this session for you?"),
+        choices=[
+            (1, _("Not helpful")),
+            (2, _("A little helpful")),
+            (3, _("Somewhat helpful")),
+            (4, _("Helpful")),
+            (5, _("Very helpful")),
+        ],
+        coerce=int,
+        widget=forms.RadioSelect,
+    )
+
+
+class NoteForm(forms.Form):
+    body = forms.CharField(
+        label=_("Private notes"), required=False, max_length=20000, widget=forms.Textarea
+    )
+    risk_level = forms.ChoiceField(
+        label=_("Risk assessment"), choices=[("", "—"), *RiskLevel.choices], required=False
+    )
+    risk_notes = forms.CharField(
+        label=_("Reasons for this assessment"),
+        required=False,
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+
+class EscalationForm(forms.Form):
+    reason = forms.CharField(
+        label=_("What should the supervisor know?"),
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )

@@ -1,0 +1,155 @@
+"""Fan-out between websocket connections: a wake-up after commit, never the source of truth.
+
+A connection subscribes to its session and receives small events (``msg`` with the stored
+ciphertext, ``state``, ``typing``, ``read``, ``resync``). A lost event costs only latency:
+connections fetch anything they missed from the database (on a gap, on ``resync``, and on a
+periodic poll). Two implementations: in-process (the embedded default) and Redis pub/sub
+(several processes). ``publish`` is thread-safe and never raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from django.conf import settings
+
+logger = logging.getLogger("stopcsam.chat.hub")
+
+Event = dict[str, Any]
+Listener = Callable[[Event], None]
+
+
+class Hub(Protocol):
+    def publish(self, session_id: int, event: Event) -> None: ...
+
+    async def subscribe(self, session_id: int, listener: Listener) -> None: ...
+
+    async def unsubscribe(self, session_id: int, listener: Listener) -> None: ...
+
+
+class InProcessHub:
+    """Listeners live in this process's event loop; publishers may be any thread."""
+
+    def __init__(self) -> None:
+        self.listeners: dict[int, set[Listener]] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def publish(self, session_id: int, event: Event) -> None:
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self.deliver(session_id, event)
+        else:
+            loop.call_soon_threadsafe(self.deliver, session_id, event)
+
+    def deliver(self, session_id: int, event: Event) -> None:
+        for listener in tuple(self.listeners.get(session_id, ())):
+            listener(event)
+
+    def deliver_all(self, event: Event) -> None:
+        for session_id in tuple(self.listeners):
+            self.deliver(session_id, event)
+
+    async def subscribe(self, session_id: int, listener: Listener) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.listeners.setdefault(session_id, set()).add(listener)
+
+    async def unsubscribe(self, session_id: int, listener: Listener) -> None:
+        found = self.listeners.get(session_id)
+        if found is not None:
+            found.discard(listener)
+            if not found:
+                del self.listeners[session_id]
+
+
+class RedisHub(InProcessHub):
+    """Local listeners get events directly; other processes get them through Redis.
+
+    One pattern subscription per process. After Redis comes back, every local connection is
+    told to ``resync`` from the database, so nothing published during the outage is missed.
+    """
+
+    def __init__(self, url: str, prefix: str) -> None:
+        super().__init__()
+        import redis
+
+        self.url = url
+        self.prefix = f"{prefix}:chat:"
+        self.origin = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        self.listener_task: asyncio.Task[None] | None = None
+
+    def publish(self, session_id: int, event: Event) -> None:
+        super().publish(session_id, event)
+        payload = json.dumps({"o": self.origin, "e": event}, separators=(",", ":"))
+        try:
+            self.client.publish(f"{self.prefix}{session_id}", payload)
+        except Exception:
+            logger.warning("chat hub: Redis publish failed; peers will catch up by polling")
+
+    async def subscribe(self, session_id: int, listener: Listener) -> None:
+        await super().subscribe(session_id, listener)
+        if self.listener_task is None or self.listener_task.done():
+            self.listener_task = asyncio.get_running_loop().create_task(self.listen())
+
+    async def listen(self) -> None:
+        import redis.asyncio as aioredis
+
+        while True:
+            try:
+                client = aioredis.Redis.from_url(self.url, socket_connect_timeout=1)
+                async with client.pubsub() as pubsub:
+                    await pubsub.psubscribe(f"{self.prefix}*")
+                    self.deliver_all({"t": "resync"})
+                    async for message in pubsub.listen():
+                        self.receive(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("chat hub: Redis subscription lost; retrying")
+                await asyncio.sleep(0.5)
+
+    def receive(self, message: dict[str, Any]) -> None:
+        if message.get("type") != "pmessage":
+            return
+        data = json.loads(message["data"])
+        if data.get("o") == self.origin:
+            return
+        channel = message["channel"]
+        channel = channel.decode() if isinstance(channel, bytes) else channel
+        self.deliver(int(channel.rsplit(":", 1)[1]), data["e"])
+
+
+_hub: Hub | None = None
+_hub_lock = threading.Lock()
+
+
+def get_hub() -> Hub:
+    global _hub
+    with _hub_lock:
+        if _hub is None:
+            _hub = (
+                RedisHub(settings.REDIS_URL, settings.CHAT_REDIS_PREFIX)
+                if settings.REDIS_URL
+                else InProcessHub()
+            )
+        return _hub
+
+
+def reset_hub() -> None:
+    """For tests: forget the process hub so the next one follows the current settings."""
+    global _hub
+    with _hub_lock:
+        _hub = None

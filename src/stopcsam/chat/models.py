@@ -1,0 +1,130 @@
+"""Chat sessions, their messages (encrypted), the therapist's notes and escalations.
+
+A session mirrors one appointment that scheduling owns; chat learns about it only through the
+appointment hooks in settings. Message bodies, notes and free text are sealed at rest.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from stopcsam.accounts.models import Participant, StaffUser
+from stopcsam.core.fields import EncryptedTextField
+
+
+def new_public_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
+class SessionState(models.TextChoices):
+    SCHEDULED = "scheduled", _("Not open yet")
+    WAITING = "waiting", _("Waiting to be admitted")
+    LIVE = "live", _("In progress")
+    ENDED = "ended", _("Ended")
+
+
+class Sender(models.TextChoices):
+    PARTICIPANT = "participant", _("You")
+    THERAPIST = "therapist", _("Therapist")
+
+
+class ChatSession(models.Model):
+    """One booked chat appointment between a participant and a therapist."""
+
+    public_id = models.CharField(max_length=32, unique=True, default=new_public_id)
+    appointment_ref = models.CharField(max_length=64, unique=True)
+    participant = models.ForeignKey(
+        Participant, on_delete=models.CASCADE, related_name="chat_sessions"
+    )
+    therapist = models.ForeignKey(StaffUser, on_delete=models.PROTECT, related_name="+")
+    language = models.CharField(max_length=5)
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    number = models.PositiveSmallIntegerField(default=1)
+    of = models.PositiveSmallIntegerField(default=1)
+    state = models.CharField(max_length=10, choices=SessionState.choices, default="scheduled")
+    joined_at = models.DateTimeField(null=True, blank=True)
+    admitted_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    ended_by = models.CharField(max_length=12, blank=True)  # therapist | timer
+    # The last sequence number handed out; bumped under the row lock, so gapless.
+    last_seq = models.PositiveIntegerField(default=0)
+    participant_read_seq = models.PositiveIntegerField(default=0)
+    therapist_read_seq = models.PositiveIntegerField(default=0)
+    feedback = models.PositiveSmallIntegerField(null=True, blank=True)
+    read_along = models.BooleanField(default=False)
+    shredded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["starts_at"]
+        indexes = [models.Index(fields=["therapist", "starts_at"])]
+
+    def __str__(self) -> str:
+        return f"chat session {self.public_id}"
+
+    @property
+    def audit_ref(self) -> str:
+        return f"chat_session:{self.pk}"
+
+
+class ChatMessage(models.Model):
+    """One message, numbered gaplessly within its session; the body is sealed at rest."""
+
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="messages")
+    seq = models.PositiveIntegerField()
+    sender = models.CharField(max_length=12, choices=Sender.choices)
+    client_id = models.CharField(max_length=64)
+    body = EncryptedTextField(context="chat.message.body")
+    sent_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["session", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "seq"], name="chat_message_seq_unique"),
+            models.UniqueConstraint(
+                fields=["session", "sender", "client_id"], name="chat_message_client_id_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"message {self.seq} of session {self.session_id}"
+
+
+class RiskLevel(models.TextChoices):
+    NONE = "none", _("No current risk identified")
+    LOW = "low", _("Low")
+    MODERATE = "moderate", _("Moderate")
+    HIGH = "high", _("High: act now")
+
+
+class SessionNote(models.Model):
+    """The therapist's private notes and risk assessment for one session."""
+
+    session = models.OneToOneField(ChatSession, on_delete=models.CASCADE, related_name="note")
+    author = models.ForeignKey(StaffUser, on_delete=models.PROTECT, related_name="+")
+    body = EncryptedTextField(context="chat.note.body", blank=True)
+    risk_level = models.CharField(max_length=10, choices=RiskLevel.choices, blank=True)
+    risk_notes = EncryptedTextField(context="chat.note.risk", blank=True)
+    updated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"note on {self.session_id}"
+
+
+class Escalation(models.Model):
+    """A therapist's request for a supervisor to look at a session."""
+
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="escalations")
+    raised_by = models.ForeignKey(StaffUser, on_delete=models.PROTECT, related_name="+")
+    reason = EncryptedTextField(context="chat.escalation.reason")
+    raised_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-raised_at"]
+
+    def __str__(self) -> str:
+        return f"escalation on {self.session_id}"

@@ -1,0 +1,94 @@
+"""The websocket frame protocol (docs/chat-protocol.md): one schema per frame type.
+
+Frames are JSON objects with a ``type``. A schema names every field, its type and whether it
+may be null; a frame with a missing, extra or mistyped field is refused. The tests check every
+frame the server sends against ``SERVER_FRAMES``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+
+Field = tuple[type | tuple[type, ...], bool]  # (accepted types, nullable)
+Schema = dict[str, Field]
+
+INT: Field = (int, False)
+STR: Field = (str, False)
+BOOL: Field = (bool, False)
+
+CLIENT_FRAMES: dict[str, Schema] = {
+    "hello": {"after": INT},
+    "send": {"client_id": STR, "body": STR},
+    "typing": {"active": BOOL},
+    "read": {"seq": INT},
+    "admit": {},
+    "end": {},
+    "ping": {},
+}
+
+SERVER_FRAMES: dict[str, Schema] = {
+    "state": {
+        "role": STR,
+        "state": STR,
+        "remaining": (int, True),
+        "warning": BOOL,
+        "read_along": BOOL,
+        "last_seq": INT,
+    },
+    "message": {"seq": INT, "sender": STR, "body": STR, "sent_at": STR},
+    "caught_up": {"seq": INT},
+    "ack": {"client_id": STR, "seq": INT, "duplicate": BOOL},
+    "typing": {"sender": STR, "active": BOOL},
+    "read": {"sender": STR, "seq": INT},
+    "tick": {"remaining": INT},
+    "warning": {"remaining": INT},
+    "error": {"code": STR, "message": STR, "client_id": (str, True)},
+    "pong": {},
+}
+
+
+class FrameError(ValueError):
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def conforms(frame: Any, schemas: dict[str, Schema]) -> bool:
+    if not isinstance(frame, dict) or frame.get("type") not in schemas:
+        return False
+    schema = schemas[frame["type"]]
+    if frame.keys() - {"type"} != schema.keys():
+        return False
+    return all(_field_ok(frame[name], field) for name, field in schema.items())
+
+
+def _field_ok(value: Any, field: Field) -> bool:
+    types, nullable = field
+    if value is None:
+        return nullable
+    if isinstance(value, bool) and types is not bool:
+        return False  # JSON true is not a number here
+    return isinstance(value, types)
+
+
+def parse_client_frame(text: str) -> dict[str, Any]:
+    """Parse and validate one client frame; raise FrameError with a code on any fault."""
+    if len(text.encode("utf-8", "surrogatepass")) > settings.CHAT_MAX_FRAME_BYTES:
+        raise FrameError("too_large")
+    try:
+        frame = json.loads(text)
+    except ValueError as exc:
+        raise FrameError("bad_frame") from exc
+    if not conforms(frame, CLIENT_FRAMES):
+        raise FrameError("bad_frame")
+    for name in ("after", "seq"):
+        if frame.get(name, 0) < 0:
+            raise FrameError("bad_frame")
+    return frame
+
+
+def encode(frame_type: str, **fields: Any) -> str:
+    return json.dumps({"type": frame_type, **fields}, ensure_ascii=False, separators=(",", ":"))

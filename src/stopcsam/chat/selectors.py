@@ -1,0 +1,154 @@
+"""Reads of the chat, with access control. A session that is not yours looks like none.
+
+Staff reads of a transcript go through ``transcript_for_staff``, which writes exactly one
+audit row per read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from stopcsam.accounts.models import Participant, Role, StaffUser
+from stopcsam.chat import appointments
+from stopcsam.chat.exceptions import SessionNotFoundError
+from stopcsam.chat.models import ChatMessage, ChatSession, Escalation, SessionState
+from stopcsam.chat.services import session_sync
+from stopcsam.core import clock
+from stopcsam.core.audit import audit_record
+
+THERAPIST = "therapist"
+READ_ALONG = "read_along"
+LIST_SINCE = timedelta(days=120)
+
+
+@dataclass(frozen=True)
+class MessageView:
+    seq: int
+    sender: str
+    body: str
+    sent_at: datetime
+
+
+def _refresh(public_id: str) -> ChatSession | None:
+    session = ChatSession.objects.select_related("therapist__site").filter(public_id=public_id)
+    found = session.first()
+    if found is not None and found.state != SessionState.ENDED:
+        fresh = appointments.appointment_fetch(appointment_ref=found.appointment_ref)
+        if fresh is not None:
+            session_sync(appointment=fresh)
+            found.refresh_from_db()
+    return found
+
+
+def session_for_participant(*, participant: Participant, public_id: str) -> ChatSession:
+    session = _refresh(public_id)
+    if session is None or session.participant_id != participant.pk:
+        raise SessionNotFoundError
+    return session
+
+
+def session_for_staff(*, user: StaffUser, public_id: str) -> tuple[ChatSession, str]:
+    """The session and how this member of staff may see it: as its therapist, or reading
+    along as a supervisor of the same site when the site allows it."""
+    session = _refresh(public_id)
+    if session is None or not user.is_active:
+        raise SessionNotFoundError
+    if session.therapist_id == user.pk:
+        return session, THERAPIST
+    if (
+        user.role == Role.SUPERVISOR
+        and session.read_along
+        and user.site_id == session.therapist.site_id
+    ):
+        return session, READ_ALONG
+    raise SessionNotFoundError
+
+
+def sessions_of_participant(*, participant: Participant) -> list[ChatSession]:
+    since = clock.now() - LIST_SINCE
+    for item in appointments.appointments_list(participant_id=participant.pk, since=since):
+        if item["participant_id"] == participant.pk:
+            session_sync(appointment=item)
+    return list(ChatSession.objects.filter(participant=participant, starts_at__gte=since))
+
+
+def sessions_of_therapist(*, user: StaffUser) -> list[ChatSession]:
+    since = clock.now() - LIST_SINCE
+    for item in appointments.appointments_list(therapist_id=user.pk, since=since):
+        if item["therapist_id"] == user.pk:
+            session_sync(appointment=item)
+    return list(ChatSession.objects.filter(therapist=user, starts_at__gte=since))
+
+
+def messages_after(*, session_id: int, after: int, limit: int = 500) -> list[MessageView]:
+    """The conversation for its own two members (no audit: it is their own chat)."""
+    rows = ChatMessage.objects.filter(session_id=session_id, seq__gt=after).order_by("seq")
+    return [
+        MessageView(m.seq, m.sender, m.body, m.sent_at)
+        for m in rows.only("seq", "sender", "body", "sent_at")[:limit]
+    ]
+
+
+def transcript_for_staff(*, user: StaffUser, session: ChatSession, via: str) -> list[MessageView]:
+    """A transcript shown to staff. Exactly one audit row per read."""
+    messages = messages_after(session_id=session.pk, after=0, limit=100_000)
+    audit_record(
+        actor=user.audit_ref,
+        action="chat.transcript_read",
+        subject=session.audit_ref,
+        detail={"via": via, "messages": len(messages)},
+    )
+    return messages
+
+
+def previous_sessions(*, session: ChatSession) -> list[ChatSession]:
+    return list(
+        ChatSession.objects.filter(
+            participant_id=session.participant_id, starts_at__lt=session.starts_at
+        )
+        .select_related("note")
+        .order_by("starts_at")
+    )
+
+
+def study_id(*, participant_id: int) -> str:
+    """The study's pseudonymous id when wired, else a keyed pseudonym of our own."""
+    hook = settings.STOPCSAM_PARTICIPANT_STUDY_ID
+    if hook:
+        return str(import_string(hook)(participant_id))
+    digest = hmac.new(
+        settings.STOPCSAM_LOOKUP_KEY.encode(),
+        f"stopcsam.chat.pseudonym\x00{participant_id}".encode(),
+        hashlib.sha256,
+    ).hexdigest()
+    return f"P-{digest[:10].upper()}"
+
+
+def escalations_for_supervisor(*, user: StaffUser) -> list[Escalation]:
+    """Open escalations of the supervisor's site; other staff see none."""
+    if user.role != Role.SUPERVISOR or not user.is_active:
+        return []
+    return list(
+        Escalation.objects.filter(
+            session__therapist__site_id=user.site_id, resolved_at__isnull=True
+        ).select_related("session", "raised_by")
+    )
+
+
+def session_guide(*, number: int, language: str) -> list[str]:
+    """The structured guide for session ``number`` from the site's content file
+    (``CHAT_SESSION_GUIDE_FILE``: ``{"<language>": {"<number>": ["step", ...]}}``)."""
+    path = settings.CHAT_SESSION_GUIDE_FILE
+    if not path:
+        return []
+    content = json.loads(Path(path).read_text(encoding="utf-8"))
+    by_language = content.get(language) or content.get("en") or {}
+    return [str(step) for step in by_language.get(str(number), [])]

@@ -1,0 +1,441 @@
+"""The lean ASGI websocket endpoint of the chat: ``/ws/chat/<public id>?lang=xx``.
+
+Thin on purpose: check the Origin, authenticate from the Django session cookie, check access
+through a selector, then validate each frame against its schema and call a service. Fan-out
+events from the hub only wake the connection; the messages it sends come from the database
+or carry the stored ciphertext (see docs/chat-protocol.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass
+from http.cookies import SimpleCookie
+from types import SimpleNamespace
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+from django.conf import settings
+from django.contrib.auth import get_user
+from django.db import DatabaseError, connection
+from django.http.request import validate_host
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.models import Device
+
+from stopcsam.accounts.models import Participant, StaffUser
+from stopcsam.accounts.sessions import SESSION_KEY
+from stopcsam.chat import selectors, services, timing
+from stopcsam.chat.exceptions import ChatError, NotAllowedError
+from stopcsam.chat.hub import get_hub
+from stopcsam.chat.models import ChatSession, Sender, SessionState
+from stopcsam.chat.protocol import FrameError, encode, parse_client_frame
+from stopcsam.chat.writer import SendJob, get_readers, get_writer
+from stopcsam.core import clock, crypto
+
+logger = logging.getLogger("stopcsam.chat.sockets")
+PATH = re.compile(r"^/ws/chat/([A-Za-z0-9_-]{8,32})/?$")
+BODY_CONTEXT = "chat.message.body"
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+CLOSE_FLOOD = 1008
+MAX_DROPPED = 50
+T = TypeVar("T")
+
+Scope = MutableMapping[str, Any]
+Send = Callable[[dict[str, Any]], Any]
+
+
+async def in_thread[T](fn: Callable[..., T], /, **kwargs: Any) -> T:
+    def call() -> T:
+        try:
+            return fn(**kwargs)
+        except DatabaseError:
+            connection.close()  # reopened by the next call on this thread
+            raise
+
+    return await asyncio.get_running_loop().run_in_executor(get_readers(), call)
+
+
+# --- handshake -------------------------------------------------------------------------------
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return ""
+
+
+def origin_allowed(scope: Scope) -> bool:
+    """Refuse cross-site websocket hijacking: the page must come from this site."""
+    origin = _header(scope, b"origin")
+    if not origin:
+        return False
+    if origin in settings.CSRF_TRUSTED_ORIGINS:
+        return True
+    parts = urlsplit(origin)
+    host = _header(scope, b"host")
+    return (
+        parts.scheme in ("http", "https")
+        and parts.netloc == host
+        and validate_host(parts.hostname or "", settings.ALLOWED_HOSTS)
+    )
+
+
+@dataclass
+class Peer:
+    session: ChatSession
+    role: str  # participant | therapist | read_along
+    actor: str
+    language: str
+
+
+def authenticate(*, cookie: str, public_id: str) -> Peer | None:
+    """Who holds this Django session, and may they join this chat session?"""
+    from django.contrib.sessions.backends.db import SessionStore
+
+    jar = SimpleCookie()
+    try:
+        jar.load(cookie)
+    except Exception:
+        return None
+    morsel = jar.get(settings.SESSION_COOKIE_NAME)
+    if morsel is None:
+        return None
+    store = SessionStore(session_key=morsel.value)
+    try:
+        participant_id = store.get(SESSION_KEY)
+        if isinstance(participant_id, int):
+            return _participant_peer(participant_id, public_id)
+        return _staff_peer(store, public_id)
+    except ChatError:
+        return None
+
+
+def _participant_peer(participant_id: int, public_id: str) -> Peer | None:
+    participant = Participant.objects.filter(pk=participant_id).first()
+    if participant is None:
+        return None
+    session = selectors.session_for_participant(participant=participant, public_id=public_id)
+    session = services.session_enter(session=session, role=Sender.PARTICIPANT)
+    return Peer(session, Sender.PARTICIPANT, participant.audit_ref, session.language)
+
+
+def _staff_peer(store: Any, public_id: str) -> Peer | None:
+    user = get_user(SimpleNamespace(session=store))  # type: ignore[arg-type]
+    if not isinstance(user, StaffUser) or not user.is_active:
+        return None
+    device = Device.from_persistent_id(store.get(DEVICE_ID_SESSION_KEY) or "")
+    if device is None or device.user_id != user.pk or not device.confirmed:
+        return None  # a password alone never reaches a transcript
+    session, access = selectors.session_for_staff(user=user, public_id=public_id)
+    services.session_expire_if_due(session=session)
+    selectors.transcript_for_staff(user=user, session=session, via=f"socket.{access}")
+    role = Sender.THERAPIST if access == selectors.THERAPIST else "read_along"
+    return Peer(session, role, user.audit_ref, session.language)
+
+
+async def application(scope: Scope, receive: Any, send: Send) -> None:
+    event = await receive()
+    if event["type"] != "websocket.connect":
+        return
+    match = PATH.match(scope.get("path", ""))
+    if match is None:
+        await send({"type": "websocket.close", "code": CLOSE_NOT_FOUND})
+        return
+    if not origin_allowed(scope):
+        await send({"type": "websocket.close", "code": CLOSE_FORBIDDEN})
+        return
+    cookie = _header(scope, b"cookie")
+    peer = await in_thread(authenticate, cookie=cookie, public_id=match.group(1))
+    if peer is None:
+        await send({"type": "websocket.close", "code": CLOSE_FORBIDDEN})
+        return
+    language = parse_qs(scope.get("query_string", b"").decode()).get("lang", [peer.language])[0]
+    if language in dict(settings.LANGUAGES):
+        peer.language = language
+    await send({"type": "websocket.accept"})
+    await Connection(peer, send).run(receive)
+
+
+# --- one open connection ---------------------------------------------------------------------
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, float(burst)
+        self.tokens, self.stamp = float(burst), time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+class Connection:
+    def __init__(self, peer: Peer, send: Send) -> None:
+        self.peer = peer
+        self.session = peer.session
+        self.send = send
+        self.inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self.delivered: int | None = None  # None until the client said hello
+        self.warned = False
+        self.frames = TokenBucket(*settings.CHAT_FRAME_RATE)
+        self.sends = TokenBucket(*settings.CHAT_SEND_RATE)
+        self.dropped = 0
+        self.open = True
+
+    def wake(self, event: dict[str, Any]) -> None:
+        self.inbox.put_nowait(("hub", event))
+
+    async def run(self, receive: Any) -> None:
+        hub = get_hub()
+        await hub.subscribe(self.session.pk, self.wake)
+        tasks = [
+            asyncio.create_task(self.read_frames(receive)),
+            asyncio.create_task(self.tick()),
+        ]
+        try:
+            await self.emit_state()
+            while self.open:
+                kind, item = await self.inbox.get()
+                await self.handle(kind, item)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await hub.unsubscribe(self.session.pk, self.wake)
+
+    async def read_frames(self, receive: Any) -> None:
+        while True:
+            event = await receive()
+            if event["type"] == "websocket.disconnect":
+                self.inbox.put_nowait(("closed", None))
+                return
+            if event.get("text") is None:
+                self.inbox.put_nowait(("error", "text_only"))
+            elif not self.frames.take():
+                self.inbox.put_nowait(("error", "rate_limited"))
+            else:
+                self.inbox.put_nowait(("frame", event["text"]))
+
+    async def tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.next_tick_in())
+            self.inbox.put_nowait(("tick", None))
+
+    def next_tick_in(self) -> float:
+        left = timing.remaining_seconds(self.session, clock.now())
+        if left is None or self.session.state != SessionState.LIVE:
+            return float(settings.CHAT_TICK_SECONDS)
+        # Wake exactly at the warning and at the forced end, and at least every tick.
+        marks = [left - settings.CHAT_WARNING_SECONDS, left + settings.CHAT_GRACE_SECONDS]
+        soon = [mark for mark in marks if mark > 0]
+        return max(0.2, min([float(settings.CHAT_TICK_SECONDS), *[m + 0.05 for m in soon]]))
+
+    async def handle(self, kind: str, item: Any) -> None:
+        if kind == "closed":
+            self.open = False
+        elif kind == "frame":
+            await self.handle_frame(item)
+        elif kind == "hub":
+            await self.handle_event(item)
+        elif kind == "tick":
+            await self.handle_tick()
+        elif kind == "error":
+            await self.refuse(item)
+
+    async def write(self, text: str) -> None:
+        try:
+            await self.send({"type": "websocket.send", "text": text})
+        except Exception:
+            self.open = False
+
+    async def refuse(
+        self, code: str, error: ChatError | None = None, client_id: Any = None
+    ) -> None:
+        if code == "rate_limited":
+            self.dropped += 1
+            if self.dropped > MAX_DROPPED:
+                await self.send({"type": "websocket.close", "code": CLOSE_FLOOD})
+                self.open = False
+                return
+        with translation.override(self.peer.language):
+            message = str(error.message if error else ERROR_MESSAGES[code])
+        cid = client_id if isinstance(client_id, str) else None
+        await self.write(encode("error", code=code, message=message, client_id=cid))
+
+    # --- client frames ------------------------------------------------------------------------
+
+    async def handle_frame(self, text: str) -> None:
+        try:
+            frame = parse_client_frame(text)
+        except FrameError as fault:
+            await self.refuse(fault.code)
+            return
+        handler = getattr(self, f"on_{frame['type']}")
+        try:
+            await handler(frame)
+        except ChatError as error:
+            await self.refuse(error.code, error, frame.get("client_id"))
+
+    async def on_hello(self, frame: dict[str, Any]) -> None:
+        self.session = await in_thread(_reload, pk=self.session.pk)
+        self.delivered = min(frame["after"], self.session.last_seq)
+        await self.catch_up()
+        await self.write(encode("caught_up", seq=self.delivered))
+
+    async def on_send(self, frame: dict[str, Any]) -> None:
+        if self.peer.role == "read_along":
+            raise NotAllowedError
+        if not self.sends.take():
+            await self.refuse("rate_limited", client_id=frame["client_id"])
+            return
+        job = SendJob(self.session.pk, self.peer.role, frame["client_id"], frame["body"])
+        stored = await asyncio.wrap_future(get_writer().submit(job))
+        await self.write(
+            encode("ack", client_id=stored.client_id, seq=stored.seq, duplicate=not stored.created)
+        )
+
+    async def on_typing(self, frame: dict[str, Any]) -> None:
+        if self.peer.role != "read_along" and self.session.state == SessionState.LIVE:
+            event = {"t": "typing", "sender": self.peer.role, "active": frame["active"]}
+            get_hub().publish(self.session.pk, event)
+
+    async def on_read(self, frame: dict[str, Any]) -> None:
+        if self.peer.role != "read_along":
+            await in_thread(
+                services.read_mark, session=self.session, sender=self.peer.role, seq=frame["seq"]
+            )
+
+    async def on_admit(self, frame: dict[str, Any]) -> None:
+        if self.peer.role != Sender.THERAPIST:
+            raise NotAllowedError
+        therapist = self.session.therapist
+        self.session = await in_thread(
+            services.session_admit, session=self.session, therapist=therapist
+        )
+
+    async def on_end(self, frame: dict[str, Any]) -> None:
+        if self.peer.role != Sender.THERAPIST:
+            raise NotAllowedError
+        self.session = await in_thread(
+            services.session_end, session=self.session, ended_by="therapist", actor=self.peer.actor
+        )
+
+    async def on_ping(self, frame: dict[str, Any]) -> None:
+        await self.write(encode("pong"))
+
+    # --- wake-ups and the timer -----------------------------------------------------------------
+
+    async def handle_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("t")
+        if kind == "msg":
+            await self.on_message_event(event)
+        elif kind == "resync":
+            await self.catch_up()
+        elif kind == "state":
+            await self.refresh_state()
+        elif kind in ("typing", "read") and event.get("sender") != self.peer.role:
+            if kind == "typing":
+                await self.write(encode("typing", sender=event["sender"], active=event["active"]))
+            else:
+                await self.write(encode("read", sender=event["sender"], seq=event["seq"]))
+
+    async def on_message_event(self, event: dict[str, Any]) -> None:
+        if self.delivered is None or event["seq"] <= self.delivered:
+            return
+        if event["seq"] != self.delivered + 1:
+            await self.catch_up()  # a gap: the database fills it, in order
+            return
+        body = crypto.decrypt(event["ct"], context=BODY_CONTEXT)
+        await self.write(
+            encode(
+                "message",
+                seq=event["seq"],
+                sender=event["sender"],
+                body=body,
+                sent_at=event["sent_at"],
+            )
+        )
+        self.delivered = event["seq"]
+
+    async def catch_up(self) -> None:
+        if self.delivered is None:
+            return
+        while True:
+            missed = await in_thread(
+                selectors.messages_after, session_id=self.session.pk, after=self.delivered
+            )
+            for item in missed:
+                await self.write(
+                    encode(
+                        "message",
+                        seq=item.seq,
+                        sender=item.sender,
+                        body=item.body,
+                        sent_at=item.sent_at.isoformat(),
+                    )
+                )
+                self.delivered = item.seq
+            if len(missed) < 500:
+                return
+
+    async def refresh_state(self) -> None:
+        self.session = await in_thread(_reload, pk=self.session.pk)
+        await self.emit_state()
+        await self.catch_up()
+
+    async def emit_state(self) -> None:
+        now = clock.now()
+        await self.write(
+            encode(
+                "state",
+                role=self.peer.role,
+                state=self.session.state,
+                remaining=timing.remaining_seconds(self.session, now)
+                if self.session.state == SessionState.LIVE
+                else None,
+                warning=timing.in_warning(self.session, now),
+                read_along=self.session.read_along,
+                last_seq=self.session.last_seq,
+            )
+        )
+
+    async def handle_tick(self) -> None:
+        now = clock.now()
+        left = timing.remaining_seconds(self.session, now)
+        if self.session.state != SessionState.LIVE or left is None:
+            await self.catch_up()  # the safety-net poll while nobody writes
+            return
+        forced = timing.forced_end_at(self.session)
+        if forced is not None and now >= forced:
+            await in_thread(services.session_expire_if_due, session=self.session)
+            await self.refresh_state()
+            return
+        if left <= settings.CHAT_WARNING_SECONDS and not self.warned:
+            self.warned = True
+            await self.write(encode("warning", remaining=left))
+        await self.write(encode("tick", remaining=left))
+        await self.catch_up()
+
+
+def _reload(*, pk: int) -> ChatSession:
+    return ChatSession.objects.select_related("therapist").get(pk=pk)
+
+
+ERROR_MESSAGES = {
+    "too_large": _("This message is too long."),
+    "bad_frame": _("The chat could not understand this. Please reload the page."),
+    "text_only": _("Only text can be sent in this chat."),
+    "rate_limited": _("You are sending very quickly. Please wait a moment."),
+}

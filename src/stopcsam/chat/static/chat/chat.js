@@ -1,0 +1,173 @@
+// The chat client: upgrades the plain-HTML page to the websocket protocol
+// (docs/chat-protocol.md). Without JavaScript the same page works by form and refresh.
+// Every message keeps its client id until acknowledged, so a resend after a reconnect is
+// stored once. Text is only ever inserted with textContent: nothing is interpreted as HTML.
+(function () {
+  "use strict";
+  var root = document.getElementById("chat");
+  if (!root || !window.WebSocket) { return; }
+  document.documentElement.classList.add("js");
+  var t = root.dataset;
+  var role = t.role;
+  var state = t.state;
+  var log = document.getElementById("chat-log");
+  var form = document.getElementById("compose");
+  var statusLine = document.getElementById("chat-status");
+  var typingLine = document.getElementById("chat-typing");
+  var timer = document.getElementById("chat-timer");
+  var lastSeq = 0;
+  var pending = {};  // client id -> body, until acknowledged
+  var socket = null;
+  var retry = 500;
+  var typingSent = false;
+  var typingTimer = null;
+
+  if (log) {
+    log.querySelectorAll("li[data-seq]").forEach(function (li) {
+      lastSeq = Math.max(lastSeq, parseInt(li.dataset.seq, 10));
+    });
+  }
+
+  function newClientId() {
+    var bytes = new Uint8Array(12);
+    window.crypto.getRandomValues(bytes);
+    return "j-" + Array.prototype.map.call(bytes, function (b) {
+      return ("0" + b.toString(16)).slice(-2);
+    }).join("");
+  }
+
+  function say(text) { if (statusLine) { statusLine.textContent = text || ""; } }
+
+  function senderName(sender) {
+    var mine = role === "read_along" ? "" : role;
+    if (sender === mine) { return t.tYou; }
+    return sender === "therapist" ? t.tTherapist : t.tParticipant;
+  }
+
+  function addMessage(frame) {
+    if (!log || frame.seq <= lastSeq) { return; }
+    var empty = log.querySelector(".empty");
+    if (empty) { empty.remove(); }
+    var li = document.createElement("li");
+    li.className = "msg " + frame.sender + (frame.sender === role ? " mine" : "");
+    li.dataset.seq = String(frame.seq);
+    var who = document.createElement("span");
+    who.className = "who";
+    who.textContent = senderName(frame.sender);
+    var when = document.createElement("time");
+    var date = new Date(frame.sent_at);
+    when.dateTime = frame.sent_at;
+    when.textContent = " " + ("0" + date.getHours()).slice(-2) + ":" + ("0" + date.getMinutes()).slice(-2);
+    var body = document.createElement("p");
+    body.textContent = frame.body;
+    li.appendChild(who); li.appendChild(when); li.appendChild(body);
+    log.appendChild(li);
+    log.scrollTop = log.scrollHeight;
+    lastSeq = frame.seq;
+    if (frame.sender !== role && role !== "read_along") {
+      send({ type: "read", seq: frame.seq });
+    }
+  }
+
+  function showRemaining(seconds) {
+    if (!timer || seconds === null || seconds === undefined) { return; }
+    var minutes = Math.max(0, Math.ceil(seconds / 60));
+    timer.textContent = minutes + " " + t.tMinutes;
+  }
+
+  function send(frame) {
+    if (socket && socket.readyState === WebSocket.OPEN) {
+      socket.send(JSON.stringify(frame));
+      return true;
+    }
+    return false;
+  }
+
+  function flushPending() {
+    Object.keys(pending).forEach(function (id) {
+      send({ type: "send", client_id: id, body: pending[id] });
+    });
+  }
+
+  function onFrame(frame) {
+    switch (frame.type) {
+      case "state":
+        if (frame.state !== state) { window.location.reload(); return; }
+        showRemaining(frame.remaining);
+        if (frame.warning && timer) { timer.classList.add("warning"); }
+        break;
+      case "message": addMessage(frame); break;
+      case "caught_up": flushPending(); break;
+      case "ack":
+        delete pending[frame.client_id];
+        if (Object.keys(pending).length === 0) { say(""); }
+        break;
+      case "tick": showRemaining(frame.remaining); break;
+      case "warning":
+        if (timer) { timer.classList.add("warning"); }
+        say(t.tWarning);
+        showRemaining(frame.remaining);
+        break;
+      case "typing":
+        if (typingLine) { typingLine.textContent = frame.active ? t.tTyping : ""; }
+        break;
+      case "error":
+        if (frame.client_id && frame.code !== "unavailable" && frame.code !== "rate_limited") {
+          delete pending[frame.client_id];
+        }
+        say(frame.message);
+        break;
+      default: break;
+    }
+  }
+
+  function connect() {
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    socket = new WebSocket(scheme + window.location.host + t.socket);
+    socket.onopen = function () {
+      retry = 500;
+      say(Object.keys(pending).length ? t.tSending : "");
+      send({ type: "hello", after: lastSeq });
+    };
+    socket.onmessage = function (event) {
+      try { onFrame(JSON.parse(event.data)); } catch (e) { /* a frame we do not know */ }
+    };
+    socket.onclose = function (event) {
+      if (event.code === 4403 || event.code === 4404) { return; }  // not ours: stay on HTML
+      say(t.tOffline);
+      window.setTimeout(connect, retry);
+      retry = Math.min(retry * 2, 10000);
+    };
+  }
+
+  if (form) {
+    var box = form.querySelector("textarea");
+    form.addEventListener("submit", function (event) {
+      var text = box.value;
+      if (!text.trim()) { event.preventDefault(); return; }
+      event.preventDefault();
+      var id = newClientId();
+      pending[id] = text;
+      box.value = "";
+      say(t.tSending);
+      send({ type: "send", client_id: id, body: text });
+      send({ type: "typing", active: false });
+      typingSent = false;
+    });
+    box.addEventListener("keydown", function (event) {
+      if (event.key === "Enter" && !event.shiftKey) {
+        event.preventDefault();
+        form.requestSubmit();
+      }
+    });
+    box.addEventListener("input", function () {
+      if (!typingSent) { typingSent = send({ type: "typing", active: true }); }
+      window.clearTimeout(typingTimer);
+      typingTimer = window.setTimeout(function () {
+        send({ type: "typing", active: false });
+        typingSent = false;
+      }, 3000);
+    });
+  }
+  connect();
+}());

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from typing import Any
+
+import pytest
+
+from stopcsam.chat.hub import InProcessHub, RedisHub
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+
+
+def test_the_in_process_hub_wakes_listeners_of_that_session_only() -> None:
+    async def scenario() -> list[Any]:
+        hub = InProcessHub()
+        got: list[Any] = []
+        await hub.subscribe(1, got.append)
+        await hub.subscribe(2, lambda e: got.append(("other", e)))
+        await asyncio.to_thread(hub.publish, 1, {"t": "state"})  # from another thread
+        await asyncio.sleep(0.05)
+        await hub.unsubscribe(1, got.append)
+        hub.publish(1, {"t": "state"})
+        return got
+
+    assert asyncio.run(scenario()) == [{"t": "state"}]
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs REDIS_URL")
+def test_the_redis_hub_carries_events_between_processes_once() -> None:
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        a, b = RedisHub(REDIS_URL, prefix), RedisHub(REDIS_URL, prefix)
+        on_a: list[Any] = []
+        on_b: list[Any] = []
+        await a.subscribe(7, on_a.append)
+        await b.subscribe(7, on_b.append)
+        await asyncio.sleep(0.3)  # both pattern subscriptions are in place
+        on_a.clear()
+        on_b.clear()  # the resync each sends on (re)connect
+        await asyncio.to_thread(a.publish, 7, {"t": "msg", "seq": 1})
+        await asyncio.sleep(0.3)
+        for hub in (a, b):
+            assert hub.listener_task is not None
+            hub.listener_task.cancel()
+        return on_a, on_b
+
+    on_a, on_b = asyncio.run(scenario())
+    assert on_a == [{"t": "msg", "seq": 1}]  # locally, not echoed back through Redis
+    assert on_b == [{"t": "msg", "seq": 1}]
+
+
+def test_a_redis_outage_does_not_break_publishing() -> None:
+    hub = RedisHub("redis://127.0.0.1:1/0", "test")
+    hub.publish(1, {"t": "state"})  # no exception: peers catch up by polling

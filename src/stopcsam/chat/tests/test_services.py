@@ -1,0 +1,229 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.db import connection
+
+from stopcsam.chat import selectors, services
+from stopcsam.chat.exceptions import (
+    InvalidMessageError,
+    NotAllowedError,
+    SessionEndedError,
+    SessionNotFoundError,
+    SessionNotLiveError,
+    SessionNotOpenError,
+)
+from stopcsam.chat.models import ChatMessage, ChatSession, SessionState
+from stopcsam.chat.tests import fakes
+from stopcsam.core import clock
+from stopcsam.core.crypto import TamperedCiphertextError
+from stopcsam.core.models import AuditEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WORRY = "I am worried about my urges"
+
+
+def send(session: ChatSession, body: str, client_id: str, sender: str = "participant") -> int:
+    return services.message_send(
+        session_id=session.pk, sender=sender, client_id=client_id, body=body
+    ).seq
+
+
+def test_it_opens_a_few_minutes_before_the_start_and_not_earlier(book, participant, therapist):
+    early = book(participant.participant, therapist.user, starts_in=timedelta(minutes=30))
+    with pytest.raises(SessionNotOpenError):
+        services.session_enter(session=early, role="participant")
+    soon = book(participant.participant, therapist.user, starts_in=timedelta(minutes=5))
+    entered = services.session_enter(session=soon, role="participant")
+    assert entered.state == SessionState.WAITING
+    assert [(soon.appointment_ref, "participant")] == fakes.JOINED
+
+
+def test_the_therapist_admits_only_a_waiting_participant(book, participant, therapist):
+    session = book(participant.participant, therapist.user)
+    with pytest.raises(SessionNotOpenError):
+        services.session_admit(session=session, therapist=therapist.user)
+    services.session_enter(session=session, role="participant")
+    admitted = services.session_admit(session=session, therapist=therapist.user)
+    assert admitted.state == SessionState.LIVE
+    assert admitted.admitted_at is not None
+
+
+def test_another_therapist_cannot_admit(book, participant, therapist, therapist_es):
+    session = book(participant.participant, therapist.user)
+    services.session_enter(session=session, role="participant")
+    with pytest.raises(NotAllowedError):
+        services.session_admit(session=session, therapist=therapist_es.user)
+
+
+def test_sequence_numbers_are_gapless_and_resends_are_idempotent(live):
+    assert send(live, WORRY, "client-aaaa-1") == 1
+    assert send(live, "How was your week?", "client-bbbb-1", sender="therapist") == 2
+    assert send(live, WORRY, "client-aaaa-1") == 1  # a resend: same number, no new row
+    assert send(live, "I looked at illegal images again last week", "client-aaaa-2") == 3
+    assert list(live.messages.values_list("seq", flat=True)) == [1, 2, 3]
+    live.refresh_from_db()
+    assert live.last_seq == 3
+
+
+def test_a_refused_message_leaves_no_gap(live):
+    send(live, WORRY, "client-aaaa-1")
+    with pytest.raises(InvalidMessageError):
+        send(live, "   ", "client-aaaa-2")
+    with pytest.raises(InvalidMessageError):
+        send(live, "x" * 4001, "client-aaaa-3")
+    assert send(live, "Thank you", "client-aaaa-4") == 2
+
+
+def test_messages_need_a_live_session(book, participant, therapist, live):
+    waiting = book(participant.participant, therapist.user)
+    with pytest.raises(SessionNotLiveError):
+        send(waiting, WORRY, "client-aaaa-1")
+    services.session_end(session=live, ended_by="therapist", actor="staff:1")
+    with pytest.raises(SessionEndedError):
+        send(live, WORRY, "client-aaaa-9")
+
+
+def test_a_resend_after_the_end_still_gets_its_number(live):
+    send(live, WORRY, "client-aaaa-1")
+    services.session_end(session=live, ended_by="therapist", actor="staff:1")
+    assert send(live, WORRY, "client-aaaa-1") == 1
+
+
+def test_the_raw_database_holds_no_plaintext(live):
+    send(live, WORRY, "client-aaaa-1")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT body FROM chat_chatmessage")
+        (raw,) = cursor.fetchone()
+    assert WORRY not in raw
+    assert "urges" not in raw
+    assert raw.startswith("v1.")
+    assert ChatMessage.objects.get().body == WORRY
+
+
+def test_a_tampered_ciphertext_is_detected(live):
+    send(live, WORRY, "client-aaaa-1")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT body FROM chat_chatmessage")
+        (raw,) = cursor.fetchone()
+        flipped = raw[:-3] + ("A" if raw[-3] != "A" else "B") + raw[-2:]
+        cursor.execute("UPDATE chat_chatmessage SET body = %s", [flipped])
+    with pytest.raises(TamperedCiphertextError):
+        ChatMessage.objects.get()
+
+
+def test_a_staff_transcript_read_writes_exactly_one_audit_row(live, therapist):
+    send(live, WORRY, "client-aaaa-1")
+    send(live, "How was your week?", "client-bbbb-1", sender="therapist")
+    before = AuditEvent.objects.count()
+    shown = selectors.transcript_for_staff(user=therapist.user, session=live, via="test")
+    assert [m.body for m in shown] == [WORRY, "How was your week?"]
+    rows = list(AuditEvent.objects.order_by("seq")[before:])
+    assert [r.action for r in rows] == ["chat.transcript_read"]
+    assert rows[0].actor == therapist.user.audit_ref
+    assert WORRY not in str(rows[0].detail)
+
+
+def test_nobody_reaches_a_session_that_is_not_theirs(
+    live, other_participant, therapist_es, supervisor
+):
+    with pytest.raises(SessionNotFoundError):
+        selectors.session_for_participant(
+            participant=other_participant.participant, public_id=live.public_id
+        )
+    with pytest.raises(SessionNotFoundError):
+        selectors.session_for_staff(user=therapist_es.user, public_id=live.public_id)
+    with pytest.raises(SessionNotFoundError):  # the site does not allow reading along
+        selectors.session_for_staff(user=supervisor.user, public_id=live.public_id)
+
+
+def test_a_supervisor_reads_along_only_where_the_site_allows_it(
+    settings, book, participant, therapist, supervisor
+):
+    settings.CHAT_READ_ALONG_SITES = ["DE"]
+    session = book(participant.participant, therapist.user)
+    assert session.read_along
+    _found, access = selectors.session_for_staff(user=supervisor.user, public_id=session.public_id)
+    assert access == selectors.READ_ALONG
+
+
+def test_the_end_is_forced_after_the_grace_period_and_counts_as_attended(live, settings):
+    later = clock.now() + timedelta(
+        seconds=settings.CHAT_SESSION_SECONDS + settings.CHAT_GRACE_SECONDS - 1
+    )
+    with mock.patch("stopcsam.core.clock.now", return_value=later):
+        assert not services.session_expire_if_due(session=live)
+    with mock.patch("stopcsam.core.clock.now", return_value=later + timedelta(seconds=2)):
+        assert services.session_expire_if_due(session=live)
+    live.refresh_from_db()
+    assert live.state == SessionState.ENDED
+    assert live.ended_by == "timer"
+    assert [live.appointment_ref] == fakes.ATTENDED
+
+
+def test_a_session_never_admitted_is_not_attended(book, participant, therapist):
+    session = book(participant.participant, therapist.user)
+    services.session_enter(session=session, role="participant")
+    services.session_end(session=session, ended_by="therapist", actor="staff:1")
+    assert fakes.ATTENDED == []
+
+
+def test_sessions_are_created_from_scheduling_when_a_list_is_opened(participant, therapist):
+    start = clock.now() + timedelta(days=1)
+    fakes.APPOINTMENTS["apt-1"] = {
+        "appointment_ref": "apt-1",
+        "participant_id": participant.participant.pk,
+        "therapist_id": therapist.user.pk,
+        "starts_at": start,
+        "ends_at": start + timedelta(minutes=50),
+        "number": 2,
+        "of": 4,
+        "language": "en",
+    }
+    (session,) = selectors.sessions_of_participant(participant=participant.participant)
+    assert (session.number, session.of) == (2, 4)
+    fakes.APPOINTMENTS["apt-1"]["starts_at"] = start + timedelta(hours=2)  # rescheduled
+    (again,) = selectors.sessions_of_therapist(user=therapist.user)
+    assert again.pk == session.pk
+    assert again.starts_at == start + timedelta(hours=2)
+
+
+def test_erasing_the_participant_removes_the_transcript_at_once(live, participant):
+    send(live, WORRY, "client-aaaa-1")
+    participant.participant.delete()
+    assert not ChatMessage.objects.exists()
+    assert not ChatSession.objects.exists()
+
+
+def test_notes_and_escalations_are_encrypted_and_audited(live, therapist, therapist_es):
+    services.note_save(
+        session=live,
+        author=therapist.user,
+        body="Discussed coping plan",
+        risk_level="low",
+        risk_notes="No contact with minors reported",
+    )
+    services.escalation_raise(session=live, raised_by=therapist.user, reason="Please review")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT body, risk_notes FROM chat_sessionnote")
+        row = cursor.fetchone()
+        cursor.execute("SELECT reason FROM chat_escalation")
+        (reason,) = cursor.fetchone()
+    assert "coping" not in row[0] and "minors" not in row[1] and "review" not in reason
+    actions = set(AuditEvent.objects.values_list("action", flat=True))
+    assert {"chat.note_saved", "chat.escalate"} <= actions
+    with pytest.raises(NotAllowedError):
+        services.note_save(
+            session=live, author=therapist_es.user, body="x", risk_level="", risk_notes=""
+        )
+
+
+def test_the_pseudonym_is_stable_and_keyed(settings, participant):
+    first = selectors.study_id(participant_id=participant.participant.pk)
+    assert first == selectors.study_id(participant_id=participant.participant.pk)
+    assert str(participant.participant.pk) not in first[2:]
+    settings.STOPCSAM_PARTICIPANT_STUDY_ID = "stopcsam.chat.tests.fakes.study_id"
+    assert selectors.study_id(participant_id=7) == "S-0007"

@@ -1,0 +1,377 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.db import OperationalError
+
+from stopcsam.chat import services
+from stopcsam.chat.models import ChatMessage, SessionState
+from stopcsam.chat.protocol import CLIENT_FRAMES, FrameError, parse_client_frame
+from stopcsam.chat.tests.wsharness import Socket
+from stopcsam.core.models import AuditEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WORRY = "I am worried about my urges"
+
+
+@pytest.fixture
+def cookies(participant_client, staff_client):
+    def participant_cookie(persona) -> str:
+        return f"sid={participant_client(persona).cookies['sid'].value}"
+
+    def staff_cookie(persona, verified: bool = True) -> str:
+        return f"sid={staff_client(persona, verified=verified).cookies['sid'].value}"
+
+    return participant_cookie, staff_cookie
+
+
+def path(session) -> str:
+    return f"/ws/chat/{session.public_id}"
+
+
+async def joined(session, cookie: str, after: int = 0) -> Socket:
+    sock = Socket(path(session), cookie=cookie)
+    assert await sock.connect()
+    assert (await sock.receive())["type"] == "state"
+    await sock.send({"type": "hello", "after": after})
+    await sock.until("caught_up")
+    return sock
+
+
+def test_participant_and_therapist_chat_both_ways(live, participant, therapist, cookies):
+    _as_participant, _as_staff = cookies
+
+    pc = cookies[0](participant)
+    tc = cookies[1](therapist)
+
+    async def scenario() -> None:
+        p = await joined(live, pc)
+        t = await joined(live, tc)
+        await p.send({"type": "send", "client_id": "c-participant-1", "body": WORRY})
+        ack = await p.until("ack")
+        assert ack == {"type": "ack", "client_id": "c-participant-1", "seq": 1, "duplicate": False}
+        got = await t.until("message")
+        assert (got["seq"], got["sender"], got["body"]) == (1, "participant", WORRY)
+        own = await p.until("message")  # each side also gets its own message, numbered
+        assert (own["seq"], own["sender"]) == (1, "participant")
+        await t.send({"type": "send", "client_id": "c-therapist-1", "body": "How was your week?"})
+        got = await p.until("message")
+        assert (got["seq"], got["sender"], got["body"]) == (2, "therapist", "How was your week?")
+        await p.close()
+        await t.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_resend_of_the_same_client_id_returns_the_same_number(live, participant, cookies):
+    pc = cookies[0](participant)
+
+    async def scenario() -> None:
+        p = await joined(live, pc)
+        for _ in range(3):
+            await p.send({"type": "send", "client_id": "c-participant-1", "body": WORRY})
+        acks = await p.collect("ack", 3)
+        assert [a["seq"] for a in acks] == [1, 1, 1]
+        assert [a["duplicate"] for a in acks] == [False, True, True]
+        await p.close()
+
+    asyncio.run(scenario())
+    assert ChatMessage.objects.count() == 1
+
+
+def test_a_reconnecting_client_gets_what_it_missed_in_order_once(
+    live, participant, therapist, cookies
+):
+    _as_participant, _as_staff = cookies
+
+    pc = cookies[0](participant)
+    tc = cookies[1](therapist)
+
+    async def scenario() -> None:
+        t = await joined(live, tc)
+        for n in range(1, 6):
+            await t.send({"type": "send", "client_id": f"c-therapist-{n}", "body": f"Question {n}"})
+        await t.collect("ack", 5)
+        p = Socket(path(live), cookie=pc)
+        assert await p.connect()
+        await p.send({"type": "hello", "after": 2})
+        frames = []
+        while (frame := await p.receive())["type"] != "caught_up":
+            frames.append(frame)
+        assert [f["seq"] for f in frames if f["type"] == "message"] == [3, 4, 5]
+        assert frame["seq"] == 5
+        await t.send({"type": "send", "client_id": "c-therapist-6", "body": "Question 6"})
+        assert (await p.until("message"))["seq"] == 6
+        await p.close()
+        await t.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_gap_in_wakeups_is_filled_from_the_database(live, participant, cookies):
+    pc = cookies[0](participant)
+
+    async def scenario() -> None:
+        p = await joined(live, pc)
+        # Two messages stored without any wake-up (as if pub/sub lost them) ...
+        with mock.patch("stopcsam.chat.services.publish_on_commit"):
+            for n in (1, 2):
+                await asyncio.to_thread(
+                    services.message_send,
+                    session_id=live.pk,
+                    sender="therapist",
+                    client_id=f"c-therapist-{n}",
+                    body=f"Question {n}",
+                )
+        # ... then one with a wake-up: the client still gets 1, 2, 3 in order.
+        await asyncio.to_thread(
+            services.message_send,
+            session_id=live.pk,
+            sender="therapist",
+            client_id="c-therapist-3",
+            body="Question 3",
+        )
+        seqs = [(await p.until("message"))["seq"] for _ in range(3)]
+        assert seqs == [1, 2, 3]
+        await p.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("who", ["stranger", "other_participant", "other_therapist", "no_otp"])
+def test_nobody_joins_a_session_that_is_not_theirs(
+    who, live, book, other_participant, therapist, therapist_es, cookies
+):
+    as_participant, as_staff = cookies
+    book(other_participant.participant, therapist_es.user)  # a valid user of another session
+    cookie = {
+        "stranger": "sid=not-a-session",
+        "other_participant": as_participant(other_participant),
+        "other_therapist": as_staff(therapist_es),
+        "no_otp": as_staff(therapist, verified=False),
+    }[who]
+
+    async def scenario() -> None:
+        sock = Socket(path(live), cookie=cookie)
+        assert not await sock.connect()
+        assert sock.close_code == 4403
+
+    asyncio.run(scenario())
+
+
+def test_a_handshake_from_another_site_is_refused(live, participant, cookies):
+    cookie = cookies[0](participant)
+
+    cookies[0](participant)
+
+    async def scenario() -> None:
+        for origin in ("https://evil.example", "http://testserver.evil.example", ""):
+            sock = Socket(path(live), cookie=cookie, origin=origin)
+            assert not await sock.connect()
+            assert sock.close_code == 4403
+
+    asyncio.run(scenario())
+
+
+def test_bad_frames_get_an_error_frame_and_the_connection_lives_on(live, participant, cookies):
+    pc = cookies[0](participant)
+
+    async def scenario() -> None:
+        p = await joined(live, pc)
+        for bad in (
+            "not json",
+            {"type": "send", "client_id": "c-participant-1"},
+            {"type": "send", "client_id": "c-participant-1", "body": WORRY, "extra": 1},
+            {"type": "hello", "after": True},
+            {"type": "upload", "file": "x"},
+            {"type": "read", "seq": -1},
+        ):
+            await p.send(bad)
+            assert (await p.until("error"))["code"] == "bad_frame"
+        await p.send({"type": "send", "client_id": "c-participant-2", "body": "x" * 20_000})
+        assert (await p.until("error"))["code"] == "too_large"
+        await p.send_bytes(b"\x89PNG")
+        assert (await p.until("error"))["code"] == "text_only"
+        await p.send({"type": "send", "client_id": "c-participant-3", "body": "x" * 4001})
+        error = await p.until("error")
+        assert (error["code"], error["client_id"]) == ("invalid", "c-participant-3")
+        await p.send({"type": "ping"})
+        assert (await p.until("pong"))["type"] == "pong"
+        await p.close()
+
+    asyncio.run(scenario())
+    assert not ChatMessage.objects.exists()
+
+
+def test_errors_are_in_the_participants_language(live, participant, cookies):
+    pc = cookies[0](participant)
+
+    async def scenario() -> None:
+        sock = Socket(path(live) + "", cookie=pc)
+        sock.scope["query_string"] = b"lang=de"
+        assert await sock.connect()
+        await sock.send("{")
+        error = await sock.until("error")
+        assert "Seite" in error["message"]
+        await sock.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_flood_is_throttled_and_then_cut_off(live, participant, cookies):
+    pc = cookies[0](participant)
+
+    async def scenario() -> None:
+        p = await joined(live, pc)
+        for n in range(30):
+            await p.send({"type": "send", "client_id": f"c-flood-{n:04d}", "body": "Hello"})
+        acks = errors = 0
+        while acks + errors < 30:
+            frame = await p.receive()
+            acks += frame["type"] == "ack"
+            errors += frame["type"] == "error" and frame["code"] == "rate_limited"
+        assert 5 <= acks <= 15 and errors >= 15
+        for _ in range(200):
+            await p.send({"type": "ping"})
+        while (frame := await p.receive())["type"] != "__closed__":
+            pass
+        assert frame["code"] == 1008
+
+    asyncio.run(scenario())
+
+
+def test_the_therapist_admits_and_ends_and_both_see_the_state(
+    book, participant, therapist, cookies
+):
+    session = book(participant.participant, therapist.user)
+    _as_participant, _as_staff = cookies
+
+    pc = cookies[0](participant)
+    tc = cookies[1](therapist)
+
+    async def scenario() -> None:
+        p = Socket(path(session), cookie=pc)
+        assert await p.connect()
+        assert (await p.receive())["state"] == "waiting"
+        t = await joined(session, tc)
+        await p.send({"type": "send", "client_id": "c-participant-1", "body": WORRY})
+        assert (await p.until("error"))["code"] == "not_live"
+        await p.send({"type": "admit"})
+        assert (await p.until("error"))["code"] == "forbidden"
+        await t.send({"type": "admit"})
+        assert (await p.until("state"))["state"] == "live"
+        await t.send({"type": "end"})
+        assert (await p.until("state"))["state"] == "ended"
+        await p.close()
+        await t.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_timer_warns_and_forces_the_end(settings, live, participant, cookies):
+    settings.CHAT_SESSION_SECONDS = 2
+    settings.CHAT_WARNING_SECONDS = 1
+    settings.CHAT_GRACE_SECONDS = 1
+    settings.CHAT_TICK_SECONDS = 1
+
+    pc = cookies[0](participant)
+
+    async def scenario() -> None:
+        p = await joined(live, pc)
+        warning = await p.until("warning", timeout=5)
+        assert warning["remaining"] <= 1
+        state = await p.until("state", timeout=5)
+        assert state["state"] == "ended"
+        await p.close()
+
+    asyncio.run(scenario())
+    live.refresh_from_db()
+    assert (live.state, live.ended_by) == (SessionState.ENDED, "timer")
+
+
+def test_a_send_during_a_database_outage_gets_an_error_not_an_ack(live, participant, cookies):
+    pc = cookies[0](participant)
+
+    async def scenario() -> None:
+        p = await joined(live, pc)
+        with mock.patch(
+            "stopcsam.chat.services.message_clean", side_effect=OperationalError("down")
+        ):
+            await p.send({"type": "send", "client_id": "c-participant-1", "body": WORRY})
+            frame = await p.until("error")
+        assert (frame["code"], frame["client_id"]) == ("unavailable", "c-participant-1")
+        await p.send({"type": "send", "client_id": "c-participant-1", "body": WORRY})
+        assert (await p.until("ack"))["seq"] == 1  # the retry works once the database is back
+        await p.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_staff_connection_is_one_audited_transcript_read(live, therapist, cookies):
+    before = AuditEvent.objects.filter(action="chat.transcript_read").count()
+
+    tc = cookies[1](therapist)
+
+    async def scenario() -> None:
+        t = await joined(live, tc)
+        await t.close()
+
+    asyncio.run(scenario())
+    assert AuditEvent.objects.filter(action="chat.transcript_read").count() == before + 1
+
+
+def test_typing_and_read_markers_reach_the_other_side(live, participant, therapist, cookies):
+    pc = cookies[0](participant)
+    tc = cookies[1](therapist)
+
+    async def scenario() -> None:
+        p = await joined(live, pc)
+        t = await joined(live, tc)
+        await p.send({"type": "typing", "active": True})
+        assert await t.until("typing") == {
+            "type": "typing",
+            "sender": "participant",
+            "active": True,
+        }
+        await t.send({"type": "send", "client_id": "c-therapist-1", "body": "How was your week?"})
+        await p.until("message")
+        await p.send({"type": "read", "seq": 1})
+        assert await t.until("read") == {"type": "read", "sender": "participant", "seq": 1}
+        await p.close()
+        await t.close()
+
+    asyncio.run(scenario())
+    live.refresh_from_db()
+    assert live.participant_read_seq == 1
+
+
+def test_every_client_frame_type_has_a_schema_that_refuses_extras():
+    for frame_type, schema in CLIENT_FRAMES.items():
+        frame = {"type": frame_type, **{name: _sample(field) for name, field in schema.items()}}
+        assert parse_client_frame(json.dumps(frame)) == frame
+        with pytest.raises(FrameError):
+            parse_client_frame(json.dumps({**frame, "surprise": 1}))
+
+
+def _sample(field):  # type: ignore[no-untyped-def]
+    types = field[0]
+    return {int: 1, str: "client-0001", bool: True}[types]
+
+
+def test_a_session_not_yet_open_cannot_be_joined(book, participant, therapist, cookies):
+    session = book(participant.participant, therapist.user, starts_in=timedelta(hours=2))
+
+    pc = cookies[0](participant)
+
+    async def scenario() -> None:
+        sock = Socket(path(session), cookie=pc)
+        assert not await sock.connect()
+
+    asyncio.run(scenario())
+    session.refresh_from_db()
+    assert session.state == SessionState.SCHEDULED

@@ -1,0 +1,220 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from stopcsam.chat import services
+from stopcsam.chat.models import ChatMessage, SessionState
+from stopcsam.core.models import AuditEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WORRY = "I am worried about my urges"
+
+
+def session_url(session) -> str:
+    return reverse("chat:session", args=[session.public_id])
+
+
+def console_url(session) -> str:
+    return reverse("chat:console", args=[session.public_id])
+
+
+def client_id_of(html: str) -> str:
+    return re.search(r'name="client_id" value="([^"]+)"', html).group(1)
+
+
+def assert_no_inline_code(html: str) -> None:
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html)
+    assert " style=" not in html
+    assert not re.search(r"\son[a-z]+=", html)
+
+
+def test_the_waiting_room_refreshes_by_itself_without_javascript(
+    book, participant, therapist, participant_client
+):
+    session = book(participant.participant, therapist.user)
+    response = participant_client(participant).get(session_url(session))
+    html = response.content.decode()
+    assert "Waiting room" in html
+    assert '<noscript><meta http-equiv="refresh"' in html
+    assert_no_inline_code(html)
+    session.refresh_from_db()
+    assert session.state == SessionState.WAITING
+
+
+def test_a_participant_chats_without_javascript_and_a_double_post_is_stored_once(
+    live, participant, participant_client
+):
+    client = participant_client(participant)
+    page = client.get(session_url(live)).content.decode()
+    assert "Time left:" in page
+    form = {"body": WORRY, "client_id": client_id_of(page)}
+    first = client.post(session_url(live), form)
+    assert first.status_code == 302
+    client.post(session_url(live), form)  # the browser sent the form twice
+    assert ChatMessage.objects.count() == 1
+    assert WORRY in client.get(session_url(live)).content.decode()
+
+
+def test_an_empty_message_gets_a_clear_error(live, participant, participant_client):
+    client = participant_client(participant)
+    response = client.post(session_url(live), {"body": "", "client_id": "f-abcdefgh"})
+    assert response.status_code == 400
+    assert "errorlist" in response.content.decode()
+
+
+def test_links_and_markup_are_shown_as_plain_text(live, participant, participant_client):
+    services.message_send(
+        session_id=live.pk,
+        sender="therapist",
+        client_id="c-therapist-1",
+        body="<b>hello</b> see https://example.org/help <script>alert(1)</script>",
+    )
+    html = participant_client(participant).get(session_url(live)).content.decode()
+    assert "&lt;b&gt;hello&lt;/b&gt;" in html
+    assert "https://example.org/help" in html
+    assert 'href="https://example.org' not in html
+    assert "<script>alert" not in html
+
+
+def test_a_stranger_gets_not_found(
+    live, other_participant, participant_client, therapist_es, staff_client
+):
+    assert participant_client(other_participant).get(session_url(live)).status_code == 404
+    assert staff_client(therapist_es).get(console_url(live)).status_code == 404
+
+
+def test_the_therapist_admits_chats_and_ends_without_javascript(
+    book, participant, therapist, participant_client, staff_client
+):
+    session = book(participant.participant, therapist.user, number=2, of=4)
+    as_participant = participant_client(participant)
+    as_participant.get(session_url(session))
+    console = staff_client(therapist)
+    page = console.get(console_url(session)).content.decode()
+    assert "Admit participant" in page
+    assert "Session 2 of 4" in page
+    assert_no_inline_code(page)
+    console.post(console_url(session), {"action": "admit"})
+    page = console.get(console_url(session)).content.decode()
+    console.post(
+        console_url(session), {"body": "How was your week?", "client_id": client_id_of(page)}
+    )
+    assert "How was your week?" in as_participant.get(session_url(session)).content.decode()
+    console.post(console_url(session), {"action": "end"})
+    ended = as_participant.get(session_url(session)).content.decode()
+    assert "The session has ended" in ended
+    response = as_participant.post(
+        reverse("chat:feedback", args=[session.public_id]), {"rating": "4"}
+    )
+    assert response.status_code == 200
+    session.refresh_from_db()
+    assert session.feedback == 4
+
+
+def test_feedback_out_of_range_is_refused(live, participant, participant_client):
+    services.session_end(session=live, ended_by="therapist", actor="staff:1")
+    response = participant_client(participant).post(
+        reverse("chat:feedback", args=[live.public_id]), {"rating": "9"}
+    )
+    assert response.status_code == 400
+
+
+def test_each_console_view_is_one_audited_transcript_read(live, therapist, staff_client):
+    console = staff_client(therapist)
+    before = AuditEvent.objects.filter(action="chat.transcript_read").count()
+    console.get(console_url(live))
+    assert AuditEvent.objects.filter(action="chat.transcript_read").count() == before + 1
+
+
+def test_the_console_shows_the_pseudonym_and_saves_notes(live, therapist, staff_client):
+    console = staff_client(therapist)
+    page = console.get(console_url(live)).content.decode()
+    assert re.search(r'id="study-id">P-[0-9A-F]{10}<', page)
+    response = console.post(
+        reverse("chat:console_notes", args=[live.public_id]),
+        {"body": "Discussed coping plan", "risk_level": "low", "risk_notes": ""},
+    )
+    assert response.status_code == 302
+    assert "Discussed coping plan" in console.get(console_url(live)).content.decode()
+    bad = console.post(
+        reverse("chat:console_notes", args=[live.public_id]), {"risk_level": "extreme"}
+    )
+    assert bad.status_code == 400
+
+
+def test_previous_transcripts_are_shown_to_the_therapist_and_audited(
+    book, participant, therapist, staff_client
+):
+    from datetime import timedelta
+
+    earlier = book(participant.participant, therapist.user, starts_in=timedelta(days=-7), number=1)
+    current = book(participant.participant, therapist.user, number=2)
+    console = staff_client(therapist)
+    assert "Previous sessions" in console.get(console_url(current)).content.decode()
+    before = AuditEvent.objects.count()
+    url = reverse("chat:console_transcript", args=[current.public_id, earlier.public_id])
+    assert console.get(url).status_code == 200
+    assert list(AuditEvent.objects.order_by("seq").values_list("action", flat=True)[before:]) == [
+        "chat.transcript_read"
+    ]
+
+
+def test_the_participant_is_told_when_a_supervisor_may_read_along(
+    settings, book, participant, therapist, supervisor, participant_client, staff_client
+):
+    settings.CHAT_READ_ALONG_SITES = ["DE"]
+    session = book(participant.participant, therapist.user)
+    services.session_enter(session=session, role="participant")
+    services.session_admit(session=session, therapist=therapist.user)
+    page = participant_client(participant).get(session_url(session)).content.decode()
+    assert "supervisor" in page
+    reading = staff_client(supervisor).get(console_url(session)).content.decode()
+    assert "reading along" in reading
+    assert 'name="action" value="end"' not in reading
+
+
+def test_escalation_is_recorded(live, therapist, staff_client):
+    response = staff_client(therapist).post(
+        reverse("chat:console_escalate", args=[live.public_id]), {"reason": "Please review"}
+    )
+    assert response.status_code == 200
+    assert live.escalations.count() == 1
+
+
+def test_the_participant_sees_their_sessions(book, participant, therapist, participant_client):
+    book(participant.participant, therapist.user, number=3, of=4)
+    page = participant_client(participant).get(reverse("chat:sessions")).content.decode()
+    assert "Session 3 of 4" in page
+
+
+def test_a_supervisor_of_the_site_sees_and_handles_escalations(
+    live, therapist, supervisor, therapist_es, staff_client
+):
+    services.escalation_raise(session=live, raised_by=therapist.user, reason="Please review")
+    as_supervisor = staff_client(supervisor)
+    page = as_supervisor.get(reverse("chat:escalations")).content.decode()
+    assert "Please review" in page
+    assert (
+        "Please review"
+        not in staff_client(therapist_es).get(reverse("chat:escalations")).content.decode()
+    )
+    escalation = live.escalations.get()
+    as_supervisor.post(reverse("chat:escalations"), {"escalation": escalation.pk})
+    escalation.refresh_from_db()
+    assert escalation.resolved_at is not None
+    assert AuditEvent.objects.filter(action="chat.escalation_resolved").count() == 1
+
+
+def test_the_console_shows_the_guide_for_this_session_number(
+    settings, tmp_path, book, participant, therapist, staff_client
+):
+    guide = tmp_path / "guide.json"
+    guide.write_text('{"en": {"2": ["Review the week", "Agree on one coping step"]}}')
+    settings.CHAT_SESSION_GUIDE_FILE = str(guide)
+    session = book(participant.participant, therapist.user, number=2)
+    page = staff_client(therapist).get(console_url(session)).content.decode()
+    assert "Session guide" in page and "Agree on one coping step" in page

@@ -1,0 +1,35 @@
+"""When a session opens, warns and ends: pure functions of the session and settings."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+
+from stopcsam.chat.models import ChatSession
+
+
+def opens_at(session: ChatSession) -> datetime:
+    return session.starts_at - timedelta(seconds=settings.CHAT_OPEN_BEFORE_SECONDS)
+
+
+def deadline(session: ChatSession) -> datetime | None:
+    """The planned end: the session length after the therapist admitted the participant."""
+    if session.admitted_at is None:
+        return None
+    return session.admitted_at + timedelta(seconds=settings.CHAT_SESSION_SECONDS)
+
+
+def forced_end_at(session: ChatSession) -> datetime | None:
+    planned = deadline(session)
+    return planned + timedelta(seconds=settings.CHAT_GRACE_SECONDS) if planned else None
+
+
+def remaining_seconds(session: ChatSession, now: datetime) -> int | None:
+    planned = deadline(session)
+    return None if planned is None else int((planned - now).total_seconds())
+
+
+def in_warning(session: ChatSession, now: datetime) -> bool:
+    left = remaining_seconds(session, now)
+    return left is not None and left <= settings.CHAT_WARNING_SECONDS

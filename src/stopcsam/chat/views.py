@@ -1,0 +1,272 @@
+"""Thin views: the participant's sessions and chat, the therapist's console.
+
+Every page works without JavaScript: messages are posted by a form (idempotent through its
+client id) and the transcript refreshes with a button or by itself. The static script
+``chat/chat.js`` upgrades the same page to the websocket protocol.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import get_language
+from django.views.decorators.http import require_http_methods, require_POST
+
+from stopcsam.accounts.decorators import participant_required, staff_verified_required
+from stopcsam.chat import selectors, services, timing
+from stopcsam.chat.exceptions import ChatError, SessionNotFoundError, SessionNotOpenError
+from stopcsam.chat.forms import (
+    EscalationForm,
+    FeedbackForm,
+    MessageForm,
+    NoteForm,
+    new_client_id,
+)
+from stopcsam.chat.models import ChatSession, Sender, SessionState
+from stopcsam.core import clock
+
+TRANSCRIPT_TAIL = 200
+
+
+def _participant_session(request: HttpRequest, public_id: str) -> ChatSession:
+    try:
+        return selectors.session_for_participant(
+            participant=request.participant,  # type: ignore[attr-defined]
+            public_id=public_id,
+        )
+    except SessionNotFoundError as exc:
+        raise Http404 from exc
+
+
+def _staff_session(request: HttpRequest, public_id: str) -> tuple[ChatSession, str]:
+    try:
+        return selectors.session_for_staff(user=request.user, public_id=public_id)  # type: ignore[arg-type]
+    except SessionNotFoundError as exc:
+        raise Http404 from exc
+
+
+def _live_context(session: ChatSession, form: MessageForm | None, role: str) -> dict[str, Any]:
+    now = clock.now()
+    left = timing.remaining_seconds(session, now)
+    return {
+        "session": session,
+        "role": role,
+        "form": form or MessageForm(initial={"client_id": new_client_id()}),
+        "minutes_left": max(0, (left + 59) // 60) if left is not None else None,
+        "warning": timing.in_warning(session, now),
+        "refresh_seconds": settings.CHAT_NOJS_REFRESH_SECONDS,
+        "opens_at": timing.opens_at(session),
+    }
+
+
+# --- participant -------------------------------------------------------------------------------
+
+
+@participant_required
+def participant_sessions(request: HttpRequest) -> HttpResponse:
+    sessions = selectors.sessions_of_participant(participant=request.participant)  # type: ignore[attr-defined]
+    return render(request, "chat/sessions.html", {"sessions": sessions})
+
+
+@participant_required
+@require_http_methods(["GET", "POST"])
+def participant_session(request: HttpRequest, public_id: str) -> HttpResponseBase:
+    session = _participant_session(request, public_id)
+    try:
+        session = services.session_enter(session=session, role=Sender.PARTICIPANT)
+    except SessionNotOpenError:
+        return render(request, "chat/not_open.html", _live_context(session, None, "participant"))
+    form, status = _posted_message(request, session, Sender.PARTICIPANT)
+    if form is None:
+        return redirect(request.path + "#latest", permanent=False)
+    context = _live_context(session, form, "participant")
+    context["messages_shown"] = _tail(session)
+    context["auto"] = request.GET.get("auto") == "1" or session.state == SessionState.WAITING
+    context["feedback_form"] = FeedbackForm()
+    return render(request, "chat/session.html", context, status=status)
+
+
+def _posted_message(
+    request: HttpRequest, session: ChatSession, sender: str
+) -> tuple[MessageForm | None, int]:
+    """Store a posted message; None means stored (redirect), else the form to show."""
+    if request.method != "POST":
+        return MessageForm(initial={"client_id": new_client_id()}), 200
+    form = MessageForm(request.POST)
+    if form.is_valid():
+        try:
+            services.message_send(
+                session_id=session.pk,
+                sender=sender,
+                client_id=form.cleaned_data["client_id"],
+                body=form.cleaned_data["body"],
+            )
+            return None, 303
+        except ChatError as error:
+            form.add_error(None, str(error.message))
+    return form, 400
+
+
+def _tail(session: ChatSession) -> list[selectors.MessageView]:
+    after = max(0, session.last_seq - TRANSCRIPT_TAIL)
+    return selectors.messages_after(session_id=session.pk, after=after, limit=TRANSCRIPT_TAIL)
+
+
+@participant_required
+@require_POST
+def participant_feedback(request: HttpRequest, public_id: str) -> HttpResponseBase:
+    session = _participant_session(request, public_id)
+    form = FeedbackForm(request.POST)
+    if form.is_valid():
+        try:
+            services.feedback_record(session=session, rating=form.cleaned_data["rating"])
+            return render(request, "chat/thanks.html", {"session": session})
+        except ChatError as error:
+            form.add_error(None, str(error.message))
+    context = _live_context(session, None, "participant")
+    context.update(messages_shown=_tail(session), feedback_form=form)
+    return render(request, "chat/session.html", context, status=400)
+
+
+# --- therapist console -------------------------------------------------------------------------
+
+
+@staff_verified_required
+def console_sessions(request: HttpRequest) -> HttpResponse:
+    sessions = selectors.sessions_of_therapist(user=request.user)  # type: ignore[arg-type]
+    return render(request, "chat/console_sessions.html", {"sessions": sessions})
+
+
+@staff_verified_required
+@require_http_methods(["GET", "POST"])
+def console(request: HttpRequest, public_id: str) -> HttpResponseBase:
+    session, access = _staff_session(request, public_id)
+    services.session_expire_if_due(session=session)
+    if request.method == "POST" and access == selectors.THERAPIST:
+        done = _console_action(request, session)
+        if done is not None:
+            return done
+    return _render_console(request, session, access, MessageForm(request.POST or None))
+
+
+def _console_action(request: HttpRequest, session: ChatSession) -> HttpResponseBase | None:
+    action = request.POST.get("action")
+    try:
+        if action == "admit":
+            services.session_admit(session=session, therapist=request.user)  # type: ignore[arg-type]
+        elif action == "end":
+            services.session_end(
+                session=session,
+                ended_by="therapist",
+                actor=request.user.audit_ref,  # type: ignore[union-attr]
+            )
+        else:
+            form, _ = _posted_message(request, session, Sender.THERAPIST)
+            if form is not None:
+                return _render_console(request, session, selectors.THERAPIST, form, status=400)
+    except ChatError as error:
+        form = MessageForm()
+        form.add_error(None, str(error.message))
+        return _render_console(request, session, selectors.THERAPIST, form, status=400)
+    return redirect(request.path + "#latest")
+
+
+def _render_console(
+    request: HttpRequest,
+    session: ChatSession,
+    access: str,
+    form: MessageForm,
+    *,
+    status: int = 200,
+    note_form: NoteForm | None = None,
+) -> HttpResponse:
+    session.refresh_from_db()
+    if not form.is_bound:
+        form = MessageForm(initial={"client_id": new_client_id()})
+    context = _live_context(session, form, "therapist" if access == selectors.THERAPIST else access)
+    note = getattr(session, "note", None)
+    context.update(
+        access=access,
+        messages_shown=selectors.transcript_for_staff(
+            user=request.user,  # type: ignore[arg-type]
+            session=session,
+            via=f"console.{access}",
+        ),
+        study_id=selectors.study_id(participant_id=session.participant_id),
+        previous=selectors.previous_sessions(session=session),
+        note_form=note_form
+        or NoteForm(
+            initial={
+                "body": note.body,
+                "risk_level": note.risk_level,
+                "risk_notes": note.risk_notes,
+            }
+            if note
+            else None
+        ),
+        escalation_form=EscalationForm(),
+        guide=selectors.session_guide(number=session.number, language=get_language() or "en"),
+        auto=request.GET.get("auto") == "1",
+    )
+    return render(request, "chat/console.html", context, status=status)
+
+
+@staff_verified_required
+@require_POST
+def console_notes(request: HttpRequest, public_id: str) -> HttpResponseBase:
+    session, access = _staff_session(request, public_id)
+    form = NoteForm(request.POST)
+    if access == selectors.THERAPIST and form.is_valid():
+        services.note_save(session=session, author=request.user, **form.cleaned_data)  # type: ignore[arg-type]
+        return redirect(reverse("chat:console", args=[public_id]) + "#notes")
+    return _render_console(request, session, access, MessageForm(), status=400, note_form=form)
+
+
+@staff_verified_required
+@require_POST
+def console_escalate(request: HttpRequest, public_id: str) -> HttpResponseBase:
+    session, access = _staff_session(request, public_id)
+    form = EscalationForm(request.POST)
+    if access == selectors.THERAPIST and form.is_valid():
+        services.escalation_raise(
+            session=session,
+            raised_by=request.user,  # type: ignore[arg-type]
+            reason=form.cleaned_data["reason"],
+        )
+        return render(request, "chat/escalated.html", {"session": session})
+    return _render_console(request, session, access, MessageForm(), status=400)
+
+
+@staff_verified_required
+def console_transcript(request: HttpRequest, public_id: str, earlier_id: str) -> HttpResponse:
+    session, access = _staff_session(request, public_id)
+    earlier = next(
+        (s for s in selectors.previous_sessions(session=session) if s.public_id == earlier_id),
+        None,
+    )
+    if access != selectors.THERAPIST or earlier is None:
+        raise Http404
+    shown = selectors.transcript_for_staff(user=request.user, session=earlier, via="previous")  # type: ignore[arg-type]
+    return render(
+        request,
+        "chat/transcript.html",
+        {"session": session, "earlier": earlier, "messages_shown": shown},
+    )
+
+
+@staff_verified_required
+@require_http_methods(["GET", "POST"])
+def escalations(request: HttpRequest) -> HttpResponseBase:
+    """The supervisor's list of open escalations at their site."""
+    open_ones = selectors.escalations_for_supervisor(user=request.user)  # type: ignore[arg-type]
+    if request.method == "POST":
+        chosen = next((e for e in open_ones if str(e.pk) == request.POST.get("escalation")), None)
+        if chosen is None:
+            raise Http404
+        services.escalation_resolve(escalation=chosen, supervisor=request.user)  # type: ignore[arg-type]
+        return redirect("chat:escalations")
+    return render(request, "chat/escalations.html", {"escalations": open_ones})

@@ -1,0 +1,121 @@
+"""One writer thread per process that stores socket messages with group commit.
+
+Messages that arrive together are stored in one transaction (each in its own savepoint, so
+one refused message does not sink the others); every sender is answered only after that
+transaction has committed. One writer also suits SQLite, which has one writer at a time.
+Database reads for sockets run on a small separate pool. Both keep their connection open
+(opening one per message would cost more than the message) and reopen it after an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from django.db import DatabaseError, connections
+from django.db import connection as db_connection
+
+from stopcsam.chat.exceptions import ChatError, StorageUnavailableError
+from stopcsam.chat.services import SendRequest, StoredMessage, messages_send
+
+logger = logging.getLogger("stopcsam.chat.writer")
+MAX_BATCH = 100
+
+
+@dataclass
+class SendJob:
+    session_id: int
+    sender: str
+    client_id: str
+    body: object
+    future: Future[StoredMessage] = field(default_factory=Future)
+
+
+class MessageWriter:
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[SendJob | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self.run, name="chat-writer", daemon=True)
+        self.thread.start()
+
+    def submit(self, job: SendJob) -> Future[StoredMessage]:
+        self.jobs.put(job)
+        return job.future
+
+    def run(self) -> None:
+        while True:
+            first = self.jobs.get()
+            if first is None:  # shut down: leave no database connection behind
+                connections.close_all()
+                return
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    job = self.jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    self.jobs.put(None)
+                    break
+                batch.append(job)
+            self.commit(batch)
+
+    def commit(self, batch: list[SendJob]) -> None:
+        requests = [SendRequest(j.session_id, j.sender, j.client_id, j.body) for j in batch]
+        results: list[StoredMessage | ChatError]
+        try:
+            results = messages_send(requests=requests)
+        except DatabaseError:
+            logger.warning("chat writer: the database refused a batch; senders get an error")
+            results = [StorageUnavailableError() for _ in batch]
+            db_connection.close()  # the next batch opens a fresh connection
+        for job, result in zip(batch, results, strict=True):
+            if isinstance(result, ChatError):
+                job.future.set_exception(result)
+            else:
+                job.future.set_result(result)
+
+
+_writer: MessageWriter | None = None
+_readers: ThreadPoolExecutor | None = None
+_lock = threading.Lock()
+
+
+def get_writer() -> MessageWriter:
+    global _writer
+    with _lock:
+        if _writer is None:
+            _writer = MessageWriter()
+        return _writer
+
+
+def get_readers() -> ThreadPoolExecutor:
+    global _readers
+    with _lock:
+        if _readers is None:
+            _readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="chat-read")
+        return _readers
+
+
+def shutdown() -> None:
+    """Stop the writer and the readers and close their database connections (tests)."""
+    global _writer, _readers
+    with _lock:
+        writer, readers, _writer, _readers = _writer, _readers, None, None
+    if writer is not None:
+        writer.jobs.put(None)
+        writer.thread.join(timeout=10)
+    if readers is not None:
+        barrier = threading.Barrier(readers._max_workers, timeout=5)
+
+        def close() -> None:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait()
+            connections.close_all()
+
+        for _ in range(readers._max_workers):
+            readers.submit(close)
+        readers.shutdown(wait=True)

@@ -1,0 +1,118 @@
+"""Persona fixtures, shared by every app's tests.
+
+Participants: ``participant`` and ``other_participant`` (each with the codename they hold).
+Staff: ``therapist`` (DE), ``therapist_es`` (another site), ``supervisor``, ``coordinator``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from django.test import Client
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from stopcsam.accounts.models import Participant, Role, Site, StaffUser
+from stopcsam.accounts.services import participant_create, staff_create
+from stopcsam.accounts.sessions import SESSION_KEY
+
+STAFF_PASSWORD = "correct-horse-battery-staple-42"  # noqa: S105  (test persona)
+
+
+@dataclass
+class ParticipantPersona:
+    participant: Participant
+    codename: str
+
+
+@dataclass
+class StaffPersona:
+    user: StaffUser
+    device: TOTPDevice
+
+    def current_code(self) -> str:
+        return f"{TOTP(self.device.bin_key).token():06d}"
+
+
+@pytest.fixture
+def site_de(db: None) -> Site:
+    return Site.objects.create(
+        code="DE", name="Berlin", country="DE", time_zone="Europe/Berlin", languages=["de", "en"]
+    )
+
+
+@pytest.fixture
+def site_es(db: None) -> Site:
+    return Site.objects.create(
+        code="ES", name="Madrid", country="ES", time_zone="Europe/Madrid", languages=["es", "en"]
+    )
+
+
+def _staff(username: str, role: Role, site: Site, languages: list[str]) -> StaffPersona:
+    user, device = staff_create(
+        username=username, password=STAFF_PASSWORD, role=role, site=site, languages=languages
+    )
+    return StaffPersona(user=user, device=device)
+
+
+@pytest.fixture
+def participant(db: None) -> ParticipantPersona:
+    created, codename = participant_create(language="en")
+    return ParticipantPersona(created, codename)
+
+
+@pytest.fixture
+def other_participant(db: None) -> ParticipantPersona:
+    created, codename = participant_create(language="de")
+    return ParticipantPersona(created, codename)
+
+
+@pytest.fixture
+def therapist(site_de: Site) -> StaffPersona:
+    return _staff("anna", Role.THERAPIST, site_de, ["de", "en"])
+
+
+@pytest.fixture
+def therapist_es(site_es: Site) -> StaffPersona:
+    return _staff("lucia", Role.THERAPIST, site_es, ["es", "en"])
+
+
+@pytest.fixture
+def supervisor(site_de: Site) -> StaffPersona:
+    return _staff("sabine", Role.SUPERVISOR, site_de, ["de"])
+
+
+@pytest.fixture
+def coordinator(site_de: Site) -> StaffPersona:
+    return _staff("clara", Role.COORDINATOR, site_de, ["de", "en"])
+
+
+@pytest.fixture
+def participant_client() -> Callable[[ParticipantPersona], Client]:
+    def make(persona: ParticipantPersona) -> Client:
+        client = Client()
+        session = client.session
+        session[SESSION_KEY] = persona.participant.pk
+        session.save()
+        return client
+
+    return make
+
+
+@pytest.fixture
+def staff_client() -> Callable[[StaffPersona], Client]:
+    """A client logged in with password and a verified TOTP device."""
+
+    def make(persona: StaffPersona, *, verified: bool = True) -> Client:
+        client = Client()
+        client.force_login(persona.user)
+        if verified:
+            session = client.session
+            session[DEVICE_ID_SESSION_KEY] = persona.device.persistent_id
+            session.save()
+        return client
+
+    return make

@@ -1,0 +1,52 @@
+"""An ASGI wrapper that removes identifying request metadata before anything can log it.
+
+The client address, user agent, referrer and proxy forwarding headers never reach Django,
+its logs or our code. This is anonymity by construction rather than by discipline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
+
+IDENTIFYING_HEADERS = frozenset(
+    {
+        b"user-agent",
+        b"referer",
+        b"x-forwarded-for",
+        b"x-real-ip",
+        b"forwarded",
+        b"via",
+        b"true-client-ip",
+        b"cf-connecting-ip",
+        b"x-client-ip",
+        b"x-cluster-client-ip",
+        b"sec-ch-ua",
+        b"sec-ch-ua-mobile",
+        b"sec-ch-ua-platform",
+        b"dnt",
+    }
+)
+
+
+def scrub_scope(scope: Scope) -> Scope:
+    if scope.get("type") not in ("http", "websocket"):
+        return scope
+    clean = dict(scope)
+    clean["client"] = None
+    clean["headers"] = [
+        (name, value)
+        for name, value in scope.get("headers", [])
+        if name.lower() not in IDENTIFYING_HEADERS
+    ]
+    return clean
+
+
+def anonymising(app: ASGIApp) -> ASGIApp:
+    async def wrapped(scope: Scope, receive: Any, send: Any) -> None:
+        await app(scrub_scope(scope), receive, send)
+
+    return wrapped

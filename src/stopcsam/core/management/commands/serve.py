@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from typing import Any
+
+import uvicorn
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+from django.utils.module_loading import import_string
+
+
+class Command(BaseCommand):
+    help = "Serve the site with uvicorn. No access log with addresses: ours logs none."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument(
+            "--processes",
+            type=int,
+            default=settings.STOPCSAM_PROCESSES,
+            help="ASGI processes; more than one needs REDIS_URL.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["processes"] == 1 and not settings.STOPCSAM_EXTERNAL_WORKERS:
+            # The embedded default: background jobs run in threads of this one process.
+            for starter in settings.STOPCSAM_EMBEDDED_WORKERS:
+                import_string(starter)()
+        uvicorn.run(
+            "stopcsam.asgi:application",
+            host=options["host"],
+            port=options["port"],
+            workers=options["processes"],
+            access_log=False,
+            log_config=None,
+            proxy_headers=False,
+            server_header=False,
+            lifespan="off",
+        )

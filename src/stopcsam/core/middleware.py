@@ -1,0 +1,81 @@
+"""Response-side privacy: an access log without identity, cache and cookie hardening."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponseBase
+from django.utils.cache import patch_cache_control
+
+access_log = logging.getLogger("stopcsam.access")
+
+Handler = Callable[[HttpRequest], HttpResponseBase]
+
+
+class AccessLogMiddleware:
+    """Logs method, path (never the query string), status and duration. Nothing else."""
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        started = time.perf_counter()
+        response = self.get_response(request)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        access_log.info(
+            "%s %s %s %.1fms", request.method, request.path, response.status_code, elapsed_ms
+        )
+        return response
+
+
+class PrivacyHeadersMiddleware:
+    """Keeps pages out of caches and marks cookies Secure on HTTPS requests.
+
+    Every dynamic page is ``no-store``: a shared computer must not keep a participant's
+    pages in its cache or history. Static files keep their normal caching.
+    """
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        if not request.path.startswith(settings.STATIC_URL):
+            patch_cache_control(response, no_store=True, private=True)
+        if request.is_secure():
+            for morsel in response.cookies.values():
+                morsel["secure"] = True
+        return response
+
+
+class LanguageCookieMiddleware:
+    """Remembers the language of the page last visited, for the browser session only.
+
+    The language is in every URL (``/de/...``); the cookie only matters when someone comes
+    back to ``/`` in the same session, which then opens in their chosen language.
+    """
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        language = getattr(request, "LANGUAGE_CODE", None)
+        cookie = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
+        if language and language != cookie and _has_language_prefix(request.path, language):
+            response.set_cookie(
+                settings.LANGUAGE_COOKIE_NAME,
+                language,
+                max_age=None,
+                httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+                samesite="Strict",
+                secure=settings.LANGUAGE_COOKIE_SECURE,
+            )
+        return response
+
+
+def _has_language_prefix(path: str, language: str) -> bool:
+    return path == f"/{language}/" or path.startswith(f"/{language}/")

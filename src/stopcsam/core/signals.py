@@ -1,0 +1,30 @@
+"""Domain signals that let sibling apps cooperate without importing each other (§4).
+
+Apps depend only on ``accounts`` and ``core``. When one app must tell another that something
+happened, it sends one of these signals and the other app listens.
+"""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+# A participant reached a step of the way into help. Sent with keyword arguments
+# ``step`` (one of FUNNEL_STEPS) and ``request`` (the HttpRequest, whose own session may carry
+# a campaign code). Receivers count; they never link steps to a person.
+funnel_step = Signal()
+
+FUNNEL_STEPS = (
+    "warning_shown",
+    "help_click",
+    "landing_visit",
+    "screening_started",
+    "eligible",
+    "consented",
+    "randomized",
+)
+
+# A booked chat session ended one way or another. Sent by scheduling with keyword arguments
+# ``participant_id`` (int), ``appointment_ref`` (str) and ``outcome`` ("attended", "no_show"
+# or "cancelled"). The study counts adherence from it.
+session_outcome = Signal()
+SESSION_OUTCOMES = ("attended", "no_show", "cancelled")

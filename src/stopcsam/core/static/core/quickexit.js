@@ -1,0 +1,19 @@
+// Quick exit: leave for a neutral site and keep this page out of the back button.
+// Without JavaScript the control is a plain link and still works.
+(function () {
+  "use strict";
+  var link = document.getElementById("quick-exit");
+  if (!link) { return; }
+  function leave(event) {
+    if (event) { event.preventDefault(); }
+    window.location.replace(link.href);
+  }
+  link.addEventListener("click", leave);
+  var lastEscape = 0;
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") { return; }
+    var now = Date.now();
+    if (now - lastEscape < 800) { leave(); }
+    lastEscape = now;
+  });
+})();

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+from django.test import Client
+
+from stopcsam.conftest import ParticipantPersona, StaffPersona
+
+pytestmark = pytest.mark.django_db
+PAGES = ["/en/", "/de/start/", "/cs/login/", "/en/staff/login/"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_sends_strict_headers(path: str) -> None:
+    response = Client().get(path)
+    assert response.status_code == 200
+    csp = response["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp and "http" not in csp
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "no-referrer"
+    assert "no-store" in response["Cache-Control"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_have_no_inline_script_and_load_nothing_from_elsewhere(path: str) -> None:
+    html = Client().get(path).content.decode()
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html)
+    assert not re.search(
+        r"""(?:src|href)=["'](?:https?:)?//""",
+        html.replace('href="https://www.wikipedia.org/"', ""),
+    )
+    assert not re.search(r"<[^>]+\son[a-z]+\s*=", html)  # no inline event handlers
+
+
+def test_participant_pages_are_never_stored(
+    participant: ParticipantPersona, participant_client: Callable[..., Client]
+) -> None:
+    response = participant_client(participant).get("/en/me/")
+    assert response.status_code == 200 and "no-store" in response["Cache-Control"]
+
+
+def test_staff_pages_are_never_stored(
+    therapist: StaffPersona, staff_client: Callable[..., Client]
+) -> None:
+    response = staff_client(therapist).get("/en/staff/")
+    assert response.status_code == 200 and "no-store" in response["Cache-Control"]
+
+
+def test_session_cookies_are_strict_httponly_and_end_with_the_browser(
+    participant: ParticipantPersona,
+) -> None:
+    client = Client()
+    client.post("/en/login/", {"codename": participant.codename})
+    cookie = client.cookies["sid"]
+    assert cookie["httponly"] and cookie["samesite"] == "Strict"
+    assert not cookie["expires"] and not cookie["max-age"]
+    assert not cookie["secure"]  # plain HTTP here ...
+
+
+def test_cookies_are_secure_on_https(participant: ParticipantPersona) -> None:
+    client = Client()
+    response = client.post("/en/login/", {"codename": participant.codename}, secure=True)
+    assert response.cookies["sid"]["secure"]  # ... and Secure whenever the request is HTTPS
+
+
+def test_no_cookie_holds_the_codename(participant: ParticipantPersona) -> None:
+    client = Client()
+    response = client.post("/en/login/", {"codename": participant.codename})
+    for morsel in response.cookies.values():
+        assert participant.codename not in morsel.value
+        assert participant.codename.split()[0] not in morsel.value
+
+
+def test_every_participant_page_has_a_quick_exit(
+    participant: ParticipantPersona,
+    participant_client: Callable[..., Client],
+) -> None:
+    visits = [(participant_client(participant), p) for p in ["/en/", "/en/me/", "/en/me/delete/"]]
+    visits += [(Client(), p) for p in ["/de/", "/es/start/", "/pt/login/"]]
+    for client, path in visits:
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert 'id="quick-exit" href="https://www.wikipedia.org/"' in response.content.decode()
+
+
+def test_healthz_reports_the_database(db: None) -> None:
+    response = Client().get("/healthz")
+    assert response.status_code == 200 and "database: ok" in response.content.decode()

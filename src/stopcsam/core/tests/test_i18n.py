@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import polib
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.test import Client, override_settings
+
+import stopcsam
+
+LANGUAGES = [code for code, _ in settings.LANGUAGES]
+PACKAGE = Path(stopcsam.__file__).parent
+
+
+APPS_WITH_STRINGS = sorted(
+    path.parent.name
+    for path in PACKAGE.glob("*/apps.py")
+    if any(
+        marker in source.read_text(encoding="utf-8")
+        for source in [*path.parent.rglob("*.py"), *path.parent.rglob("*.html")]
+        if "tests" not in source.parts
+        for marker in ("gettext", "{% translate", "{% blocktranslate")
+    )
+)
+
+
+def test_every_app_with_strings_has_its_own_catalogue() -> None:
+    assert {"accounts", "core", "outreach"} <= set(APPS_WITH_STRINGS)
+    for app in APPS_WITH_STRINGS:
+        assert (PACKAGE / app / "locale").is_dir(), f"{app} has strings but no locale/"
+
+
+@pytest.fixture(scope="module")
+def fresh_catalogues(tmp_path_factory: pytest.TempPathFactory) -> dict[str, polib.POFile]:
+    """Extract every msgid from a copy of each app, merged into a copy of its catalogue.
+
+    A string added to the code but not translated shows up here as untranslated.
+    """
+    catalogues = {}
+    root = tmp_path_factory.mktemp("i18n")
+    here = Path.cwd()
+    for app in APPS_WITH_STRINGS:
+        copy = root / app
+        shutil.copytree(
+            PACKAGE / app, copy, ignore=shutil.ignore_patterns("tests", "__pycache__", "*.mo")
+        )
+        try:
+            os.chdir(copy)
+            with override_settings(LOCALE_PATHS=[]):
+                call_command(
+                    "makemessages",
+                    locale=LANGUAGES,
+                    verbosity=0,
+                    ignore_patterns=["tests"],
+                    add_location="never",
+                    no_obsolete=True,
+                )
+        finally:
+            os.chdir(here)
+        for code in LANGUAGES:
+            catalogues[f"{app}:{code}"] = polib.pofile(
+                str(copy / "locale" / code / "LC_MESSAGES" / "django.po")
+            )
+    return catalogues
+
+
+CATALOGUES = [f"{app}:{code}" for app in APPS_WITH_STRINGS for code in LANGUAGES]
+
+
+@pytest.mark.parametrize("catalogue_name", CATALOGUES)
+def test_every_string_is_translated(
+    fresh_catalogues: dict[str, polib.POFile], catalogue_name: str
+) -> None:
+    catalogue = fresh_catalogues[catalogue_name]
+    missing = [entry.msgid for entry in catalogue.untranslated_entries()]
+    fuzzy = [entry.msgid for entry in catalogue.fuzzy_entries()]
+    assert len(catalogue) > 0
+    assert missing == [], f"untranslated in {catalogue_name}: {missing[:10]}"
+    assert fuzzy == [], f"fuzzy in {catalogue_name}: {fuzzy[:10]}"
+
+
+@pytest.mark.parametrize("catalogue_name", CATALOGUES)
+def test_placeholders_survive_translation(
+    fresh_catalogues: dict[str, polib.POFile], catalogue_name: str
+) -> None:
+    import re
+
+    pattern = re.compile(r"%\(\w+\)s|\{\{ *\w+ *\}\}|%s")
+    for entry in fresh_catalogues[catalogue_name].translated_entries():
+        assert sorted(pattern.findall(entry.msgid)) == sorted(pattern.findall(entry.msgstr)), (
+            entry.msgid
+        )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        ("de-DE,de;q=0.9,en;q=0.5", "/de/"),
+        ("cs", "/cs/"),
+        ("pt-PT", "/pt/"),
+        ("es-419,es;q=0.9", "/es/"),
+        ("fr-FR,fr;q=0.9", "/en/"),
+    ],
+)
+def test_the_language_comes_from_accept_language(accept: str, expected: str) -> None:
+    response = Client().get("/", headers={"accept-language": accept})
+    assert response.status_code == 302 and response["Location"] == expected
+
+
+@pytest.mark.django_db
+def test_a_chosen_language_is_remembered_for_the_session() -> None:
+    client = Client()
+    client.get("/pt/", headers={"accept-language": "de"})
+    cookie = client.cookies["lang"]
+    assert cookie.value == "pt" and not cookie["max-age"] and cookie["samesite"] == "Strict"
+    assert client.get("/", headers={"accept-language": "de"})["Location"] == "/pt/"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/en/", "/de/login/", "/cs/start/", "/es/staff/login/"])
+def test_every_page_offers_every_language(path: str) -> None:
+    html = Client().get(path).content.decode()
+    tail = path.split("/", 2)[2]
+    for code in LANGUAGES:
+        assert f'href="/{code}/{tail}"' in html
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("language", ["de", "cs", "pt", "es"])
+def test_pages_are_really_translated(language: str) -> None:
+    english = Client().get("/en/").content.decode()
+    other = Client().get(f"/{language}/").content.decode()
+    assert f'<html lang="{language}">' in other
+    assert "Quick exit" in english and "Quick exit" not in other

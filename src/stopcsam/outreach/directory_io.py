@@ -1,0 +1,138 @@
+"""The resource directory as JSON or CSV: reading with row-by-row validation, and writing.
+
+Both formats carry the same fields (see docs/deterrence.md, "Resource directory").
+Languages and contact fields are lists in JSON and ``;``-separated in CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+from stopcsam.outreach.exceptions import ImportValidationError
+from stopcsam.outreach.models import Resource, ResourceKind
+
+FIELDS = (
+    "country",
+    "name",
+    "kind",
+    "languages",
+    "description",
+    "website",
+    "phone",
+    "email",
+    "hours",
+    "cost",
+    "anonymous",
+)
+LANGUAGES = ("en", "de", "cs", "pt", "es")
+TRUE = {"true", "yes", "1"}
+FALSE = {"false", "no", "0", ""}
+
+
+def read_resources(name: str, text: str) -> list[Resource]:
+    """Unsaved, validated resources; ImportValidationError lists every problem found."""
+    rows = _json_rows(text) if name.endswith(".json") else _csv_rows(text)
+    problems: list[str] = []
+    resources: list[Resource] = []
+    seen: set[tuple[str, str]] = set()
+    for where, row in rows:
+        try:
+            resource = _resource(row)
+        except ImportValidationError as exc:
+            problems += [f"{where}: {problem}" for problem in exc.problems]
+            continue
+        key = (resource.country, resource.name)
+        if key in seen:
+            problems.append(f"{where}: {resource.name} ({resource.country}) appears twice.")
+        seen.add(key)
+        resources.append(resource)
+    if problems:
+        raise ImportValidationError(problems)
+    return resources
+
+
+def _json_rows(text: str) -> list[tuple[str, dict[str, Any]]]:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ImportValidationError([f"not valid JSON: {exc}"]) from exc
+    entries = data.get("resources") if isinstance(data, dict) else data
+    if not isinstance(entries, list):
+        raise ImportValidationError(["expected a list, or an object with 'resources'."])
+    return [(f"entry {n}", entry) for n, entry in enumerate(entries, start=1)]
+
+
+def _csv_rows(text: str) -> list[tuple[str, dict[str, Any]]]:
+    reader = csv.DictReader(io.StringIO(text))
+    missing = set(FIELDS) - set(reader.fieldnames or [])
+    if missing:
+        raise ImportValidationError([f"missing columns: {', '.join(sorted(missing))}."])
+    rows = []
+    for n, row in enumerate(reader, start=2):  # line 1 is the header
+        row["languages"] = [v.strip() for v in (row.get("languages") or "").split(";") if v]
+        rows.append((f"line {n}", row))
+    return rows
+
+
+def _resource(row: Any) -> Resource:
+    if not isinstance(row, dict):
+        raise ImportValidationError(["each entry must be an object."])
+    problems = []
+    unknown = set(row) - set(FIELDS)
+    if unknown:
+        problems.append(f"unknown fields: {', '.join(sorted(map(str, unknown)))}.")
+    languages = row.get("languages")
+    if not isinstance(languages, list) or not languages or set(languages) - set(LANGUAGES):
+        problems.append(f"languages must list one or more of {', '.join(LANGUAGES)}.")
+    anonymous = _boolean(row.get("anonymous", False))
+    if anonymous is None:
+        problems.append("anonymous must be true or false.")
+    if row.get("kind") not in ResourceKind.values:
+        problems.append(f"kind must be one of {', '.join(ResourceKind.values)}.")
+    texts = {f: str(row.get(f) or "").strip() for f in FIELDS if f not in _NON_TEXT}
+    resource = Resource(
+        **texts, kind=str(row.get("kind")), languages=languages, anonymous=bool(anonymous)
+    )
+    try:
+        resource.full_clean(exclude=["kind", "languages"], validate_unique=False)
+    except ValidationError as exc:
+        problems += [f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items()]
+    if problems:
+        raise ImportValidationError(problems)
+    return resource
+
+
+_NON_TEXT = {"kind", "languages", "anonymous"}
+
+
+def _boolean(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    return True if text in TRUE else False if text in FALSE else None
+
+
+def _export_row(resource: Resource) -> dict[str, Any]:
+    return {field: getattr(resource, field) for field in FIELDS}
+
+
+def write_json(resources: list[Resource]) -> str:
+    rows = [_export_row(r) for r in resources]
+    return json.dumps({"resources": rows}, ensure_ascii=False, indent=2) + "\n"
+
+
+def write_csv(resources: list[Resource]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for resource in resources:
+        row = _export_row(resource)
+        row["languages"] = ";".join(resource.languages)
+        row["anonymous"] = "true" if resource.anonymous else "false"
+        writer.writerow(row)
+    return out.getvalue()

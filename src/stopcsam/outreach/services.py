@@ -1,0 +1,255 @@
+"""Writes of the outreach app: counters, partners and keys, term-list reloads, content,
+the resource directory and anonymous survey responses. Audited actions record in the same
+transaction as the action."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import date
+from typing import Any
+
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from stopcsam.accounts.models import StaffUser
+from stopcsam.core.audit import audit_record
+from stopcsam.core.clock import now
+from stopcsam.core.signals import FUNNEL_STEPS
+from stopcsam.outreach.exceptions import RateLimitedError, UnknownStepError
+from stopcsam.outreach.models import (
+    ApiKey,
+    Campaign,
+    FunnelCount,
+    Page,
+    PageStatus,
+    Partner,
+    Resource,
+    SurveyResponse,
+    TermListStamp,
+)
+from stopcsam.outreach.terms import forget_current_matcher, load_term_lists, term_list_paths
+
+KEY_PREFIX = "sk_"
+
+
+def _actor(user: StaffUser | None) -> str:
+    return user.audit_ref if user is not None else "system"
+
+
+# --- funnel counters --------------------------------------------------------------------------
+
+
+def funnel_increment(*, step: str, campaign: str, language: str, day: date | None = None) -> None:
+    """Add one to a daily counter; safe under concurrent requests on SQLite and PostgreSQL."""
+    if step not in FUNNEL_STEPS:
+        raise UnknownStepError(step)
+    key = {"day": day or now().date(), "campaign": campaign, "language": language, "step": step}
+    if FunnelCount.objects.filter(**key).update(count=F("count") + 1):
+        return
+    try:
+        with transaction.atomic():
+            FunnelCount.objects.create(**key, count=1)
+    except IntegrityError:  # another request created the row first: add to it
+        FunnelCount.objects.filter(**key).update(count=F("count") + 1)
+
+
+# --- partners and API keys --------------------------------------------------------------------
+
+
+def key_digest(key: str) -> str:
+    # Keys carry 256 random bits, so a fast hash cannot be reversed or guessed.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def partner_create(*, name: str, campaign_code: str, by: StaffUser | None = None) -> Partner:
+    with transaction.atomic():
+        campaign, _ = Campaign.objects.get_or_create(code=campaign_code)
+        partner = Partner.objects.create(name=name, campaign=campaign, created_at=now())
+        audit_record(
+            actor=_actor(by),
+            action="outreach.partner_created",
+            subject=f"partner:{partner.pk}",
+            detail={"campaign": campaign.code},
+        )
+    return partner
+
+
+def api_key_create(
+    *, partner: Partner, label: str = "", rate_per_minute: int = 600, by: StaffUser | None = None
+) -> tuple[ApiKey, str]:
+    """Create a key; the plain key is returned once and never stored."""
+    prefix = secrets.token_hex(4)
+    key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    with transaction.atomic():
+        api_key = ApiKey.objects.create(
+            partner=partner,
+            prefix=prefix,
+            digest=key_digest(key),
+            label=label,
+            rate_per_minute=rate_per_minute,
+            created_at=now(),
+        )
+        audit_record(
+            actor=_actor(by),
+            action="outreach.api_key_created",
+            subject=f"api_key:{api_key.pk}",
+            detail={"partner": partner.pk, "prefix": prefix},
+        )
+    return api_key, key
+
+
+def api_key_revoke(*, api_key: ApiKey, by: StaffUser | None = None) -> ApiKey:
+    with transaction.atomic():
+        updated = ApiKey.objects.filter(pk=api_key.pk, revoked_at=None).update(revoked_at=now())
+        if updated:
+            # Now, and again after commit: a process that re-reads the key in between
+            # would otherwise remember it as valid.
+            _api_keys_changed()
+            transaction.on_commit(_api_keys_changed)
+            audit_record(
+                actor=_actor(by),
+                action="outreach.api_key_revoked",
+                subject=f"api_key:{api_key.pk}",
+                detail={"partner": api_key.partner_id, "prefix": api_key.prefix},
+            )
+    api_key.refresh_from_db(fields=["revoked_at"])
+    return api_key
+
+
+def _api_keys_changed() -> None:
+    """Make every process forget the keys it remembers (see selectors.api_key_holder)."""
+    from stopcsam.outreach.selectors import KEY_GENERATION
+
+    cache.add(KEY_GENERATION, 0, timeout=None)
+    try:
+        cache.incr(KEY_GENERATION)
+    except ValueError:  # evicted between add and incr
+        cache.set(KEY_GENERATION, 1, timeout=None)
+
+
+def api_key_spend(*, prefix: str, rate_per_minute: int) -> None:
+    """Count one request against the key's per-minute budget (shared by all processes
+    through the cache, which is Redis when scaled out); raise RateLimitedError when spent."""
+    moment = now().timestamp()
+    window = int(moment // 60)
+    bucket = f"outreach:rate:{prefix}:{window}"
+    cache.add(bucket, 0, timeout=120)
+    try:
+        used = cache.incr(bucket)
+    except ValueError:  # the bucket expired between add and incr
+        cache.add(bucket, 1, timeout=120)
+        used = 1
+    if used > rate_per_minute:
+        raise RateLimitedError(retry_after=max(1, 60 - int(moment % 60)))
+
+
+# --- term lists --------------------------------------------------------------------------------
+
+
+def term_lists_reload(*, by: StaffUser | None = None, actor: str = "") -> TermListStamp:
+    """Check the term-list files and raise the version every process watches.
+
+    Raises TermListError (and changes nothing) when a file is faulty.
+    """
+    loaded = load_term_lists(term_list_paths())
+    with transaction.atomic():
+        stamp, _ = TermListStamp.objects.select_for_update().get_or_create(pk=1)
+        stamp.version += 1
+        stamp.digest = loaded.digest
+        stamp.term_count = len(loaded.terms)
+        stamp.loaded_at = now()
+        stamp.save(update_fields=["version", "digest", "term_count", "loaded_at"])
+        audit_record(
+            actor=actor or _actor(by),
+            action="outreach.term_lists_reloaded",
+            subject="term_lists",
+            detail={"version": stamp.version, "terms": stamp.term_count, "sha256": loaded.digest},
+        )
+    forget_current_matcher()
+    return stamp
+
+
+# --- front-door content ------------------------------------------------------------------------
+
+
+def page_save(*, page: Page, by: StaffUser | None = None) -> Page:
+    """Save a page as edited; publishing is audited, drafts are not shown to visitors."""
+    with transaction.atomic():
+        was_published = (
+            Page.objects.filter(pk=page.pk, status=PageStatus.PUBLISHED).exists()
+            if page.pk
+            else False
+        )
+        page.updated_at = now()
+        if page.status == PageStatus.PUBLISHED:
+            page.published_at = page.updated_at
+        page.save()
+        if page.status == PageStatus.PUBLISHED or was_published:
+            audit_record(
+                actor=_actor(by),
+                action="outreach.page_published"
+                if page.status == PageStatus.PUBLISHED
+                else "outreach.page_unpublished",
+                subject=f"page:{page.slug}:{page.language}",
+                detail={"sha256": hashlib.sha256(page.body.encode()).hexdigest()},
+            )
+    return page
+
+
+# --- anonymous survey --------------------------------------------------------------------------
+
+
+def survey_response_record(
+    *, instrument_key: str, instrument_version: str, language: str, answers: dict[str, Any]
+) -> None:
+    """Store answers with nothing that links them to a person: no id, session or time of day."""
+    SurveyResponse.objects.create(
+        instrument_key=instrument_key,
+        instrument_version=instrument_version,
+        language=language,
+        day=now().date(),
+        answers=answers,
+    )
+
+
+# --- resource directory ------------------------------------------------------------------------
+
+
+def resources_import(
+    *, resources: list[Resource], replace: bool = False, by: StaffUser | None = None
+) -> int:
+    """Create or update services by (country, name); ``replace`` hides those not listed."""
+    with transaction.atomic():
+        for resource in resources:
+            fields = {f: getattr(resource, f) for f in RESOURCE_FIELDS}
+            Resource.objects.update_or_create(
+                country=resource.country, name=resource.name, defaults={**fields, "active": True}
+            )
+        if replace:
+            listed = {(r.country, r.name) for r in resources}
+            for row in Resource.objects.filter(active=True):
+                if (row.country, row.name) not in listed:
+                    row.active = False
+                    row.save(update_fields=["active"])
+        audit_record(
+            actor=_actor(by),
+            action="outreach.resources_imported",
+            subject="resources",
+            detail={"count": len(resources), "replace": replace},
+        )
+    return len(resources)
+
+
+RESOURCE_FIELDS = (
+    "kind",
+    "languages",
+    "description",
+    "website",
+    "phone",
+    "email",
+    "hours",
+    "cost",
+    "anonymous",
+)

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+
+from stopcsam.outreach import services
+from stopcsam.outreach.models import Partner
+from stopcsam.outreach.terms import forget_current_matcher
+
+
+@pytest.fixture(autouse=True)
+def _fresh_state(settings: object) -> Iterator[None]:
+    """Each test starts with an empty cache (rate buckets) and rebuilds the matcher."""
+    settings.ROOT_URLCONF = "stopcsam.outreach.tests.api_root_urls"  # type: ignore[attr-defined]
+    cache.clear()
+    forget_current_matcher()
+    yield
+    forget_current_matcher()
+
+
+@dataclass
+class PartnerPersona:
+    partner: Partner
+    key: str
+
+    def post(self, body: object, *, client: Client | None = None, raw: str | None = None):  # type: ignore[no-untyped-def]
+        import json
+
+        return (client or Client()).post(
+            "/api/v1/deterrence/check",
+            data=raw if raw is not None else json.dumps(body),
+            content_type="application/json",
+            headers={"authorization": f"Bearer {self.key}"},
+        )
+
+
+@pytest.fixture
+def search_partner(db: None) -> PartnerPersona:
+    partner = services.partner_create(name="Search Co", campaign_code="search-co")
+    _api_key, key = services.api_key_create(partner=partner, rate_per_minute=1000)
+    return PartnerPersona(partner, key)
+
+
+@pytest.fixture
+def forum_partner(db: None) -> PartnerPersona:
+    partner = services.partner_create(name="Forum Co", campaign_code="forum-co")
+    _api_key, key = services.api_key_create(partner=partner, rate_per_minute=3)
+    return PartnerPersona(partner, key)

@@ -1,0 +1,55 @@
+"""The anonymous intercept survey: optional, stored without any link to a person, shown to
+staff only as aggregates with small cells suppressed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.test import Client
+
+from stopcsam.conftest import StaffPersona
+from stopcsam.core.clock import now
+from stopcsam.outreach.models import SurveyResponse
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_survey_is_localised_and_optional() -> None:
+    html = Client().get("/de/survey/").content.decode()
+    assert "Was hat Sie heute hierher geführt?" in html
+    response = Client().post("/de/survey/", {})
+    assert response.status_code == 200 and SurveyResponse.objects.count() == 1
+
+
+def test_answers_are_stored_without_any_link_to_a_person() -> None:
+    client = Client()
+    client.post("/en/survey/", {"reasons": ["o1", "o3"], "barriers": ["o1"], "helpful": "o2"})
+    response = SurveyResponse.objects.get()
+    fields = {f.name for f in SurveyResponse._meta.get_fields()}
+    assert fields == {"id", "instrument_key", "instrument_version", "language", "day", "answers"}
+    assert response.day == now().date()
+    assert response.answers["reasons"] == ["o1", "o3"] and response.answers["helpful"] == "o2"
+
+
+def test_an_impossible_answer_is_a_clear_400_and_stores_nothing() -> None:
+    response = Client().post("/es/survey/", {"helpful": "o99"})
+    assert response.status_code == 400
+    assert SurveyResponse.objects.count() == 0
+
+
+def _respond(n: int, helpful: str) -> None:
+    for _ in range(n):
+        Client().post("/en/survey/", {"helpful": helpful, "reasons": ["o2"]})
+
+
+def test_staff_see_only_aggregates_with_small_cells_suppressed(
+    coordinator: StaffPersona, therapist: StaffPersona, staff_client: Callable[..., Client]
+) -> None:
+    _respond(6, "o1")
+    _respond(2, "o3")
+    exact = staff_client(coordinator).get("/en/staff/outreach/survey/").content.decode()
+    assert "<td>6</td>" in exact and "<td>2</td>" in exact and "<td>8</td>" in exact
+    shared = staff_client(therapist).get("/en/staff/outreach/survey/").content.decode()
+    assert "<td>6</td>" in shared and "<td>2</td>" not in shared and "fewer than 5" in shared
+    assert Client().get("/en/staff/outreach/survey/").status_code == 302

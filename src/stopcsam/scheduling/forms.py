@@ -1,0 +1,202 @@
+"""Forms check shape and range; services decide. Every error message is localised."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+from typing import Any, cast
+from zoneinfo import ZoneInfo, available_timezones
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from stopcsam.scheduling.models import ExceptionKind
+
+# Offered first in every time-zone list: the partner sites' zones and a few common others.
+COMMON_ZONES = [
+    "Europe/Berlin",
+    "Europe/Madrid",
+    "Europe/Lisbon",
+    "Europe/Prague",
+    "Europe/Vienna",
+    "Europe/Zurich",
+    "Europe/London",
+    "Atlantic/Canary",
+    "Atlantic/Azores",
+    "Atlantic/Madeira",
+    "America/Sao_Paulo",
+    "America/New_York",
+    "UTC",
+]
+DEFAULT_ZONE = {
+    "de": "Europe/Berlin",
+    "es": "Europe/Madrid",
+    "pt": "Europe/Lisbon",
+    "cs": "Europe/Prague",
+    "en": "Europe/London",
+}
+_ALL_ZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/"))
+
+
+def zone_choices() -> list[tuple[Any, Any]]:
+    others = [(z, z.replace("_", " ")) for z in _ALL_ZONES if z not in COMMON_ZONES]
+    return [
+        (_("Common"), [(z, z.replace("_", " ")) for z in COMMON_ZONES]),
+        (_("All time zones"), others),
+    ]
+
+
+def is_zone(name: str) -> bool:
+    return name in COMMON_ZONES or name in _ALL_ZONES
+
+
+class ZoneForm(forms.Form):
+    tz = forms.ChoiceField(
+        label=_("Your time zone"),
+        choices=zone_choices,
+        error_messages={"invalid_choice": _("Please choose a time zone from the list.")},
+    )
+
+
+class InstantField(forms.IntegerField):
+    """A slot start sent as seconds since 1970 (UTC): unambiguous whatever the zone."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "error_messages",
+            {
+                "required": _("Please choose a time."),
+                "invalid": _("That time is not valid. Please choose one from the list."),
+            },
+        )
+        super().__init__(min_value=0, max_value=4_102_444_800, **kwargs)
+
+    def clean(self, value: Any) -> datetime | None:
+        seconds = super().clean(value)
+        return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC)
+
+
+class ChooseStartForm(forms.Form):
+    start = InstantField()
+
+
+class ConfirmCourseForm(forms.Form):
+    therapist = forms.IntegerField(min_value=1)
+    starts = forms.CharField(max_length=400)
+
+    def clean_starts(self) -> list[datetime]:
+        field = InstantField()
+        try:
+            parts = [p for p in self.cleaned_data["starts"].split(",") if p]
+            result = [field.clean(p) for p in parts[:20]]
+        except forms.ValidationError as exc:
+            raise forms.ValidationError(_("This plan is not valid. Please start again.")) from exc
+        if not result:
+            raise forms.ValidationError(_("This plan is not valid. Please start again."))
+        return [r for r in result if r is not None]
+
+
+SCOPE_CHOICES = [
+    ("one", _("Only this session")),
+    ("rest", _("This session and all later ones")),
+]
+
+
+class RescheduleForm(forms.Form):
+    start = InstantField(label=_("New time"))
+    # Optional: rebooking a missed session has no "rest of the course" to move.
+    scope = forms.ChoiceField(
+        choices=SCOPE_CHOICES,
+        initial="one",
+        required=False,
+        widget=forms.RadioSelect,
+        label=_("What to move"),
+    )
+
+
+class CancelForm(forms.Form):
+    scope = forms.ChoiceField(
+        choices=SCOPE_CHOICES, initial="one", widget=forms.RadioSelect, label=_("What to cancel")
+    )
+
+
+WEEKDAYS = [
+    (0, _("Monday")),
+    (1, _("Tuesday")),
+    (2, _("Wednesday")),
+    (3, _("Thursday")),
+    (4, _("Friday")),
+    (5, _("Saturday")),
+    (6, _("Sunday")),
+]
+
+
+class _TimeRangeMixin:
+    def _check_order(self, cleaned: dict[str, Any]) -> None:
+        start, end = cleaned.get("start_time"), cleaned.get("end_time")
+        if isinstance(start, time) and isinstance(end, time) and end <= start:
+            self.add_error("end_time", _("The end must be after the start."))  # type: ignore[attr-defined]
+
+
+class WindowForm(_TimeRangeMixin, forms.Form):
+    weekday = forms.TypedChoiceField(label=_("Day"), choices=WEEKDAYS, coerce=int)
+    start_time = forms.TimeField(label=_("From"), widget=forms.TimeInput(attrs={"type": "time"}))
+    end_time = forms.TimeField(label=_("Until"), widget=forms.TimeInput(attrs={"type": "time"}))
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        self._check_order(cleaned)
+        return cleaned
+
+
+class ExceptionForm(_TimeRangeMixin, forms.Form):
+    kind = forms.ChoiceField(label=_("Kind"), choices=ExceptionKind.choices)
+    date = forms.DateField(label=_("Date"), widget=forms.DateInput(attrs={"type": "date"}))
+    start_time = forms.TimeField(
+        label=_("From"), initial=time(0, 0), widget=forms.TimeInput(attrs={"type": "time"})
+    )
+    end_time = forms.TimeField(
+        label=_("Until"), initial=time(23, 59), widget=forms.TimeInput(attrs={"type": "time"})
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        self._check_order(cleaned)
+        return cleaned
+
+    def instants(self, tz_name: str) -> tuple[datetime, datetime]:
+        tz = ZoneInfo(tz_name)
+        day = self.cleaned_data["date"]
+        start = datetime.combine(day, self.cleaned_data["start_time"], tzinfo=tz)
+        end = datetime.combine(day, self.cleaned_data["end_time"], tzinfo=tz)
+        return start.astimezone(UTC), end.astimezone(UTC)
+
+
+class LimitsForm(forms.Form):
+    time_zone = forms.ChoiceField(label=_("Your time zone"), choices=zone_choices)
+    max_per_day = forms.IntegerField(label=_("Sessions per day at most"), min_value=1, max_value=20)
+    max_per_week = forms.IntegerField(
+        label=_("Sessions per week at most"), min_value=1, max_value=80
+    )
+    max_caseload = forms.IntegerField(
+        label=_("Participants in your care at most"), min_value=0, max_value=200
+    )
+    buffer_minutes = forms.IntegerField(
+        label=_("Break after each session (minutes)"), min_value=0, max_value=120
+    )
+
+
+class BoosterForm(forms.Form):
+    start = InstantField(label=_("Time of the booster session"))
+
+
+class HandoverForm(forms.Form):
+    colleague = forms.TypedChoiceField(label=_("Colleague"), coerce=int)
+
+    def __init__(self, *args: Any, colleagues: list[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = cast(forms.TypedChoiceField, self.fields["colleague"])
+        field.choices = [(c.pk, str(c)) for c in colleagues]
+
+
+class QualificationForm(forms.Form):
+    qualified = forms.BooleanField(required=False)

@@ -1,0 +1,63 @@
+"""Background jobs on huey: a SQLite file beside the database in the embedded default, Redis
+when REDIS_URL is set (the scaled-out setup runs ``stopcsam scheduling_worker``).
+
+Huey is used for its periodic tasks (a no-show sweep every minute) and its two stores; the
+jobs themselves are plain services, idempotent, so two workers never double-mark.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+
+# huey ships no type information; its few entry points used here are typed by our wrappers.
+from huey import Huey, RedisHuey, SqliteHuey, crontab  # type: ignore[import-untyped]
+
+logger = logging.getLogger(__name__)
+
+
+def _make_huey() -> Huey:
+    immediate = settings.SCHEDULING_JOBS_IMMEDIATE
+    if settings.REDIS_URL:
+        return RedisHuey("stopcsam-scheduling", url=settings.REDIS_URL, immediate=immediate)
+    path = settings.VAR_DIR / "jobs-scheduling.sqlite3"
+    return SqliteHuey("stopcsam-scheduling", filename=str(path), immediate=immediate)
+
+
+huey = _make_huey()
+
+
+@huey.periodic_task(crontab(minute="*"))
+def sweep_sessions() -> dict[str, int]:
+    """Every minute: mark no-shows and leave reminders for the coming day."""
+    from stopcsam.scheduling import services
+
+    result = {"no_shows": services.no_shows_mark(), "reminders": services.reminders_create()}
+    _close_connections()
+    return result
+
+
+def _close_connections() -> None:
+    # Worker threads keep their own connection; close it so a restarted database is noticed.
+    from django.db import close_old_connections
+
+    close_old_connections()
+
+
+def build_consumer(**options: Any) -> Any:
+    options.setdefault("workers", 1)
+    options.setdefault("worker_type", "thread")
+    options.setdefault("periodic", True)
+    return huey.create_consumer(**options)
+
+
+def start_embedded_worker() -> None:
+    """Start huey's scheduler and one worker thread inside this process (the embedded default).
+
+    ``Consumer.start`` returns at once; its threads are daemons that end with the server.
+    """
+    consumer = build_consumer()
+    consumer.start()
+    logger.info("scheduling jobs run in this process")

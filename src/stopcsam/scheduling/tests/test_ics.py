@@ -1,0 +1,108 @@
+"""Calendar files: they parse, round-trip to the same instants and say nothing sensitive."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+from icalendar import Calendar
+
+from stopcsam.scheduling import selectors, services
+from stopcsam.scheduling.models import Course
+from stopcsam.scheduling.tests.conftest import TUESDAY_EVENING, FrozenClock
+
+FIRST = datetime(2026, 3, 17, 16, 0, tzinfo=UTC)
+# Words that must never appear in a calendar file someone else might see.
+SENSITIVE = [
+    "stopcsam", "csam", "abuse", "child", "therap", "session", "chat", "prevent", "study",
+    "anna", "berlin", "sexual", "minor", "paedo", "pedo", "help", "clinic", "trial",
+    "missbrauch", "kinder", "abuso", "niño", "criança", "zneužív", "dítě",
+]  # fmt: skip
+
+
+@pytest.fixture
+def course(frozen: FrozenClock, participant, therapist, bookable) -> Course:  # type: ignore[no-untyped-def]
+    bookable(therapist.user, TUESDAY_EVENING)
+    proposal = selectors.course_proposal(participant=participant.participant, first=FIRST)
+    assert proposal is not None
+    return services.course_book(
+        participant=participant.participant,
+        therapist_id=proposal.therapist.pk,
+        starts=[s.start for s in proposal.sessions],
+    )
+
+
+@pytest.fixture
+def client_for(course: Course, participant, participant_client):  # type: ignore[no-untyped-def]
+    return participant_client(participant)
+
+
+def _events(body: bytes) -> list:  # type: ignore[type-arg]
+    return list(Calendar.from_ical(body).walk("VEVENT"))
+
+
+@pytest.mark.parametrize("tz", ["Europe/Berlin", "Europe/Lisbon", "America/New_York"])
+def test_the_course_file_round_trips_to_the_booked_instants(
+    course: Course, client_for, tz: str
+) -> None:  # type: ignore[no-untyped-def]
+    response = client_for.get(f"/en/sessions/course/{course.ref}.ics?tz={tz}")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/calendar"
+    body = response.content
+    events = _events(body)
+    booked = sorted((a.start, a.end) for a in course.appointments.all())
+    parsed = sorted(
+        (e.decoded("dtstart").astimezone(UTC), e.decoded("dtend").astimezone(UTC)) for e in events
+    )
+    assert parsed == booked
+    assert {str(e["summary"]) for e in events} == {"Appointment"}
+    assert {e["dtstart"].params["TZID"] for e in events} == {tz}
+    zones = [str(z["tzid"]) for z in Calendar.from_ical(body).walk("VTIMEZONE")]
+    assert zones == [tz]
+
+
+def test_no_sensitive_word_appears(course: Course, client_for) -> None:  # type: ignore[no-untyped-def]
+    first = course.appointments.order_by("start").first()
+    assert first is not None
+    for url in (f"/en/sessions/course/{course.ref}.ics", f"/de/sessions/s/{first.ref}.ics"):
+        text = client_for.get(url).content.decode().lower()
+        for word in SENSITIVE:
+            assert word not in text, word
+        assert not re.search(r"https?://", text)
+        assert "description" not in text and "location" not in text
+
+
+def test_a_session_file_holds_one_event(course: Course, client_for) -> None:  # type: ignore[no-untyped-def]
+    first = course.appointments.order_by("start").first()
+    assert first is not None
+    events = _events(client_for.get(f"/en/sessions/s/{first.ref}.ics").content)
+    assert len(events) == 1
+    assert events[0].decoded("dtstart").astimezone(UTC) == first.start
+
+
+def test_another_participants_file_is_not_found(
+    course: Course, other_participant, participant_client
+) -> None:  # type: ignore[no-untyped-def]
+    other = participant_client(other_participant)
+    assert other.get(f"/en/sessions/course/{course.ref}.ics").status_code == 404
+
+
+def test_the_staff_feed_is_private_and_revocable(course: Course, therapist, staff_client) -> None:  # type: ignore[no-untyped-def]
+    client = staff_client(therapist)
+    page = client.post("/en/sessions/staff/feed/reset/")
+    url = re.search(r'id="feed-url">([^<]+)<', page.content.decode())
+    assert url is not None
+    path = url.group(1).split("testserver", 1)[1]
+    from django.test import Client
+
+    anonymous = Client()
+    feed = anonymous.get(path)
+    assert feed.status_code == 200
+    assert len(_events(feed.content)) == 4
+    assert "anna" not in feed.content.decode().lower()
+    client.post("/en/sessions/staff/feed/reset/")
+    assert anonymous.get(path).status_code == 404  # the old link stops
+    client.post("/en/sessions/staff/feed/revoke/")
+    assert anonymous.get("/en/sessions/feed.ics?key=x").status_code == 404
+    assert anonymous.get("/en/sessions/feed.ics").status_code == 404

@@ -1,0 +1,161 @@
+"""No-shows, attendance and reminders: the background sweep and the chat app's hooks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from stopcsam.core.signals import session_outcome
+from stopcsam.scheduling import jobs, selectors, services
+from stopcsam.scheduling.models import Appointment, Course, Kind, NoticeKind, Status
+from stopcsam.scheduling.services import Actor
+from stopcsam.scheduling.tests.conftest import TUESDAY_EVENING, FrozenClock
+
+FIRST = datetime(2026, 3, 17, 16, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def course(frozen: FrozenClock, participant, therapist, bookable) -> Course:  # type: ignore[no-untyped-def]
+    bookable(therapist.user, TUESDAY_EVENING)
+    proposal = selectors.course_proposal(participant=participant.participant, first=FIRST)
+    assert proposal is not None
+    return services.course_book(
+        participant=participant.participant,
+        therapist_id=proposal.therapist.pk,
+        starts=[s.start for s in proposal.sessions],
+    )
+
+
+@pytest.fixture
+def outcomes() -> list[tuple[int, str, str]]:
+    seen: list[tuple[int, str, str]] = []
+
+    def receiver(sender: object, **kwargs: object) -> None:
+        seen.append(
+            (int(kwargs["participant_id"]), str(kwargs["appointment_ref"]), str(kwargs["outcome"]))
+        )  # type: ignore[call-overload]
+
+    session_outcome.connect(receiver, weak=False)
+    yield seen
+    session_outcome.disconnect(receiver)
+
+
+def _first(course: Course) -> Appointment:
+    first = course.appointments.order_by("start").first()
+    assert first is not None
+    return first
+
+
+def test_nobody_joining_for_fifteen_minutes_is_a_no_show(
+    course: Course, frozen: FrozenClock, outcomes, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    first = _first(course)
+    frozen.set(FIRST + timedelta(minutes=14, seconds=59))
+    assert services.no_shows_mark() == 0
+    frozen.set(FIRST + timedelta(minutes=15))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.no_shows_mark() == 1
+        assert services.no_shows_mark() == 0  # idempotent
+    first.refresh_from_db()
+    assert first.status == Status.NO_SHOW
+    assert outcomes == [(course.participant_id, first.ref, "no_show")]
+    notice = selectors.open_notices(participant=course.participant).get()
+    assert notice.kind == NoticeKind.MISSED and notice.appointment_id == first.pk
+
+
+def test_a_participant_who_joined_is_not_a_no_show_and_counts_as_attended(
+    course: Course, frozen: FrozenClock, outcomes, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    first = _first(course)
+    frozen.set(FIRST + timedelta(minutes=3))
+    services.appointment_mark_joined(appointment_ref=first.ref, role="participant")
+    frozen.set(FIRST + timedelta(minutes=20))
+    assert services.no_shows_mark() == 0
+    with django_capture_on_commit_callbacks(execute=True):
+        services.appointment_mark_attended(appointment_ref=first.ref)
+    first.refresh_from_db()
+    assert first.status == Status.ATTENDED
+    assert outcomes == [(course.participant_id, first.ref, "attended")]
+
+
+def test_a_joined_session_the_chat_never_closed_counts_as_attended_after_its_end(
+    course: Course, frozen: FrozenClock
+) -> None:
+    first = _first(course)
+    frozen.set(FIRST + timedelta(minutes=1))
+    services.appointment_mark_joined(appointment_ref=first.ref, role="participant")
+    frozen.set(first.end + timedelta(minutes=1))
+    services.no_shows_mark()
+    first.refresh_from_db()
+    assert first.status == Status.ATTENDED
+
+
+def test_the_therapist_joining_alone_does_not_prevent_a_no_show(
+    course: Course, frozen: FrozenClock
+) -> None:
+    first = _first(course)
+    services.appointment_mark_joined(appointment_ref=first.ref, role="therapist")
+    frozen.set(FIRST + timedelta(minutes=16))
+    assert services.no_shows_mark() == 1
+
+
+def test_a_missed_session_can_be_rebooked_with_the_same_therapist(
+    course: Course, frozen: FrozenClock
+) -> None:
+    first = _first(course)
+    frozen.set(FIRST + timedelta(minutes=16))
+    services.no_shows_mark()
+    first.refresh_from_db()
+    options = selectors.reschedule_options(appointment=first, by_staff=False)
+    assert options and options[0] > FIRST
+    new = services.appointment_rebook(
+        appointment=first, new_start=options[0], actor=Actor.participant()
+    )
+    assert new.kind == Kind.REPLACEMENT and new.therapist_id == first.therapist_id
+    assert course.appointments.filter(status=Status.BOOKED).count() == 4
+
+
+def test_a_reminder_is_left_for_the_next_visit_the_day_before(
+    course: Course, frozen: FrozenClock
+) -> None:
+    frozen.set(FIRST - timedelta(hours=25))
+    assert services.reminders_create() == 0
+    frozen.set(FIRST - timedelta(hours=23))
+    assert services.reminders_create() == 1
+    assert services.reminders_create() == 0
+    notice = selectors.open_notices(participant=course.participant).get()
+    services.notice_dismiss(participant=course.participant, notice_id=notice.pk)
+    assert services.reminders_create() == 0  # a dismissed reminder does not come back
+    assert not selectors.open_notices(participant=course.participant).exists()
+
+
+def test_the_sweep_is_a_periodic_huey_task_that_runs_the_services(
+    course: Course, frozen: FrozenClock
+) -> None:
+    frozen.set(FIRST + timedelta(minutes=30))
+    due = [task.name for task in jobs.huey.read_periodic(datetime(2026, 3, 17, 16, 31))]
+    assert any(name.endswith("sweep_sessions") for name in due)  # due every minute
+    result = jobs.sweep_sessions.call_local()
+    assert result["no_shows"] == 1
+
+
+def test_other_pages_can_show_the_notices_with_a_template_tag(
+    course: Course, frozen: FrozenClock, rf
+) -> None:  # type: ignore[no-untyped-def]
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.template import RequestContext, Template
+
+    frozen.set(FIRST + timedelta(minutes=16))
+    services.no_shows_mark()
+    request = rf.get("/en/")
+    request.session = SessionStore()
+    request.participant = course.participant
+    html = Template("{% load scheduling_tags %}{% scheduling_notices %}").render(
+        RequestContext(request)
+    )
+    assert "You missed a session" in html and "Book a new time" in html
+    request.participant = None
+    assert "You missed" not in Template(
+        "{% load scheduling_tags %}{% scheduling_notices %}"
+    ).render(RequestContext(request))

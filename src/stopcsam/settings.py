@@ -1,0 +1,356 @@
+"""Settings, read from the environment (see docs/configuration.md).
+
+The embedded default (SQLite, one process, no other server) needs nothing set in demo mode.
+A production deployment sets keys, hosts and, to scale out, DATABASE_URL and REDIS_URL.
+Broken combinations are refused at start-up by the checks in ``stopcsam.core.checks``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import dj_database_url
+from django.utils.csp import CSP
+
+from stopcsam.core.demo_secrets import demo_secrets
+from stopcsam.core.env import env_bool, env_int, env_list, env_str
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+VAR_DIR = Path(env_str("STOPCSAM_VAR_DIR", "var")).resolve()
+
+DEMO_MODE = env_bool("STOPCSAM_DEMO")
+DEBUG = env_bool("DEBUG")
+_demo = demo_secrets(VAR_DIR) if DEMO_MODE else {}
+
+# An empty value is reported by a system check, not by a crash at import time.
+_UNSET = "unset-refused-by-checks"
+SECRET_KEY = env_str("SECRET_KEY") or _demo.get("SECRET_KEY", "") or _UNSET
+SECRET_KEY_IS_SET = SECRET_KEY != _UNSET
+# Field encryption keys: "id:base64key,id:base64key"; the first encrypts, all decrypt.
+STOPCSAM_ENCRYPTION_KEYS = env_str("STOPCSAM_ENCRYPTION_KEYS") or _demo.get("ENCRYPTION_KEYS", "")
+# Keyed digest for finding a participant by codename. Separate from SECRET_KEY so that
+# rotating the session-signing key never locks participants out.
+STOPCSAM_LOOKUP_KEY = env_str("STOPCSAM_LOOKUP_KEY") or _demo.get("LOOKUP_KEY", "")
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEMO_MODE or DEBUG else "")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+# Background work. In the embedded default (one process) `stopcsam serve` calls each of these
+# dotted paths once to start in-process workers; with STOPCSAM_EXTERNAL_WORKERS the same job
+# code runs in separate worker processes instead.
+STOPCSAM_EMBEDDED_WORKERS: list[str] = []
+STOPCSAM_EXTERNAL_WORKERS = env_bool("STOPCSAM_EXTERNAL_WORKERS")
+
+# A movable clock for end-to-end tests (see core/clock.py); refused outside demo/debug mode.
+STOPCSAM_TEST_CLOCK = env_bool("STOPCSAM_TEST_CLOCK")
+
+# The ASGI application that serves websockets (dotted path); None closes them.
+STOPCSAM_WEBSOCKET_APP: str | None = None
+
+# Threads per process that run Django's (synchronous) request handling; 0 uses Django's
+# ASGI handler, which runs all sync code of a process on a single thread.
+STOPCSAM_HTTP_THREADS = env_int("STOPCSAM_HTTP_THREADS", 8)
+
+# Processes that serve requests. More than one needs Redis for fan-out (checked).
+STOPCSAM_PROCESSES = env_int("STOPCSAM_PROCESSES", 1)
+REDIS_URL = env_str("REDIS_URL")
+DATABASE_URL = env_str("DATABASE_URL")
+
+INSTALLED_APPS = [
+    "stopcsam.accounts.apps.CoordinatorAdminConfig",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "stopcsam.core.apps.CoreConfig",
+    "stopcsam.accounts.apps.AccountsConfig",
+    "stopcsam.outreach.apps.OutreachConfig",
+    "stopcsam.study.apps.StudyConfig",
+    "stopcsam.scheduling.apps.SchedulingConfig",
+    "stopcsam.chat.apps.ChatConfig",
+]
+
+MIDDLEWARE = [
+    "stopcsam.core.middleware.AccessLogMiddleware",
+    "stopcsam.core.middleware.PrivacyHeadersMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "stopcsam.core.middleware.LanguageCookieMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "stopcsam.core.csrf.FetchMetadataCsrfMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "stopcsam.accounts.middleware.ParticipantMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "stopcsam.urls"
+ASGI_APPLICATION = "stopcsam.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "stopcsam.core.context_processors.site_context",
+            ],
+        },
+    },
+]
+
+
+def _database() -> dict[str, object]:
+    if DATABASE_URL:
+        config: dict[str, object] = dict(dj_database_url.parse(DATABASE_URL, conn_max_age=60))
+        config["CONN_HEALTH_CHECKS"] = True
+        return config
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(VAR_DIR / "stopcsam.sqlite3"),
+        "OPTIONS": {
+            # IMMEDIATE takes the write lock at BEGIN, so read-then-write services
+            # (audit chain, randomization, booking) cannot interleave.
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": (
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+            ),
+        },
+    }
+
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+AUTH_USER_MODEL = "accounts.StaffUser"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "accounts:staff_login"
+# URL name where participants land after logging in (the study sets its own page).
+STOPCSAM_PARTICIPANT_HOME = "accounts:me"
+# Dotted paths called by `seed_demo` after the demo staff exist (apps add their demo data).
+STOPCSAM_DEMO_SEEDERS: list[str] = []
+OTP_TOTP_ISSUER = "stopcsam"
+
+# Codename hashing (argon2id) at OWASP's recommended minimum (19 MiB, 2 passes): 26 ms here
+# against 198 ms for 64 MiB x 3, measured. A codename carries >= 80 bits of entropy, so the
+# hash guards against a leaked database, not against guessing; sign-up and login stay fast
+# under load. Tests lower the cost further; the algorithm stays the same.
+CODENAME_ARGON2 = {"time_cost": 2, "memory_cost": 19456, "parallelism": 1}
+CODENAME_MAX_LENGTH = 200
+CODENAME_MIN_ENTROPY_BITS = 80
+# Per-account throttling of staff logins: free attempts, then a lock that doubles.
+STAFF_LOGIN_FREE_ATTEMPTS = 5
+STAFF_LOGIN_LOCK_SECONDS = 60
+STAFF_LOGIN_LOCK_MAX_SECONDS = 3600
+STAFF_INVITATION_DAYS = 7
+# Database triggers that refuse UPDATE and DELETE on the audit log.
+AUDIT_DB_TRIGGERS = True
+
+# Sessions live on the server; the browser holds only an opaque id.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_COOKIE_NAME = "sid"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Strict"
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_AGE = 60 * 60 * 8
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Strict"
+CSRF_USE_SESSIONS = True
+CSRF_FAILURE_VIEW = "stopcsam.core.views.csrf_failure"
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
+# HTTPS deployments mark every cookie Secure and send HSTS. An onion service is plain HTTP
+# inside Tor's own encryption, so STOPCSAM_HTTPS=false is correct there; the privacy
+# middleware still marks cookies Secure whenever a request arrives over HTTPS.
+STOPCSAM_HTTPS = env_bool("STOPCSAM_HTTPS", default=not (DEMO_MODE or DEBUG))
+SESSION_COOKIE_SECURE = STOPCSAM_HTTPS
+CSRF_COOKIE_SECURE = STOPCSAM_HTTPS
+SECURE_SSL_REDIRECT = STOPCSAM_HTTPS
+SECURE_HSTS_SECONDS = 63072000 if STOPCSAM_HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = STOPCSAM_HTTPS
+SECURE_HSTS_PRELOAD = STOPCSAM_HTTPS
+if env_bool("STOPCSAM_BEHIND_TLS_PROXY"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "no-referrer"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF],
+    "font-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "object-src": [CSP.NONE],
+}
+# Where the quick-exit control leads: a neutral, busy site.
+STOPCSAM_QUICK_EXIT_URL = env_str("STOPCSAM_QUICK_EXIT_URL", "https://www.wikipedia.org/")
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [
+    ("en", "English"),
+    ("de", "Deutsch"),
+    ("cs", "Čeština"),
+    ("pt", "Português"),
+    ("es", "Español"),
+]
+# Each app keeps its own catalogue in <app>/locale, found by Django at run time.
+LOCALE_PATHS: list[str] = []
+USE_I18N = True
+USE_TZ = True
+TIME_ZONE = "UTC"
+# The language choice lives for the browser session only, like every participant cookie.
+LANGUAGE_COOKIE_NAME = "lang"
+LANGUAGE_COOKIE_AGE = None
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Strict"
+LANGUAGE_COOKIE_SECURE = STOPCSAM_HTTPS
+
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Serve from the apps' static folders directly, so no collectstatic step is needed.
+WHITENOISE_USE_FINDERS = True
+# WhiteNoise streams files through a sync iterator; under ASGI Django warns on each one.
+# The files are small and browser-cached, so the warning is noise, not a problem.
+warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous")
+
+# No IP address, user agent or referrer reaches a log: the ASGI layer strips them from
+# every request before Django sees it, and our access log writes method, path, status, time.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
+    "loggers": {
+        "uvicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
+        "django.server": {"handlers": [], "level": "CRITICAL", "propagate": False},
+    },
+}
+
+SILENCED_SYSTEM_CHECKS: list[str] = [
+    # W003 looks for Django's CsrfViewMiddleware by exact name; ours subclasses it and keeps
+    # every check, adding only Fetch Metadata for Origin: null (see stopcsam/core/csrf.py).
+    "security.W003",
+]
+if not STOPCSAM_HTTPS:
+    # Onion services and local demos run over plain HTTP by design; Tor encrypts the
+    # transport end to end. Cookies are still marked Secure on any HTTPS request.
+    SILENCED_SYSTEM_CHECKS += ["security.W004", "security.W008", "security.W012", "security.W016"]
+
+# === study settings (owned by the study app) ===
+STOPCSAM_PARTICIPANT_HOME = "study:home"
+STOPCSAM_DEMO_SEEDERS += ["stopcsam.study.demo.seed_study_demo"]
+# Scheduling asks the study who may book and how long a course is (it never imports study).
+STOPCSAM_MAY_BOOK = "stopcsam.study.selectors.participant_may_book"
+STOPCSAM_COURSE_LENGTH = "stopcsam.study.selectors.course_length"
+# === end study settings ===
+
+# === scheduling settings (owned by the scheduling app) ===
+# Rules of booking (docs/scheduling.md). Durations in minutes, hours or days as named.
+SCHEDULING_SESSION_MINUTES = env_int("SCHEDULING_SESSION_MINUTES", 50)
+SCHEDULING_MIN_NOTICE_HOURS = env_int("SCHEDULING_MIN_NOTICE_HOURS", 12)
+SCHEDULING_HORIZON_DAYS = env_int("SCHEDULING_HORIZON_DAYS", 42)
+SCHEDULING_CHANGE_CUTOFF_HOURS = env_int("SCHEDULING_CHANGE_CUTOFF_HOURS", 12)
+SCHEDULING_STAFF_CHANGE_CUTOFF_HOURS = env_int("SCHEDULING_STAFF_CHANGE_CUTOFF_HOURS", 1)
+SCHEDULING_NO_SHOW_MINUTES = env_int("SCHEDULING_NO_SHOW_MINUTES", 15)
+SCHEDULING_ALTERNATIVE_DAYS = env_int("SCHEDULING_ALTERNATIVE_DAYS", 2)
+SCHEDULING_REMINDER_HOURS = env_int("SCHEDULING_REMINDER_HOURS", 24)
+# Background jobs (huey): a SQLite file in VAR_DIR when embedded, Redis when REDIS_URL is set.
+SCHEDULING_JOBS_IMMEDIATE = env_bool("SCHEDULING_JOBS_IMMEDIATE")
+STOPCSAM_EMBEDDED_WORKERS += ["stopcsam.scheduling.jobs.start_embedded_worker"]
+STOPCSAM_DEMO_SEEDERS += ["stopcsam.scheduling.demo.seed_scheduling_demo"]
+# === end scheduling settings ===
+
+# === chat settings (owned by the chat app) ===
+# Real-time chat (docs/chat-protocol.md): a lean ASGI websocket endpoint beside Django.
+STOPCSAM_WEBSOCKET_APP = "stopcsam.chat.sockets.application"
+# Scheduling tells chat about appointments through these dotted paths (docs/therapists.md).
+STOPCSAM_APPOINTMENT_SOURCE: str | None = None
+STOPCSAM_APPOINTMENTS_FOR: str | None = None
+STOPCSAM_APPOINTMENT_JOINED: str | None = None
+STOPCSAM_APPOINTMENT_ATTENDED: str | None = None
+# The participant's pseudonymous study id for the therapist console (None: a keyed pseudonym).
+STOPCSAM_PARTICIPANT_STUDY_ID: str | None = None
+# Times in seconds: a session opens before its start, lasts, warns before its end, and is
+# closed by force after the end plus a grace period.
+CHAT_OPEN_BEFORE_SECONDS = env_int("CHAT_OPEN_BEFORE_SECONDS", 10 * 60)
+CHAT_SESSION_SECONDS = env_int("CHAT_SESSION_SECONDS", 50 * 60)
+CHAT_WARNING_SECONDS = env_int("CHAT_WARNING_SECONDS", 5 * 60)
+CHAT_GRACE_SECONDS = env_int("CHAT_GRACE_SECONDS", 5 * 60)
+CHAT_TICK_SECONDS = env_int("CHAT_TICK_SECONDS", 15)
+CHAT_NOJS_REFRESH_SECONDS = env_int("CHAT_NOJS_REFRESH_SECONDS", 5)
+# Frame limits and flood throttling (messages per second, burst).
+CHAT_MAX_FRAME_BYTES = 16 * 1024
+CHAT_MAX_MESSAGE_CHARS = 4000
+CHAT_SEND_RATE = (2.0, 10)
+CHAT_FRAME_RATE = (10.0, 40)
+# Site codes whose supervisors may read along live (the participant is told on screen).
+CHAT_READ_ALONG_SITES = env_list("CHAT_READ_ALONG_SITES")
+# The structured session guide per session number (JSON file; docs/therapists.md). Empty: none.
+CHAT_SESSION_GUIDE_FILE = env_str("CHAT_SESSION_GUIDE_FILE")
+# Transcripts are crypto-shredded this many days after the participant's last session.
+CHAT_RETENTION_DAYS = env_int("CHAT_RETENTION_DAYS", 365)
+# Redis channel prefix, so several deployments can share one Redis.
+CHAT_REDIS_PREFIX = env_str("CHAT_REDIS_PREFIX", "stopcsam")
+# Demo and end-to-end tests only: appointments come from a file in VAR_DIR (refused otherwise).
+CHAT_DEMO_APPOINTMENTS = env_bool("CHAT_DEMO_APPOINTMENTS")
+CHAT_TEST_MODE = env_bool("CHAT_TEST_MODE")
+# uvicorn logs every websocket handshake at INFO with the client's address and port, before
+# our ASGI scrubber runs: keep only its warnings and errors (they carry no address).
+LOGGING["loggers"]["uvicorn.error"] = {  # type: ignore[index]
+    "handlers": ["console"],
+    "level": "WARNING",
+    "propagate": False,
+}
+if CHAT_DEMO_APPOINTMENTS:
+    STOPCSAM_APPOINTMENT_SOURCE = "stopcsam.chat.demo.appointment_source"
+    STOPCSAM_APPOINTMENTS_FOR = "stopcsam.chat.demo.appointments_for"
+# === end chat settings ===
+
+# === outreach settings (owned by the outreach app) ===
+# Deterrence term-list files (CSV or JSON, docs/deterrence.md); empty: the shipped placeholders.
+OUTREACH_TERM_LISTS = env_list("STOPCSAM_TERM_LISTS")
+# Public base URL for links handed to partners (help_url); empty: taken from the request.
+OUTREACH_PUBLIC_URL = env_str("STOPCSAM_PUBLIC_URL").rstrip("/")
+# Requests per minute for a new partner key, unless given when the key is created.
+OUTREACH_DEFAULT_RATE_PER_MINUTE = env_int("STOPCSAM_API_RATE_PER_MINUTE", 600)
+# The intercept survey offered on the landing page (an instrument definition, JSON).
+OUTREACH_SURVEY_FILE = env_str("STOPCSAM_SURVEY_FILE")
+# === end outreach settings ===

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+
+from stopcsam.study import services
+from stopcsam.study.exceptions import ProtocolError
+from stopcsam.study.models import ProtocolVersion
+from stopcsam.study.protocol import protocol_from_dict
+
+
+class ProtocolVersionForm(forms.ModelForm):
+    class Meta:
+        model = ProtocolVersion
+        fields = ["definition", "is_active"]
+
+    def clean_definition(self) -> Any:
+        definition = self.cleaned_data["definition"]
+        try:
+            protocol_from_dict(definition)
+        except ProtocolError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return definition
+
+
+@admin.register(ProtocolVersion)
+class ProtocolVersionAdmin(admin.ModelAdmin):
+    """Coordinators and study admins edit a protocol by saving it as a new version: versions
+    already used by participants never change under them."""
+
+    form = ProtocolVersionForm
+    list_display = ["key", "version", "is_active", "created_at", "seed_commitment"]
+    readonly_fields = ["key", "version", "seed_commitment", "created_at"]
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ["definition", "is_active"]
+        return ["key", "version", "seed_commitment", "created_at", "is_active"]
+
+    def save_model(
+        self, request: HttpRequest, obj: ProtocolVersion, form: Any, change: bool
+    ) -> None:
+        actor = request.user.audit_ref  # type: ignore[union-attr]
+        if change:
+            if form.cleaned_data.get("is_active") and "is_active" in form.changed_data:
+                services.protocol_activate(version=obj, actor=actor)
+            return
+        saved = services.protocol_load(
+            definition=form.cleaned_data["definition"],
+            activate=form.cleaned_data["is_active"],
+            actor=actor,
+        )
+        obj.pk = saved.pk
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return list(self.readonly_fields)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,285 @@
+"""Pseudonymised export for researchers: tidy CSV and a codebook.
+
+One row per participant x time point x variable. Participants appear only as a study ID, a
+keyed HMAC that cannot be reversed without the deployment's lookup key; no codename digest,
+database key or timestamp finer than a day leaves. Free text is left out unless asked for.
+The CSV is produced row by row, so memory stays flat however large the study is.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from django.conf import settings
+
+from stopcsam.core.instruments import Instrument, localised, value_domain
+from stopcsam.study.models import ProtocolVersion, Response
+from stopcsam.study.protocol import Protocol
+from stopcsam.study.selectors import parsed_protocol
+
+COLUMNS = (
+    "study_id",
+    "arm",
+    "stratum",
+    "site",
+    "language",
+    "time_point",
+    "day_from_randomization",
+    "instrument",
+    "instrument_version",
+    "variable",
+    "kind",
+    "value",
+)
+
+
+def study_id(version: ProtocolVersion, enrolment_pk: int) -> str:
+    key = settings.STOPCSAM_LOOKUP_KEY.encode()
+    message = f"study-id|{version.key}|{enrolment_pk}".encode()
+    return "S" + hmac.new(key, message, hashlib.sha256).hexdigest()[:14].upper()
+
+
+class _Line:
+    """A write target for csv.writer that hands back each formatted line."""
+
+    def write(self, text: str) -> str:
+        return text
+
+
+def export_rows(
+    version: ProtocolVersion,
+    *,
+    include_free_text: bool = False,
+) -> Iterator[tuple[Any, ...]]:
+    """Rows in participant order. Enrolment fields come joined with each response, so nothing
+    per participant is held in memory beyond the current one."""
+    protocol = parsed_protocol(version)
+    responses = (
+        Response.objects.filter(enrolment__protocol=version)
+        .exclude(enrolment__arm="")
+        .order_by("enrolment_id", "id")
+        .values_list(
+            "enrolment_id",
+            "enrolment__arm",
+            "enrolment__stratum",
+            "enrolment__site",
+            "enrolment__language",
+            "enrolment__randomized_at",
+            "time_point",
+            "instrument",
+            "instrument_version",
+            "answers",
+            "free_text",
+            "scores",
+            "completed_at",
+            "started_at",
+        )
+        .iterator(chunk_size=2000)
+    )
+    current, sid = None, ""
+    for row in responses:
+        if row[0] != current:
+            current, sid = row[0], study_id(version, row[0])
+        yield from _response_rows(protocol, sid, row, include_free_text)
+
+
+def _response_rows(
+    protocol: Protocol, sid: str, row: tuple[Any, ...], include_free_text: bool
+) -> Iterator[tuple[Any, ...]]:
+    (
+        _pk,
+        arm,
+        stratum,
+        site,
+        language,
+        randomized_at,
+        time_point,
+        name,
+        instrument_version,
+        answers,
+        free_raw,
+        scores,
+        done,
+        started,
+    ) = row
+    instrument = protocol.instruments.get(name)
+    if instrument is None:
+        return
+    moment = done or started
+    day = (moment.date() - randomized_at.date()).days if randomized_at else ""
+    head = (sid, arm, stratum, site, language, time_point, day, name, instrument_version)
+    # values_list() already opened the encrypted field (from_db_value); only parse it.
+    free = json.loads(free_raw or "{}") if include_free_text else {}
+    for item in instrument.items:
+        if item.type == "text":
+            if include_free_text:
+                yield (*head, item.key, "text", free.get(item.key, ""))
+            continue
+        yield (*head, item.key, "item", _cell(answers.get(item.key)))
+    for scale in instrument.scales:
+        yield (*head, scale.key, "scale", _cell(scores.get(scale.key)))
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ";".join(str(v) for v in value)
+    return value
+
+
+def export_csv(version: ProtocolVersion, *, include_free_text: bool = False) -> Iterator[str]:
+    writer = csv.writer(_Line())
+    yield writer.writerow(COLUMNS)
+    for row in export_rows(version, include_free_text=include_free_text):
+        yield writer.writerow(row)
+
+
+# --- codebook -------------------------------------------------------------------------------
+
+
+def codebook(version: ProtocolVersion, *, include_free_text: bool = False) -> dict[str, Any]:
+    protocol = parsed_protocol(version)
+    return {
+        "protocol": {"key": protocol.key, "version": protocol.version},
+        "columns": _column_docs(protocol),
+        "variables": [
+            entry
+            for instrument in protocol.instruments.values()
+            for entry in _variables(instrument, include_free_text)
+        ],
+        "free_text_included": include_free_text,
+    }
+
+
+def _column_docs(protocol: Protocol) -> list[dict[str, str]]:
+    arms = "|".join(arm.key for arm in protocol.arms)
+    points = "|".join(point.key for point in protocol.schedule)
+    return [
+        {
+            "name": "study_id",
+            "type": "string",
+            "values": "S + 14 hex characters",
+            "description": "Pseudonymous participant ID (keyed HMAC); not reversible.",
+        },
+        {"name": "arm", "type": "category", "values": arms, "description": "Allocated arm."},
+        {
+            "name": "stratum",
+            "type": "category",
+            "values": "|".join(protocol.strata),
+            "description": "Randomization stratum (factors joined by |).",
+        },
+        {"name": "site", "type": "category", "values": "site code", "description": "Study site."},
+        {
+            "name": "language",
+            "type": "category",
+            "values": "en|de|cs|pt|es",
+            "description": "Language of the participant.",
+        },
+        {
+            "name": "time_point",
+            "type": "category",
+            "values": points,
+            "description": "Scheduled assessment.",
+        },
+        {
+            "name": "day_from_randomization",
+            "type": "integer",
+            "values": "..",
+            "description": "Day the answers were given, relative to randomization (day 0).",
+        },
+        {
+            "name": "instrument",
+            "type": "category",
+            "values": "|".join(protocol.instruments),
+            "description": "Instrument key.",
+        },
+        {
+            "name": "instrument_version",
+            "type": "string",
+            "values": "",
+            "description": "Version of the instrument definition.",
+        },
+        {
+            "name": "variable",
+            "type": "category",
+            "values": "see variables",
+            "description": "Item or scale key.",
+        },
+        {
+            "name": "kind",
+            "type": "category",
+            "values": "item|scale|text",
+            "description": "Raw item answer, scale score, or free text.",
+        },
+        {
+            "name": "value",
+            "type": "depends on variable",
+            "values": "see variables",
+            "description": "Empty when not answered or the scale had too few answers.",
+        },
+    ]
+
+
+def _variables(instrument: Instrument, include_free_text: bool) -> list[dict[str, Any]]:
+    entries = []
+    for item in instrument.items:
+        if item.type == "text" and not include_free_text:
+            continue
+        entries.append(
+            {
+                "instrument": instrument.key,
+                "instrument_version": instrument.version,
+                "variable": item.key,
+                "kind": "text" if item.type == "text" else "item",
+                "type": _variable_type(item.type, item.option_values()),
+                "values": value_domain(item),
+                "reverse_scored": item.reverse,
+                "label": localised(item.label, "en"),
+            }
+        )
+    for scale in instrument.scales:
+        entries.append(
+            {
+                "instrument": instrument.key,
+                "instrument_version": instrument.version,
+                "variable": scale.key,
+                "kind": "scale",
+                "type": "number",
+                "values": f"{scale.method} of {', '.join(scale.items)} "
+                f"(at least {scale.min_answered} answered)",
+                "reverse_scored": False,
+                "label": localised(scale.label, "en"),
+            }
+        )
+    return entries
+
+
+def _variable_type(kind: str, values: list[int | str]) -> str:
+    if kind == "multiple":
+        return "set (values joined by ;)"
+    if kind in ("likert", "number") or (values and all(isinstance(v, int) for v in values)):
+        return "integer"
+    return "text" if kind == "text" else "category"
+
+
+def codebook_csv(book: dict[str, Any]) -> Iterator[str]:
+    writer = csv.writer(_Line())
+    fields = (
+        "instrument",
+        "instrument_version",
+        "variable",
+        "kind",
+        "type",
+        "values",
+        "reverse_scored",
+        "label",
+    )
+    yield writer.writerow(fields)
+    for entry in book["variables"]:
+        yield writer.writerow([entry[field] for field in fields])

@@ -1,0 +1,352 @@
+"""Writes of the study: protocol, screening, enrolment, consent, answers, randomization,
+withdrawal. Each function does the whole job (write, tally, audit) in one transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+
+from stopcsam.accounts.models import Participant
+from stopcsam.core import clock
+from stopcsam.core.audit import audit_record
+from stopcsam.core.instruments import Answer, Instrument, score
+from stopcsam.study import randomization
+from stopcsam.study.exceptions import (
+    AlreadyRandomizedError,
+    ConsentIncompleteError,
+    QuestionnaireNotDueError,
+    StepOutOfOrderError,
+)
+from stopcsam.study.models import (
+    ConsentRecord,
+    Enrolment,
+    ProtocolVersion,
+    Response,
+    StratumCounter,
+    Tally,
+)
+from stopcsam.study.protocol import Protocol, protocol_from_dict
+from stopcsam.study.selectors import (
+    instrument_is_open,
+    parsed_protocol,
+    time_point_complete,
+)
+
+# --- protocol -------------------------------------------------------------------------------
+
+
+def protocol_load(
+    *, definition: Mapping[str, Any], activate: bool = True, actor: str = "system"
+) -> ProtocolVersion:
+    """Validate and store a protocol version with a freshly sealed randomization seed."""
+    protocol = protocol_from_dict(definition)
+    seed = randomization.new_seed()
+    with transaction.atomic():
+        if activate:
+            ProtocolVersion.objects.filter(is_active=True).update(is_active=False)
+        version = ProtocolVersion.objects.create(
+            key=protocol.key,
+            version=protocol.version,
+            definition=dict(definition),
+            is_active=activate,
+            sealed_seed=seed,
+            seed_commitment=randomization.seed_commitment(seed),
+        )
+        audit_record(
+            actor=actor,
+            action="study.protocol_loaded",
+            subject=str(version),
+            detail={"seed_commitment": version.seed_commitment, "active": activate},
+        )
+    return version
+
+
+def protocol_activate(*, version: ProtocolVersion, actor: str) -> None:
+    with transaction.atomic():
+        ProtocolVersion.objects.filter(is_active=True).update(is_active=False)
+        ProtocolVersion.objects.filter(pk=version.pk).update(is_active=True)
+        audit_record(actor=actor, action="study.protocol_activated", subject=str(version))
+
+
+# --- screening ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScreeningOutcome:
+    eligible: bool
+    reasons: tuple[str, ...]
+
+
+def screening_evaluate(
+    *, version: ProtocolVersion, answers: Mapping[str, Answer], language: str
+) -> ScreeningOutcome:
+    """Apply the inclusion rules and count the outcome. The answers are never stored here:
+    an ineligible person leaves nothing but a count behind."""
+    protocol = parsed_protocol(version)
+    reasons = tuple(
+        rule.reason for rule in protocol.rules if not rule.admits(answers.get(rule.item))
+    )
+    with transaction.atomic():
+        _tally(version, "screened", "", language)
+        if reasons:
+            _tally(version, "excluded", reasons[0], language)
+    return ScreeningOutcome(eligible=not reasons, reasons=reasons)
+
+
+def _tally(version: ProtocolVersion, event: str, detail: str, language: str) -> None:
+    key = {
+        "protocol": version,
+        "day": clock.now().date(),
+        "event": event,
+        "detail": detail,
+        "language": language,
+    }
+    updated = Tally.objects.filter(**key).update(count=F("count") + 1)
+    if updated:
+        return
+    try:
+        with transaction.atomic():
+            Tally.objects.create(**key, count=1)
+    except IntegrityError:  # created by a concurrent request in the meantime
+        Tally.objects.filter(**key).update(count=F("count") + 1)
+
+
+# --- enrolment and consent ------------------------------------------------------------------
+
+
+def enrolment_create(
+    *, participant: Participant, version: ProtocolVersion, screening_answers: Mapping[str, Answer]
+) -> Enrolment:
+    protocol = parsed_protocol(version)
+    language = participant.language
+    site = protocol.site_by_language.get(language, "")
+    stratum = "|".join(site if factor == "site" else language for factor in protocol.strata)
+    with transaction.atomic():
+        enrolment, created = Enrolment.objects.get_or_create(
+            participant=participant,
+            defaults={
+                "protocol": version,
+                "language": language,
+                "site": site,
+                "stratum": stratum or "all",
+                "screening_answers": json.dumps(dict(screening_answers)),
+                "enrolled_at": clock.now(),
+            },
+        )
+        if created:
+            audit_record(
+                actor="participant",
+                action="study.enrolled",
+                subject=enrolment.audit_ref,
+                detail={"stratum": enrolment.stratum},
+            )
+    return enrolment
+
+
+def consent_record(*, enrolment: Enrolment, ticked: Iterable[str]) -> ConsentRecord:
+    protocol = parsed_protocol(enrolment.protocol)
+    document = protocol.consent_document(enrolment.language)
+    required = {key for key, _text in document.items}
+    if set(ticked) != required:
+        raise ConsentIncompleteError
+    if enrolment.status == Enrolment.Status.WITHDRAWN:
+        raise StepOutOfOrderError
+    now = clock.now()
+    with transaction.atomic():
+        record = ConsentRecord.objects.create(
+            enrolment=enrolment,
+            document_version=protocol.consent_version,
+            language=document.language,
+            text_sha256=document.sha256(protocol.consent_version),
+            items=sorted(required),
+            consented_at=now,
+        )
+        if enrolment.status == Enrolment.Status.ELIGIBLE:
+            Enrolment.objects.filter(pk=enrolment.pk).update(
+                status=Enrolment.Status.CONSENTED, consented_at=now
+            )
+            enrolment.refresh_from_db()
+        audit_record(
+            actor="participant",
+            action="study.consented",
+            subject=enrolment.audit_ref,
+            detail={
+                "version": protocol.consent_version,
+                "language": document.language,
+                "sha256": record.text_sha256,
+            },
+        )
+    return record
+
+
+# --- questionnaires -------------------------------------------------------------------------
+
+
+def response_save(
+    *,
+    enrolment: Enrolment,
+    time_point: str,
+    instrument: Instrument,
+    answers: Mapping[str, Answer],
+    complete: bool,
+) -> Response:
+    """Save answers (partially or complete). Completing the baseline randomizes; completing
+    a waiting-list arm's offer time point offers the chat."""
+    protocol = parsed_protocol(enrolment.protocol)
+    now = clock.now()
+    if not instrument_is_open(enrolment, protocol, time_point, instrument.key, now):
+        raise QuestionnaireNotDueError
+    closed, free = _split_answers(instrument, answers)
+    with transaction.atomic():
+        response, _created = Response.objects.select_for_update().get_or_create(
+            enrolment=enrolment,
+            time_point=time_point,
+            instrument=instrument.key,
+            defaults={"instrument_version": instrument.version, "started_at": now},
+        )
+        if response.completed_at is not None:
+            raise QuestionnaireNotDueError
+        response.answers, response.free_text = closed, json.dumps(free)
+        response.scores = score(instrument, closed) if complete else {}
+        response.completed_at = now if complete else None
+        response.save(update_fields=["answers", "free_text", "scores", "completed_at"])
+        if complete:
+            _after_completion(enrolment, protocol, time_point)
+    return response
+
+
+def _split_answers(
+    instrument: Instrument, answers: Mapping[str, Answer]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    closed, free = {}, {}
+    for item in instrument.items:
+        value = answers.get(item.key)
+        if value is None:
+            continue
+        if item.type == "text":
+            free[item.key] = value
+        else:
+            closed[item.key] = value
+    return closed, free
+
+
+def _after_completion(enrolment: Enrolment, protocol: Protocol, time_point: str) -> None:
+    if not time_point_complete(enrolment, protocol, time_point):
+        return
+    if time_point == protocol.baseline.key and enrolment.status == Enrolment.Status.CONSENTED:
+        randomize(enrolment=enrolment)
+        return
+    enrolment.refresh_from_db()
+    if enrolment.arm and protocol.arm(enrolment.arm).offers_chat_after == time_point:
+        chat_offer(enrolment=enrolment)
+
+
+# --- randomization --------------------------------------------------------------------------
+
+
+def randomize(*, enrolment: Enrolment) -> str:
+    """Assign the next allocation of the enrolment's stratum, exactly once.
+
+    The enrolment row is locked first, then the stratum counter, always in that order.
+    On SQLite the IMMEDIATE transaction already holds the database's write lock.
+    """
+    with transaction.atomic():
+        locked = Enrolment.objects.select_for_update().get(pk=enrolment.pk)
+        if locked.arm:
+            raise AlreadyRandomizedError
+        if locked.status != Enrolment.Status.CONSENTED:
+            raise StepOutOfOrderError
+        version = locked.protocol
+        protocol = parsed_protocol(version)
+        counter = _locked_counter(version, locked.stratum)
+        position = counter.next_position
+        arm = randomization.arm_at(
+            version.sealed_seed,
+            locked.stratum,
+            position,
+            tuple(protocol.block_base()),
+            protocol.block_multipliers,
+        )
+        StratumCounter.objects.filter(pk=counter.pk).update(next_position=position + 1)
+        now = clock.now()
+        Enrolment.objects.filter(pk=locked.pk).update(
+            arm=arm,
+            allocation_position=position,
+            randomized_at=now,
+            status=Enrolment.Status.RANDOMIZED,
+            chat_offered=protocol.arm(arm).offers_chat,
+        )
+        _tally(version, "randomized", arm, locked.language)
+        audit_record(
+            actor="system",
+            action="study.randomized",
+            subject=locked.audit_ref,
+            detail={"stratum": locked.stratum, "position": position, "arm": arm},
+        )
+    enrolment.refresh_from_db()
+    return arm
+
+
+def _locked_counter(version: ProtocolVersion, stratum: str) -> StratumCounter:
+    if connection.vendor == "postgresql":
+        # Creating the counter row must not race: serialise per stratum with an advisory lock.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))", [f"study:{version.pk}:{stratum}"]
+            )
+    counter, _created = StratumCounter.objects.select_for_update().get_or_create(
+        protocol=version, stratum=stratum
+    )
+    return counter
+
+
+def chat_offer(*, enrolment: Enrolment) -> None:
+    with transaction.atomic():
+        updated = Enrolment.objects.filter(pk=enrolment.pk, chat_offered=False).update(
+            chat_offered=True
+        )
+        if updated:
+            audit_record(actor="system", action="study.chat_offered", subject=enrolment.audit_ref)
+    enrolment.refresh_from_db()
+
+
+# --- withdrawal -----------------------------------------------------------------------------
+
+
+def withdraw(*, enrolment: Enrolment, erase: bool) -> None:
+    """Stop taking part. With ``erase`` every row of the participant is deleted for real:
+    the enrolment, consent records, answers, and the account itself."""
+    now = clock.now()
+    with transaction.atomic():
+        version, language, ref = enrolment.protocol, enrolment.language, enrolment.audit_ref
+        _tally(version, "withdrawn", "erase" if erase else "stop", language)
+        if erase:
+            participant = enrolment.participant
+            participant.delete()  # cascades to enrolment, consents, responses
+            audit_record(actor="participant", action="study.withdrawn_and_erased", subject=ref)
+            return
+        Enrolment.objects.filter(pk=enrolment.pk).update(
+            status=Enrolment.Status.WITHDRAWN, withdrawn_at=now, chat_offered=False
+        )
+        audit_record(actor="participant", action="study.withdrawn", subject=ref)
+
+
+# --- scheduling's outcomes ------------------------------------------------------------------
+
+
+OUTCOME_FIELDS = {
+    "attended": "sessions_attended",
+    "no_show": "sessions_missed",
+    "cancelled": "sessions_cancelled",
+}
+
+
+def session_outcome_count(*, participant_id: int, outcome: str) -> None:
+    field = OUTCOME_FIELDS.get(outcome)
+    if field:
+        Enrolment.objects.filter(participant_id=participant_id).update(**{field: F(field) + 1})

@@ -1,0 +1,142 @@
+"""The pseudonymised export round-trips with its codebook and leaks nothing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Callable
+
+import pytest
+from django.test import Client
+
+from stopcsam.conftest import StaffPersona
+from stopcsam.core.models import AuditEvent
+from stopcsam.study.export import codebook, export_csv
+from stopcsam.study.models import Enrolment, ProtocolVersion
+from stopcsam.study.selectors import parsed_protocol
+from stopcsam.study.services import response_save
+from stopcsam.study.tests.conftest import enrolled
+
+pytestmark = pytest.mark.django_db
+
+
+def _study(version: ProtocolVersion, participants: int = 3) -> list[Enrolment]:
+    protocol = parsed_protocol(version)
+    enrolments = []
+    for n in range(participants):
+        enrolment = enrolled(version, ["en", "de", "cs"][n % 3])
+        for name in protocol.baseline.instruments:
+            instrument = protocol.instruments[name]
+            answers = {
+                item.key: (
+                    item.option_values()[n % len(item.options)]
+                    if item.options
+                    else ("I am worried about my urges" if item.type == "text" else n)
+                )
+                for item in instrument.items
+            }
+            response_save(
+                enrolment=enrolment,
+                time_point="baseline",
+                instrument=instrument,
+                answers=answers,
+                complete=True,
+            )
+        enrolment.refresh_from_db()
+        enrolments.append(enrolment)
+    return enrolments
+
+
+def _load(version: ProtocolVersion, *, free_text: bool = False) -> list[dict[str, str]]:
+    text = "".join(export_csv(version, include_free_text=free_text))
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_the_export_round_trips_with_its_codebook(version: ProtocolVersion) -> None:
+    enrolments = _study(version)
+    rows = _load(version)
+    book = codebook(version)
+    variables = {(v["instrument"], v["variable"]): v for v in book["variables"]}
+    assert [c["name"] for c in book["columns"]] == list(rows[0])
+    assert len({r["study_id"] for r in rows}) == len(enrolments)
+    for row in rows:
+        spec = variables[(row["instrument"], row["variable"])]
+        if row["value"] == "":
+            continue
+        if spec["type"] == "integer":
+            assert str(int(row["value"])) == row["value"]
+            assert row["value"] in spec["values"].split("|") or ".." in spec["values"]
+        elif spec["kind"] == "scale":
+            float(row["value"])
+        assert row["arm"] in {"chat", "waitlist"}
+        assert int(row["day_from_randomization"]) == 0
+
+
+def test_the_export_holds_no_codename_key_or_fine_timestamp(version: ProtocolVersion) -> None:
+    enrolments = _study(version)
+    text = "".join(export_csv(version, include_free_text=True))
+    for enrolment in enrolments:
+        participant = enrolment.participant
+        assert participant.codename_lookup not in text and participant.codename_hash not in text
+    ids = {row["study_id"] for row in csv.DictReader(io.StringIO(text))}
+    assert all(re.fullmatch(r"S[0-9A-F]{14}", sid) for sid in ids)
+    assert not re.search(r"\d{4}-\d\d-\d\d|\d\d:\d\d", text)  # no dates or times at all
+    pks = {str(e.pk) for e in enrolments} | {str(e.participant_id) for e in enrolments}
+    assert not {row["study_id"] for row in csv.DictReader(io.StringIO(text))} & pks
+
+
+def test_free_text_only_behind_the_flag(version: ProtocolVersion) -> None:
+    _study(version)
+    without = _load(version)
+    with_text = _load(version, free_text=True)
+    assert not any(r["kind"] == "text" for r in without)
+    notes = [r for r in with_text if r["kind"] == "text"]
+    assert notes and all(r["value"] == "I am worried about my urges" for r in notes)
+    assert "wb_note" not in {v["variable"] for v in codebook(version)["variables"]}
+
+
+def test_study_ids_are_stable_and_distinct(version: ProtocolVersion) -> None:
+    _study(version, participants=5)
+    first = [r["study_id"] for r in _load(version)]
+    assert first == [r["study_id"] for r in _load(version)]
+    assert len(set(first)) == 5
+
+
+def test_only_study_admins_export_and_each_export_is_audited(
+    version: ProtocolVersion,
+    coordinator: StaffPersona,
+    therapist: StaffPersona,
+    staff_client: Callable[..., Client],
+    site_de: object,
+) -> None:
+    from stopcsam.accounts.models import Role
+    from stopcsam.accounts.services import staff_create
+
+    user, device = staff_create(
+        username="sam",
+        password="a-long-unusual-passphrase",
+        role=Role.STUDY_ADMIN,
+        site=site_de,
+        languages=["en"],
+    )  # type: ignore[arg-type]
+    admin = staff_client(StaffPersona(user, device))
+    _study(version, participants=2)
+    for persona in (coordinator, therapist):
+        assert staff_client(persona).get("/en/study/research/export/").status_code == 403
+    assert admin.get("/en/study/research/export/").status_code == 200
+    response = admin.post("/en/study/research/export/", {})
+    body = b"".join(response.streaming_content).decode()  # type: ignore[attr-defined]
+    assert body.startswith("study_id,arm,") and "wb_note" not in body
+    assert AuditEvent.objects.filter(action="study.exported").count() == 1
+    book = json.loads(admin.get("/en/study/research/codebook.json").content)
+    assert book["protocol"]["key"] == "stop-csam-demo"
+    assert admin.get("/en/study/research/codebook.csv").status_code == 200
+    assert admin.get("/en/study/research/codebook.xml").status_code == 404
+
+
+def test_randomized_only_participants_are_exported(version: ProtocolVersion) -> None:
+    _study(version, participants=2)
+    enrolled(version)  # consented but not randomized
+    assert len({r["study_id"] for r in _load(version)}) == 2

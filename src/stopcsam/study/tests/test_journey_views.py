@@ -1,0 +1,263 @@
+"""Screening, enrolment, consent, questionnaires and randomization through the views."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from stopcsam.accounts.models import Participant
+from stopcsam.core.models import AuditEvent
+from stopcsam.study.models import ConsentRecord, Enrolment, ProtocolVersion, Response, Tally
+from stopcsam.study.tests.conftest import SCREEN_OK
+
+pytestmark = pytest.mark.django_db
+
+
+def _screen(client: Client, answers: dict[str, object], lang: str = "en") -> object:
+    return client.post(f"/{lang}/study/screening/", {k: str(v) for k, v in answers.items()})
+
+
+def _eligible_participant(client: Client, lang: str = "en") -> None:
+    assert _screen(client, {**SCREEN_OK, "language": lang}, lang).status_code == 302
+    page = client.get(f"/{lang}/study/eligible/")
+    signup_url = re.search(r'href="([^"]*start/\?next=[^"]*)"', page.content.decode()).group(1)  # type: ignore[union-attr]
+    response = client.post(signup_url, {"language": lang})
+    assert response.status_code == 200
+    next_url = re.search(r'<form method="get" action="([^"]+)"', response.content.decode())
+    assert next_url and next_url.group(1) == f"/{lang}/study/enrol/"
+    assert client.get(next_url.group(1)).status_code == 302
+
+
+def _consent(client: Client, lang: str = "en") -> None:
+    page = client.get(f"/{lang}/study/consent/")
+    items = re.findall(r'name="(item_\w+)"', page.content.decode())
+    assert len(items) == 4
+    assert client.post(f"/{lang}/study/consent/", {i: "on" for i in items}).status_code == 302
+
+
+def _answer(
+    client: Client, time_point: str, instrument: str, data: dict[str, str], lang: str = "en"
+) -> object:
+    return client.post(f"/{lang}/study/questionnaire/{time_point}/{instrument}/", data)
+
+
+BASELINE = {
+    "urge": {"urge_strength": "2", "urge_days": "3"},
+    "selfefficacy": {"se_resist": "3", "se_help": "4", "se_lost": "1"},
+    "wellbeing": {
+        "wb_mood": "2",
+        "wb_calm": "1",
+        "wb_sleep": "2",
+        "wb_note": "I am worried about my urges",
+    },
+}
+
+
+def test_an_ineligible_person_leaves_only_counts(version: ProtocolVersion) -> None:
+    client = Client()
+    response = _screen(client, {**SCREEN_OK, "age": 16})
+    assert response.status_code == 200
+    assert "not the right fit" in response.content.decode()
+    assert Participant.objects.count() == 0 and Enrolment.objects.count() == 0
+    tallies = {(t.event, t.detail): t.count for t in Tally.objects.all()}
+    assert tallies == {("screened", ""): 1, ("excluded", "under_18"): 1}
+    assert "study_pending_screening" not in client.session
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"recent_use": "no"}, "no_recent_use"),
+        ({"language": "other"}, "language_not_offered"),
+        ({"in_treatment": "yes"}, "already_in_treatment"),
+    ],
+)
+def test_each_exclusion_rule_counts_its_reason(
+    version: ProtocolVersion, change: dict[str, str], reason: str
+) -> None:
+    _screen(Client(), {**SCREEN_OK, **change})
+    assert Tally.objects.get(event="excluded").detail == reason
+
+
+def test_screening_errors_are_clear_and_localised(version: ProtocolVersion) -> None:
+    english = _screen(Client(), {"age": "abc"})
+    german = _screen(Client(), {"age": "abc"}, "de")
+    assert english.status_code == german.status_code == 400
+    assert "Please enter a whole number." in english.content.decode()
+    assert "Please enter a whole number." not in german.content.decode()
+    assert Tally.objects.count() == 0
+
+
+def test_the_eligible_path_stores_answers_encrypted(version: ProtocolVersion) -> None:
+    client = Client()
+    _eligible_participant(client)
+    enrolment = Enrolment.objects.get()
+    assert enrolment.status == "eligible" and '"age": 30' in enrolment.screening_answers
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT screening_answers FROM study_enrolment")
+        raw = cursor.fetchone()[0]
+    assert "age" not in raw and raw.startswith("v1.")
+
+
+def test_consent_needs_every_item(version: ProtocolVersion) -> None:
+    client = Client()
+    _eligible_participant(client)
+    response = client.post("/en/study/consent/", {"item_read": "on", "item_adult": "on"})
+    assert response.status_code == 400
+    assert ConsentRecord.objects.count() == 0
+    _consent(client)
+    record = ConsentRecord.objects.get()
+    assert record.document_version == "1" and record.language == "en"
+    assert len(record.text_sha256) == 64
+    assert AuditEvent.objects.filter(action="study.consented").count() == 1
+
+
+def test_the_consent_copy_has_version_hash_and_no_identity(version: ProtocolVersion) -> None:
+    client = Client()
+    _eligible_participant(client)
+    _consent(client)
+    copy = client.get("/en/study/consent/copy/")
+    body = copy.content.decode()
+    assert copy["Content-Disposition"] == 'attachment; filename="consent.html"'
+    record = ConsentRecord.objects.get()
+    assert record.text_sha256 in body and "Information and consent" in body
+    participant = record.enrolment.participant
+    assert participant.codename_lookup not in body and participant.codename_hash not in body
+    assert not re.search(r"\d\d:\d\d", body)  # the day only, no time of day
+
+
+def test_a_new_consent_version_asks_again_at_next_login(version: ProtocolVersion) -> None:
+    client = Client()
+    _eligible_participant(client)
+    _consent(client)
+    assert client.get("/en/study/").status_code == 200
+    definition = dict(version.definition)
+    definition["consent"] = {**definition["consent"], "version": "2"}
+    ProtocolVersion.objects.filter(pk=version.pk).update(definition=definition)
+    response = client.get("/en/study/")
+    assert response.status_code == 302 and response["Location"] == "/en/study/consent/"
+    assert "The information has changed" in client.get("/en/study/consent/").content.decode()
+    _consent(client)
+    assert client.get("/en/study/").status_code == 200
+    assert Enrolment.objects.get().status == "consented"
+
+
+def test_completing_the_baseline_randomizes(version: ProtocolVersion) -> None:
+    client = Client()
+    _eligible_participant(client)
+    _consent(client)
+    home = client.get("/en/study/").content.decode()
+    assert home.count("/en/study/questionnaire/baseline/") == 3
+    for name, data in list(BASELINE.items())[:-1]:
+        assert _answer(client, "baseline", name, data)["Location"] == "/en/study/"  # type: ignore[index]
+    last = _answer(client, "baseline", "wellbeing", BASELINE["wellbeing"])
+    assert last["Location"] == "/en/study/allocation/"  # type: ignore[index]
+    enrolment = Enrolment.objects.get()
+    assert enrolment.status == "randomized" and enrolment.arm in {"chat", "waitlist"}
+    page = client.get("/en/study/allocation/").content.decode()
+    assert ("Chat intervention" if enrolment.arm == "chat" else "Waiting list") in page
+
+
+def test_free_text_is_encrypted_and_scores_are_kept(version: ProtocolVersion) -> None:
+    client = Client()
+    _eligible_participant(client)
+    _consent(client)
+    _answer(client, "baseline", "wellbeing", BASELINE["wellbeing"])
+    response = Response.objects.get(instrument="wellbeing")
+    assert response.scores == {"wellbeing_sum": 5.0}
+    assert "wb_note" not in response.answers
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT free_text FROM study_response")
+        assert "worried" not in cursor.fetchone()[0]
+
+
+def test_partial_answers_are_saved_and_resumed(version: ProtocolVersion) -> None:
+    client = Client()
+    _eligible_participant(client)
+    _consent(client)
+    saved = _answer(client, "baseline", "selfefficacy", {"se_resist": "3", "save_later": "1"})
+    assert saved.status_code == 302  # type: ignore[attr-defined]
+    response = Response.objects.get()
+    assert response.completed_at is None and response.answers == {"se_resist": 3}
+    page = client.get("/en/study/questionnaire/baseline/selfefficacy/").content.decode()
+    assert re.search(r'value="3"[^>]*checked|checked[^>]*value="3"', page)
+    assert "started" in client.get("/en/study/").content.decode()
+    refused = _answer(client, "baseline", "selfefficacy", {"se_resist": "3"})
+    assert refused.status_code == 400  # type: ignore[attr-defined]
+
+
+def test_later_questionnaires_open_with_their_window(version: ProtocolVersion) -> None:
+    client = Client()
+    _eligible_participant(client)
+    _consent(client)
+    for name, data in BASELINE.items():
+        _answer(client, "baseline", name, data)
+    assert client.get("/en/study/questionnaire/week2/urge/").status_code == 404
+    enrolment = Enrolment.objects.get()
+    Enrolment.objects.filter(pk=enrolment.pk).update(
+        randomized_at=enrolment.randomized_at - timedelta(days=15)
+    )
+    assert "/en/study/questionnaire/week2/urge/" in client.get("/en/study/").content.decode()
+    assert (
+        _answer(client, "week2", "urge", {"urge_strength": "1", "urge_days": "0"}).status_code
+        == 302
+    )  # type: ignore[attr-defined]
+    assert client.get("/en/study/questionnaire/week2/urge/").status_code == 404  # done
+    Enrolment.objects.filter(pk=enrolment.pk).update(
+        randomized_at=enrolment.randomized_at - timedelta(days=30)
+    )
+    assert client.get("/en/study/questionnaire/week2/wellbeing/").status_code == 404  # closed
+
+
+def test_the_waiting_list_is_offered_chat_after_follow_up(version: ProtocolVersion) -> None:
+    from stopcsam.study.selectors import parsed_protocol, participant_may_book
+    from stopcsam.study.services import randomize, response_save
+    from stopcsam.study.tests.conftest import enrolled
+
+    enrolment = enrolled(version)
+    with mock.patch("stopcsam.study.randomization.arm_at", return_value="waitlist"):
+        randomize(enrolment=enrolment)
+    assert not participant_may_book(enrolment.participant)
+    Enrolment.objects.filter(pk=enrolment.pk).update(
+        randomized_at=enrolment.randomized_at - timedelta(days=90)
+    )
+    enrolment.refresh_from_db()
+    protocol = parsed_protocol(version)
+    for name in protocol.time_point("followup").instruments:
+        instrument = protocol.instruments[name]
+        answers = {
+            item.key: item.option_values()[0] if item.options else 1
+            for item in instrument.items
+            if item.type != "text"
+        }
+        response_save(
+            enrolment=enrolment,
+            time_point="followup",
+            instrument=instrument,
+            answers=answers,
+            complete=True,
+        )
+    enrolment.refresh_from_db()
+    assert enrolment.chat_offered and participant_may_book(enrolment.participant)
+
+
+def test_someone_without_an_enrolment_is_sent_to_screening(version: ProtocolVersion) -> None:
+    client = Client()
+    client.post("/en/start/", {"language": "en"})
+    assert client.get("/en/study/enrol/")["Location"] == "/en/study/screening/"
+    assert "Start the questions" in client.get("/en/study/").content.decode()
+
+
+def test_pages_need_a_participant(version: ProtocolVersion) -> None:
+    for path in [
+        "/en/study/",
+        "/en/study/consent/",
+        "/en/study/withdraw/",
+        "/en/study/questionnaire/baseline/urge/",
+    ]:
+        assert Client().get(path)["Location"].startswith("/en/login/")

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.test import Client
+
+from stopcsam.accounts.models import Participant
+from stopcsam.conftest import ParticipantPersona
+from stopcsam.core.models import AuditEvent
+from stopcsam.core.signals import session_outcome
+from stopcsam.study.models import ConsentRecord, Enrolment, ProtocolVersion, Response
+from stopcsam.study.selectors import consort_counts, parsed_protocol
+from stopcsam.study.services import randomize, response_save
+from stopcsam.study.tests.conftest import enrolled
+
+pytestmark = pytest.mark.django_db
+
+
+def _answered(version: ProtocolVersion) -> Enrolment:
+    enrolment = enrolled(version)
+    instrument = parsed_protocol(version).instruments["urge"]
+    response_save(
+        enrolment=enrolment,
+        time_point="baseline",
+        instrument=instrument,
+        answers={"urge_strength": 2, "urge_days": 1},
+        complete=True,
+    )
+    randomize(enrolment=enrolment)
+    return enrolment
+
+
+def _client_for(enrolment: Enrolment, participant_client: Callable[..., Client]) -> Client:
+    return participant_client(ParticipantPersona(enrolment.participant, ""))
+
+
+def test_stopping_keeps_the_data_and_is_audited(
+    version: ProtocolVersion, participant_client: Callable[..., Client]
+) -> None:
+    enrolment = _answered(version)
+    client = _client_for(enrolment, participant_client)
+    refused = client.post("/en/study/withdraw/", {"choice": "stop"})
+    assert refused.status_code == 400 and Enrolment.objects.get().status == "randomized"
+    assert (
+        client.post("/en/study/withdraw/", {"choice": "stop", "confirm": "on"}).status_code == 302
+    )
+    enrolment.refresh_from_db()
+    assert enrolment.status == "withdrawn" and not enrolment.chat_offered
+    assert Response.objects.count() == 1 and ConsentRecord.objects.count() == 1
+    assert AuditEvent.objects.filter(action="study.withdrawn").count() == 1
+    assert "stopped taking part" in client.get("/en/study/").content.decode()
+
+
+def test_stop_and_erase_deletes_every_row(
+    version: ProtocolVersion, participant_client: Callable[..., Client]
+) -> None:
+    enrolment = _answered(version)
+    client = _client_for(enrolment, participant_client)
+    response = client.post("/en/study/withdraw/", {"choice": "erase", "confirm": "on"})
+    assert response.status_code == 200 and "Everything is erased" in response.content.decode()
+    for model in (Participant, Enrolment, ConsentRecord, Response):
+        assert model.objects.count() == 0, model
+    assert AuditEvent.objects.filter(action="study.withdrawn_and_erased").count() == 1
+    assert client.get("/en/study/")["Location"].startswith("/en/login/")
+    counts = consort_counts(version)
+    assert sum(counts["randomized"].values()) == 1  # the count survives, the person does not
+    assert counts["withdrawn"] == {"stop": 0, "erase": 1}
+
+
+def test_a_bad_withdrawal_choice_is_refused(
+    version: ProtocolVersion, participant_client: Callable[..., Client]
+) -> None:
+    client = _client_for(_answered(version), participant_client)
+    response = client.post("/en/study/withdraw/", {"choice": "maybe", "confirm": "on"})
+    assert response.status_code == 400 and Participant.objects.count() == 1
+
+
+def test_consort_counts_follow_the_flow(version: ProtocolVersion) -> None:
+    from stopcsam.study.services import screening_evaluate
+
+    ok = {"age": 30, "recent_use": "yes", "language": "en", "in_treatment": "no"}
+    for answers in [ok, ok, {**ok, "age": 17}, {**ok, "in_treatment": "yes"}]:
+        screening_evaluate(version=version, answers=answers, language="en")
+    first, second = _answered(version), _answered(version)
+    session_outcome.send(
+        sender=None, participant_id=first.participant_id, appointment_ref="a1", outcome="attended"
+    )
+    session_outcome.send(
+        sender=None, participant_id=second.participant_id, appointment_ref="a2", outcome="no_show"
+    )
+    counts = consort_counts(version)
+    assert counts["assessed"] == 4 and counts["excluded"] == 2
+    assert counts["excluded_reasons"] == {"under_18": 1, "already_in_treatment": 1}
+    assert sum(counts["randomized"].values()) == 2
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.sessions_attended, second.sessions_missed) == (1, 1)
+    chat_received = counts["received_allocated_intervention"]["chat"]
+    assert chat_received == (1 if first.arm == "chat" else 0)
+    assert counts["analysed"] == {"chat": 0, "waitlist": 0}

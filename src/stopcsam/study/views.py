@@ -1,0 +1,367 @@
+"""Thin views for the participant's way through the study and for researchers' exports."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    QueryDict,
+    StreamingHttpResponse,
+)
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils.translation import get_language
+from django.views.decorators.http import require_http_methods
+
+from stopcsam.accounts.decorators import participant_required, staff_verified_required
+from stopcsam.accounts.models import Role
+from stopcsam.core import crypto
+from stopcsam.core.audit import audit_record
+from stopcsam.core.instruments import instrument_form, localised
+from stopcsam.core.signals import funnel_step
+from stopcsam.study import export, selectors, services
+from stopcsam.study.exceptions import (
+    ConsentIncompleteError,
+    NoActiveProtocolError,
+    QuestionnaireNotDueError,
+    StepOutOfOrderError,
+)
+from stopcsam.study.forms import ConsentForm, ExportForm, WithdrawForm
+from stopcsam.study.models import Enrolment
+
+PENDING_SCREENING = "study_pending_screening"
+SCREENING_STARTED = "study_screening_started"
+PENDING_CONTEXT = "study.pending_screening"
+
+
+def _posted(request: HttpRequest) -> QueryDict | None:
+    return request.POST if request.method == "POST" else None
+
+
+def _status(form: Any) -> int:
+    return 400 if form.is_bound and form.errors else 200
+
+
+# --- screening ------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def screening_start(request: HttpRequest) -> HttpResponseBase:
+    try:
+        version = selectors.active_protocol_version()
+    except NoActiveProtocolError:
+        return render(request, "study/closed.html", status=503)
+    protocol = selectors.parsed_protocol(version)
+    language = get_language() or "en"
+    if not request.session.get(SCREENING_STARTED):
+        request.session[SCREENING_STARTED] = True
+        funnel_step.send(sender=screening_start, step="screening_started", request=request)
+    form = instrument_form(
+        protocol.screening, language=language, data=_posted(request), initial={"language": language}
+    )
+    if request.method == "POST" and form.is_valid():
+        outcome = services.screening_evaluate(
+            version=version, answers=form.answers(), language=language
+        )
+        request.session.pop(SCREENING_STARTED, None)
+        if not outcome.eligible:
+            return render(request, "study/not_eligible.html", {"reasons": outcome.reasons})
+        funnel_step.send(sender=screening_start, step="eligible", request=request)
+        sealed = crypto.encrypt(json.dumps(form.answers()), context=PENDING_CONTEXT)
+        request.session[PENDING_SCREENING] = {"version": version.pk, "answers": sealed}
+        return redirect("study:eligible")
+    return render(
+        request, "study/screening.html", {"form": form, "protocol": protocol}, status=_status(form)
+    )
+
+
+def eligible(request: HttpRequest) -> HttpResponseBase:
+    if PENDING_SCREENING not in request.session:
+        return redirect("study:screening_start")
+    enrol_url = reverse("study:enrol")
+    if request.participant:  # type: ignore[attr-defined]
+        return redirect(enrol_url)
+    return render(
+        request,
+        "study/eligible.html",
+        {"signup_url": f"{reverse('accounts:signup')}?next={enrol_url}"},
+    )
+
+
+@participant_required
+def enrol(request: HttpRequest) -> HttpResponseBase:
+    pending = request.session.get(PENDING_SCREENING)
+    enrolment = selectors.participant_enrolment(request.participant)  # type: ignore[attr-defined]
+    if enrolment is None and pending:
+        from stopcsam.study.models import ProtocolVersion
+
+        version = ProtocolVersion.objects.get(pk=pending["version"])
+        answers = json.loads(crypto.decrypt(pending["answers"], context=PENDING_CONTEXT))
+        services.enrolment_create(
+            participant=request.participant,  # type: ignore[attr-defined]
+            version=version,
+            screening_answers=answers,
+        )
+        del request.session[PENDING_SCREENING]
+    elif enrolment is None:
+        return redirect("study:screening_start")
+    return redirect("study:home")
+
+
+# --- the participant's study page -----------------------------------------------------------
+
+
+@participant_required
+def home(request: HttpRequest) -> HttpResponseBase:
+    enrolment = selectors.participant_enrolment(request.participant)  # type: ignore[attr-defined]
+    if enrolment is None:
+        return render(request, "study/home_not_enrolled.html")
+    if selectors.needs_consent(enrolment):
+        return redirect("study:consent")
+    protocol = selectors.parsed_protocol(enrolment.protocol)
+    language = get_language() or "en"
+    due = [
+        {
+            "title": localised(protocol.instruments[item.instrument].title, language),
+            "time_point": localised(item.time_point.label, language),
+            "started": item.started,
+            "url": reverse("study:questionnaire", args=[item.time_point.key, item.instrument]),
+        }
+        for item in selectors.due_questionnaires(enrolment)
+    ]
+    arm = protocol.arm(enrolment.arm) if enrolment.arm else None
+    return render(
+        request,
+        "study/home.html",
+        {
+            "enrolment": enrolment,
+            "due": due,
+            "booking_url": _booking_url(enrolment),
+            "arm_label": localised(arm.label, language) if arm else "",
+        },
+    )
+
+
+def _booking_url(enrolment: Enrolment) -> str | None:
+    if not (enrolment.chat_offered and enrolment.status == Enrolment.Status.RANDOMIZED):
+        return None
+    try:
+        return reverse("scheduling:book")
+    except NoReverseMatch:  # scheduling not installed in this deployment
+        return None
+
+
+def _enrolment_or_404(request: HttpRequest) -> Enrolment:
+    enrolment = selectors.participant_enrolment(request.participant)  # type: ignore[attr-defined]
+    if enrolment is None:
+        raise Http404
+    return enrolment
+
+
+# --- consent --------------------------------------------------------------------------------
+
+
+@participant_required
+@require_http_methods(["GET", "POST"])
+def consent(request: HttpRequest) -> HttpResponseBase:
+    enrolment = _enrolment_or_404(request)
+    protocol = selectors.parsed_protocol(enrolment.protocol)
+    document = protocol.consent_document(enrolment.language)
+    form = ConsentForm(_posted(request), document=document)
+    if request.method == "POST" and form.is_valid():
+        first_time = enrolment.status == Enrolment.Status.ELIGIBLE
+        try:
+            services.consent_record(enrolment=enrolment, ticked=form.ticked())
+        except (ConsentIncompleteError, StepOutOfOrderError):
+            return redirect("study:home")
+        if first_time:
+            funnel_step.send(sender=consent, step="consented", request=request)
+        return redirect("study:home")
+    return render(
+        request,
+        "study/consent.html",
+        {
+            "form": form,
+            "document": document,
+            "version": protocol.consent_version,
+            "reconsent": enrolment.status != Enrolment.Status.ELIGIBLE,
+        },
+        status=_status(form),
+    )
+
+
+@participant_required
+def consent_copy(request: HttpRequest) -> HttpResponse:
+    """The consent as given, to keep: version, hash, date and text; nothing that identifies."""
+    enrolment = _enrolment_or_404(request)
+    record = enrolment.consents.order_by("-consented_at").first()
+    if record is None:
+        raise Http404
+    protocol = selectors.parsed_protocol(enrolment.protocol)
+    document = protocol.consent.get(record.language) or protocol.consent_document("en")
+    response = render(
+        request,
+        "study/consent_copy.html",
+        {
+            "document": document,
+            "record": record,
+            "text": document.canonical_text(record.document_version),
+        },
+    )
+    response["Content-Disposition"] = 'attachment; filename="consent.html"'
+    return response
+
+
+# --- questionnaires -------------------------------------------------------------------------
+
+
+@participant_required
+@require_http_methods(["GET", "POST"])
+def questionnaire(request: HttpRequest, time_point: str, instrument: str) -> HttpResponseBase:
+    enrolment = _enrolment_or_404(request)
+    protocol = selectors.parsed_protocol(enrolment.protocol)
+    definition = protocol.instruments.get(instrument)
+    if definition is None or selectors.needs_consent(enrolment):
+        return redirect("study:home")
+    complete = request.method == "POST" and "save_later" not in request.POST
+    form = instrument_form(
+        definition,
+        language=get_language() or "en",
+        data=_posted(request),
+        initial=selectors.saved_answers(enrolment, time_point, instrument),
+        partial=not complete,
+    )
+    if request.method == "POST" and form.is_valid():
+        was_randomized = bool(enrolment.arm)
+        try:
+            services.response_save(
+                enrolment=enrolment,
+                time_point=time_point,
+                instrument=definition,
+                answers=form.answers(),
+                complete=complete,
+            )
+        except QuestionnaireNotDueError:
+            return render(request, "study/not_due.html", status=409)
+        enrolment.refresh_from_db()
+        if enrolment.arm and not was_randomized:
+            funnel_step.send(sender=questionnaire, step="randomized", request=request)
+            return redirect("study:allocation")
+        return redirect("study:home")
+    if request.method == "GET" and not selectors.instrument_awaits_answers(
+        enrolment, protocol, time_point, instrument, _now()
+    ):
+        return render(request, "study/not_due.html", status=404)
+    language = get_language() or "en"
+    return render(
+        request,
+        "study/questionnaire.html",
+        {
+            "form": form,
+            "title": localised(definition.title, language),
+            "time_point": localised(protocol.time_point(time_point).label, language),
+        },
+        status=_status(form),
+    )
+
+
+def _now() -> Any:
+    from stopcsam.core import clock
+
+    return clock.now()
+
+
+@participant_required
+def allocation(request: HttpRequest) -> HttpResponseBase:
+    enrolment = _enrolment_or_404(request)
+    if not enrolment.arm:
+        return redirect("study:home")
+    protocol = selectors.parsed_protocol(enrolment.protocol)
+    arm = protocol.arm(enrolment.arm)
+    return render(
+        request,
+        "study/allocation.html",
+        {
+            "arm": arm,
+            "arm_label": localised(arm.label, get_language() or "en"),
+            "booking_url": _booking_url(enrolment),
+        },
+    )
+
+
+# --- withdrawal -----------------------------------------------------------------------------
+
+
+@participant_required
+@require_http_methods(["GET", "POST"])
+def withdraw(request: HttpRequest) -> HttpResponseBase:
+    enrolment = _enrolment_or_404(request)
+    form = WithdrawForm(_posted(request))
+    if request.method == "POST" and form.is_valid():
+        erase = form.cleaned_data["choice"] == "erase"
+        services.withdraw(enrolment=enrolment, erase=erase)
+        if erase:
+            request.session.flush()
+            return render(request, "study/erased.html")
+        return redirect("study:home")
+    return render(
+        request, "study/withdraw.html", {"form": form, "enrolment": enrolment}, status=_status(form)
+    )
+
+
+# --- researchers ----------------------------------------------------------------------------
+
+
+def _study_admin(request: HttpRequest) -> bool:
+    return getattr(request.user, "role", None) == Role.STUDY_ADMIN
+
+
+@staff_verified_required
+@require_http_methods(["GET", "POST"])
+def export_page(request: HttpRequest) -> HttpResponseBase:
+    if not _study_admin(request):
+        return render(request, "403.html", status=403)
+    version = selectors.active_protocol_version()
+    form = ExportForm(_posted(request))
+    if request.method == "POST" and form.is_valid():
+        free_text = form.cleaned_data["include_free_text"]
+        audit_record(
+            actor=request.user.audit_ref,  # type: ignore[union-attr]
+            action="study.exported",
+            subject=str(version),
+            detail={"free_text": free_text},
+        )
+        response = StreamingHttpResponse(
+            export.export_csv(version, include_free_text=free_text), content_type="text/csv"
+        )
+        response["Content-Disposition"] = f'attachment; filename="{version.key}-data.csv"'
+        return response
+    return render(
+        request,
+        "study/export.html",
+        {"form": form, "version": version, "consort": selectors.consort_counts(version)},
+    )
+
+
+@staff_verified_required
+def codebook_download(request: HttpRequest, fmt: str) -> HttpResponseBase:
+    if not _study_admin(request):
+        return render(request, "403.html", status=403)
+    if fmt not in ("json", "csv"):
+        raise Http404
+    version = selectors.active_protocol_version()
+    book = export.codebook(version, include_free_text=request.GET.get("free_text") == "1")
+    response: HttpResponseBase
+    if fmt == "json":
+        response = HttpResponse(
+            json.dumps(book, indent=2, ensure_ascii=False), content_type="application/json"
+        )
+    else:
+        response = StreamingHttpResponse(export.codebook_csv(book), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{version.key}-codebook.{fmt}"'
+    return response

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from django.conf.urls.i18n import i18n_patterns
+from django.contrib import admin
+from django.urls import include, path
+
+from stopcsam.core.views import healthz
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
+]
+urlpatterns += i18n_patterns(
+    path("", include("stopcsam.outreach.urls")),
+    path("", include("stopcsam.accounts.urls")),
+    path("study/", include("stopcsam.study.urls")),
+    path("sessions/", include("stopcsam.scheduling.urls")),
+    path("chat/", include("stopcsam.chat.urls")),
+    prefix_default_language=True,
+)

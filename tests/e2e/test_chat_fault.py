@@ -1,0 +1,272 @@
+"""Faults, for real: two ASGI server processes share a private Redis and the database. Pairs
+chat across the two processes while one process is killed with SIGKILL and restarted and
+Redis is restarted once. Every acknowledged message must be stored exactly once and reach the
+other side exactly once, in order.
+
+A send during a database outage is covered in src/stopcsam/chat/tests/test_sockets.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.server import (
+    SERVER_ENV,
+    STOPCSAM,
+    _wait_until_up,
+    free_port,
+    postgres_database,
+)
+
+PAIRS = 4
+MESSAGES = 15  # per client
+SETUP = """
+import json
+from django.contrib.sessions.backends.db import SessionStore
+from django_otp import DEVICE_ID_SESSION_KEY
+from stopcsam.accounts.demo_data import seed_demo
+from stopcsam.accounts.models import StaffUser
+from stopcsam.accounts.services import participant_create
+from stopcsam.chat import services
+from stopcsam.core import clock
+from datetime import timedelta
+seed_demo()
+therapist = StaffUser.objects.get(username="therapist-de")
+device = therapist.totpdevice_set.get()
+out = []
+for n in range(PAIRS):
+    participant, _ = participant_create(language="en")
+    start = clock.now()
+    session = services.session_sync(appointment={
+        "appointment_ref": f"fault-{n}", "participant_id": participant.pk,
+        "therapist_id": therapist.pk, "starts_at": start,
+        "ends_at": start + timedelta(minutes=50), "number": 1, "of": 4, "language": "en"})
+    services.session_enter(session=session, role="participant")
+    services.session_admit(session=session, therapist=therapist)
+    p = SessionStore(); p["participant_id"] = participant.pk; p.create()
+    t = SessionStore()
+    t["_auth_user_id"] = str(therapist.pk)
+    t["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+    t["_auth_user_hash"] = therapist.get_session_auth_hash()
+    t[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    t.create()
+    out.append({"public_id": session.public_id, "p": p.session_key, "t": t.session_key})
+print("JSON" + json.dumps(out))
+"""
+COUNT = """
+from stopcsam.chat.models import ChatMessage
+from django.db.models import Count
+import json
+rows = ChatMessage.objects.values("session__public_id", "sender", "client_id")
+rows = rows.annotate(n=Count("id"))
+print("JSON" + json.dumps([[r["session__public_id"], r["client_id"], r["n"]] for r in rows]))
+"""
+
+
+@dataclass
+class Cluster:
+    env: dict[str, str]
+    ports: list[int]
+    tmp: Path
+    redis_port: int
+    processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+    redis: subprocess.Popen[bytes] | None = None
+
+    def manage(self, *args: str) -> str:
+        done = subprocess.run(
+            [STOPCSAM, *args], env=self.env, capture_output=True, text=True, check=True, timeout=60
+        )
+        return done.stdout
+
+    def shell_json(self, code: str) -> Any:
+        out = self.manage("shell", "-c", code)
+        return json.loads(out.split("JSON", 1)[1])
+
+    def start(self, port: int) -> None:
+        log = (self.tmp / f"server-{port}.log").open("a")
+        self.processes[port] = subprocess.Popen(
+            [STOPCSAM, "serve", "--port", str(port)], env=self.env, stdout=log, stderr=log
+        )
+        _wait_until_up(f"http://127.0.0.1:{port}", self.processes[port])
+
+    def kill(self, port: int) -> None:
+        self.processes[port].send_signal(signal.SIGKILL)
+        self.processes[port].wait()
+
+    def start_redis(self) -> None:
+        self.redis = subprocess.Popen(
+            ["redis-server", "--port", str(self.redis_port), "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                import socket
+
+                socket.create_connection(("127.0.0.1", self.redis_port), timeout=0.2).close()
+                return
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop_redis(self) -> None:
+        if self.redis is not None:
+            self.redis.kill()
+            self.redis.wait()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    base_db = os.environ.get("DATABASE_URL", "")
+    with postgres_database(base_db) if base_db else contextlib.nullcontext("") as database_url:
+        redis_port = free_port()
+        env = {
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("STOPCSAM_", "DATABASE_URL", "REDIS_URL", "DJANGO_"))
+            },
+            **SERVER_ENV,
+            "STOPCSAM_VAR_DIR": str(tmp_path / "var"),
+            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "CHAT_REDIS_PREFIX": "fault",
+        }
+        if database_url:
+            env["DATABASE_URL"] = database_url
+        running = Cluster(env, [free_port(), free_port()], tmp_path, redis_port)
+        running.start_redis()
+        try:
+            running.manage("migrate", "--verbosity", "0")
+            for port in running.ports:
+                running.start(port)
+            yield running
+        finally:
+            for process in running.processes.values():
+                process.kill()
+                process.wait()
+            running.stop_redis()
+
+
+@dataclass
+class Client:
+    url: str
+    origin: str
+    sid: str
+    role: str
+    sent: list[str] = field(default_factory=list)
+    acked: dict[str, int] = field(default_factory=dict)
+    seen: list[int] = field(default_factory=list)
+    bodies: dict[int, tuple[str, str]] = field(default_factory=dict)
+    last: int = 0
+    connections: int = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        from websockets.asyncio.client import connect
+
+        pending = {
+            f"{self.role}-{n:04d}-{self.sid[:6]}": f"{self.role} message {n}"
+            for n in range(MESSAGES)
+        }
+        order = list(pending)
+        while not stop.is_set():
+            try:
+                headers = {"Cookie": f"sid={self.sid}", "Origin": self.origin}
+                async with connect(self.url, additional_headers=headers, open_timeout=3) as ws:
+                    self.connections += 1
+                    await ws.send(json.dumps({"type": "hello", "after": self.last}))
+                    sender = asyncio.create_task(self.send_all(ws, order, pending))
+                    try:
+                        await self.receive(ws, stop)
+                    finally:
+                        sender.cancel()
+            except Exception:
+                await asyncio.sleep(0.2)
+
+    async def send_all(self, ws: Any, order: list[str], pending: dict[str, str]) -> None:
+        """Send, then resend whatever is still unacknowledged, always with the same id."""
+        while len(self.acked) < len(order):
+            for client_id in order:
+                if client_id not in self.acked:
+                    frame = {"type": "send", "client_id": client_id, "body": pending[client_id]}
+                    await ws.send(json.dumps(frame))
+                    await asyncio.sleep(0.25)
+            await asyncio.sleep(0.5)
+
+    async def receive(self, ws: Any, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
+            except TimeoutError:
+                continue
+            if frame["type"] == "ack":
+                self.acked[frame["client_id"]] = frame["seq"]
+            elif frame["type"] == "message":
+                assert frame["seq"] == self.last + 1, (frame["seq"], self.last)  # in order, no gap
+                self.seen.append(frame["seq"])
+                self.bodies[frame["seq"]] = (frame["sender"], frame["body"])
+                self.last = frame["seq"]
+
+
+def test_nothing_is_lost_or_doubled_through_a_killed_process_and_a_redis_restart(
+    cluster: Cluster,
+) -> None:
+    sessions = cluster.shell_json(SETUP.replace("PAIRS", str(PAIRS)))
+    a, b = cluster.ports
+    clients = []
+    for item in sessions:
+        path = f"/ws/chat/{item['public_id']}"
+        clients.append(
+            Client(f"ws://127.0.0.1:{a}{path}", f"http://127.0.0.1:{a}", item["p"], "participant")
+        )
+        clients.append(
+            Client(f"ws://127.0.0.1:{b}{path}", f"http://127.0.0.1:{b}", item["t"], "therapist")
+        )
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(c.run(stop)) for c in clients]
+        await asyncio.sleep(0.6)
+        cluster.kill(a)  # SIGKILL mid-run
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(cluster.start, a)
+        await asyncio.sleep(0.3)
+        cluster.stop_redis()  # and Redis goes away and comes back once
+        await asyncio.sleep(0.3)
+        cluster.start_redis()
+        expected = 2 * MESSAGES
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            if all(len(c.acked) == MESSAGES and len(c.seen) == expected for c in clients):
+                break
+            await asyncio.sleep(0.2)
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(scenario())
+    assert all(c.connections >= 2 for c in clients[::2])  # the kill really cut them off
+    stored = cluster.shell_json(COUNT)
+    assert all(n == 1 for _, _, n in stored)  # every message stored exactly once
+    assert len(stored) == PAIRS * 2 * MESSAGES
+    for participant, therapist in zip(clients[::2], clients[1::2], strict=True):
+        for side in (participant, therapist):
+            assert len(side.acked) == MESSAGES  # every message acknowledged
+            assert side.seen == list(range(1, 2 * MESSAGES + 1))  # each once, in order
+        acked_seqs = set(participant.acked.values()) | set(therapist.acked.values())
+        assert acked_seqs == set(range(1, 2 * MESSAGES + 1))
+        assert participant.bodies == therapist.bodies  # both sides saw the same conversation
+    for log in cluster.tmp.glob("server-*.log"):  # no client address, no message text
+        text = log.read_text()
+        assert not re.search(r"127\.0\.0\.1:\d+ - ", text)
+        assert "message 1" not in text

@@ -1,0 +1,87 @@
+"""The scaled-out deployment of docs/operators.md, brought up by deploy/two-processes.sh:
+two ASGI processes behind nginx on PostgreSQL and Redis. Runs when DATABASE_URL and REDIS_URL
+point at the real servers (CI's second run)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.http_client import Browserish
+from tests.server import SERVER_ENV, STOPCSAM, free_port, postgres_database
+
+SCRIPT = Path(__file__).resolve().parent.parent / "deploy" / "two-processes.sh"
+NGINX_AVAILABLE = bool(shutil.which("nginx")) or Path("/usr/sbin/nginx").exists()
+pytestmark = pytest.mark.skipif(
+    not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL") and NGINX_AVAILABLE),
+    reason="needs DATABASE_URL, REDIS_URL and nginx",
+)
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:
+    if not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
+        pytest.skip("needs DATABASE_URL and REDIS_URL")
+    with postgres_database(os.environ["DATABASE_URL"]) as database_url:
+        ports = {
+            "PORT_A": str(free_port()),
+            "PORT_B": str(free_port()),
+            "PORT_NGINX": str(free_port()),
+        }
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("STOPCSAM_", "DJANGO_"))}
+        env = {
+            **clean,
+            **SERVER_ENV,
+            **ports,
+            "DATABASE_URL": database_url,
+            "STOPCSAM": STOPCSAM,
+            "PATH": os.environ["PATH"] + ":/usr/sbin",
+        }
+        state = tmp_path / "state"
+        try:
+            subprocess.run(
+                [str(SCRIPT), "up", str(state)],
+                env=env,
+                check=True,
+                timeout=120,
+                capture_output=True,
+                text=True,
+            )
+            yield f"http://127.0.0.1:{ports['PORT_NGINX']}", state, ports
+        finally:
+            subprocess.run(
+                [str(SCRIPT), "down", str(state)],
+                env=env,
+                check=False,
+                timeout=60,
+                capture_output=True,
+            )
+
+
+def test_a_participant_is_served_by_both_processes_through_nginx(
+    deployment: tuple[str, Path, dict[str, str]],
+) -> None:
+    url, state, ports = deployment
+    client = Browserish(url, "127.0.0.1", {"User-Agent": "TwoProcessCanary/1.0"})
+    token = client.csrf_token("/en/start/")
+    status, html, _ = client.request(
+        "POST", "/en/start/", {"csrfmiddlewaretoken": token, "language": "en"}
+    )
+    assert status == 200
+    codename = re.search(r'id="codename">([^<]+)<', html).group(1)  # type: ignore[union-attr]
+    for _ in range(6):  # nginx round-robins; the server-side session works on either process
+        status, _, _ = client.request("GET", "/en/me/")
+        assert status == 200
+    logs = {
+        port: (state / f"serve-{port}.log").read_text()
+        for port in (ports["PORT_A"], ports["PORT_B"])
+    }
+    assert all("GET /en/me/ 200" in log for log in logs.values()), "both processes served"
+    for log in logs.values():
+        assert "TwoProcessCanary" not in log and codename not in log
