@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import ahocorasick  # type: ignore[import-not-found]  # ships no type information
+import ahocorasick  # ships no type information (mypy override)
 
 MODES = ("word", "phrase", "prefix")
 

@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 
 # huey ships no type information; its few entry points used here are typed by our wrappers.
-from huey import Huey, RedisHuey, SqliteHuey, crontab  # type: ignore[import-untyped]
+from huey import Huey, RedisHuey, SqliteHuey, crontab
 
 logger = logging.getLogger(__name__)
 

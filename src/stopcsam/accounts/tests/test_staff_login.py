@@ -118,13 +118,19 @@ def test_the_admin_is_for_coordinators_with_a_verified_code(
         assert refused.redirect_chain[-1][0].startswith("/en/staff/login/")
 
 
-def test_study_admins_reach_the_admin_too(site_de: object,
-                                         staff_client: Callable[..., Client]) -> None:
+def test_study_admins_reach_the_admin_too(
+    site_de: object, staff_client: Callable[..., Client]
+) -> None:
     from stopcsam.accounts.models import Role
     from stopcsam.accounts.services import staff_create
 
-    user, device = staff_create(username="sam", password=STAFF_PASSWORD, role=Role.STUDY_ADMIN,
-                                site=site_de, languages=["en"])  # type: ignore[arg-type]
+    user, device = staff_create(
+        username="sam",
+        password=STAFF_PASSWORD,
+        role=Role.STUDY_ADMIN,
+        site=site_de,
+        languages=["en"],
+    )  # type: ignore[arg-type]
     client = staff_client(StaffPersona(user, device))
     assert client.get("/admin/").status_code == 200
     assert client.get("/admin/study/protocolversion/").status_code == 200

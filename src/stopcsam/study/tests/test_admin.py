@@ -16,7 +16,8 @@ ADD = "/admin/study/protocolversion/add/"
 
 
 def test_coordinators_add_a_protocol_version_in_the_admin(
-        coordinator: StaffPersona, staff_client: Callable[..., Client]) -> None:
+    coordinator: StaffPersona, staff_client: Callable[..., Client]
+) -> None:
     client = staff_client(coordinator)
     definition = {**demo_definition(), "version": "2026.2"}
     response = client.post(ADD, {"definition": json.dumps(definition), "is_active": "on"})
@@ -29,7 +30,8 @@ def test_coordinators_add_a_protocol_version_in_the_admin(
 
 
 def test_a_broken_protocol_is_refused_in_the_admin_with_the_reason(
-        coordinator: StaffPersona, staff_client: Callable[..., Client]) -> None:
+    coordinator: StaffPersona, staff_client: Callable[..., Client]
+) -> None:
     broken = {**demo_definition(), "arms": [{"key": "solo", "label": "x"}]}
     response = staff_client(coordinator).post(ADD, {"definition": json.dumps(broken)})
     assert response.status_code == 200
@@ -37,8 +39,9 @@ def test_a_broken_protocol_is_refused_in_the_admin_with_the_reason(
     assert ProtocolVersion.objects.count() == 0
 
 
-def test_the_sealed_seed_is_never_shown(coordinator: StaffPersona,
-                                        staff_client: Callable[..., Client]) -> None:
+def test_the_sealed_seed_is_never_shown(
+    coordinator: StaffPersona, staff_client: Callable[..., Client]
+) -> None:
     from stopcsam.study.services import protocol_load
 
     version = protocol_load(definition=demo_definition())
