@@ -4,6 +4,7 @@ import re
 from unittest import mock
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
@@ -52,7 +53,9 @@ def test_login_accepts_the_codename_in_any_case_and_spacing(
     client = Client()
     typed = "  " + participant.codename.upper().replace(" ", "   ") + " "
     response = client.post(reverse("accounts:login"), {"codename": typed})
-    assert response.status_code == 302 and response["Location"] == reverse("accounts:me")
+    assert response.status_code == 302 and response["Location"] == reverse(
+        settings.STOPCSAM_PARTICIPANT_HOME
+    )
     assert client.get(reverse("accounts:me")).status_code == 200
 
 
