@@ -95,7 +95,7 @@ def test_no_identity_reaches_a_log_or_the_database(canary_server: RunningServer)
     status, _, location = client.request(
         "POST", "/de/login/", {"csrfmiddlewaretoken": token, "codename": codename.upper()}
     )
-    assert (status, location) == (302, "/de/me/")
+    assert (status, location) == (302, "/de/study/")
     client.request("POST", "/de/login/", {"csrfmiddlewaretoken": token, "codename": "wrong"})
     client.request("GET", "/de/does-not-exist/")
 
