@@ -302,12 +302,12 @@ STOPCSAM_DEMO_SEEDERS += ["stopcsam.scheduling.demo.seed_scheduling_demo"]
 # Real-time chat (docs/chat-protocol.md): a lean ASGI websocket endpoint beside Django.
 STOPCSAM_WEBSOCKET_APP = "stopcsam.chat.sockets.application"
 # Scheduling tells chat about appointments through these dotted paths (docs/therapists.md).
-STOPCSAM_APPOINTMENT_SOURCE: str | None = None
-STOPCSAM_APPOINTMENTS_FOR: str | None = None
-STOPCSAM_APPOINTMENT_JOINED: str | None = None
-STOPCSAM_APPOINTMENT_ATTENDED: str | None = None
+STOPCSAM_APPOINTMENT_SOURCE: str | None = "stopcsam.scheduling.selectors.chat_appointment"
+STOPCSAM_APPOINTMENTS_FOR: str | None = "stopcsam.scheduling.selectors.chat_appointments"
+STOPCSAM_APPOINTMENT_JOINED: str | None = "stopcsam.scheduling.services.appointment_mark_joined"
+STOPCSAM_APPOINTMENT_ATTENDED: str | None = "stopcsam.scheduling.services.appointment_mark_attended"
 # The participant's pseudonymous study id for the therapist console (None: a keyed pseudonym).
-STOPCSAM_PARTICIPANT_STUDY_ID: str | None = None
+STOPCSAM_PARTICIPANT_STUDY_ID: str | None = "stopcsam.study.selectors.participant_study_id"
 # Times in seconds: a session opens before its start, lasts, warns before its end, and is
 # closed by force after the end plus a grace period.
 CHAT_OPEN_BEFORE_SECONDS = env_int("CHAT_OPEN_BEFORE_SECONDS", 10 * 60)

@@ -9,6 +9,8 @@ from stopcsam.core.views import healthz
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    # The partner API: versioned, outside the language prefix (the language is a parameter).
+    path("api/v1/", include("stopcsam.outreach.api_urls")),
 ]
 urlpatterns += i18n_patterns(
     path("", include("stopcsam.outreach.urls")),

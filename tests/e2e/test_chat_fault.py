@@ -9,6 +9,7 @@ A send during a database outage is covered in src/stopcsam/chat/tests/test_socke
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -254,7 +255,9 @@ def test_nothing_is_lost_or_doubled_through_a_killed_process_and_a_redis_restart
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    asyncio.run(scenario())
+    # In a thread of its own: Playwright's sync API may hold an event loop in this one.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, scenario()).result()
     assert all(c.connections >= 2 for c in clients[::2])  # the kill really cut them off
     stored = cluster.shell_json(COUNT)
     assert all(n == 1 for _, _, n in stored)  # every message stored exactly once

@@ -16,13 +16,12 @@ import pytest
 from tests.e2e.test_canary import _database_text
 from tests.server import RunningServer, running_server
 
-LIVE_SETTINGS = {"DJANGO_SETTINGS_MODULE": "stopcsam.outreach.tests.live_settings"}
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 
 
 @pytest.fixture(scope="module")
 def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, str]]:
-    with running_server(tmp_path_factory.mktemp("api"), LIVE_SETTINGS) as server:
+    with running_server(tmp_path_factory.mktemp("api")) as server:
         key = server.manage(
             "apikey", "create", "--partner", "Fuzz", "--campaign", "fuzz", "--rate", "100000"
         ).strip()

@@ -21,13 +21,12 @@ from tests.server import RunningServer, running_server
 pytestmark = pytest.mark.browser
 
 CAMPAIGN = "e2e-partner"
-LIVE_SETTINGS = {"DJANGO_SETTINGS_MODULE": "stopcsam.outreach.tests.live_settings"}
 DEMO_PROTOCOL = Path(stopcsam.study.__file__).parent / "protocols" / "demo.yaml"
 
 
 @pytest.fixture(scope="module")
 def outreach_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with running_server(tmp_path_factory.mktemp("outreach"), LIVE_SETTINGS) as server:
+    with running_server(tmp_path_factory.mktemp("outreach")) as server:
         server.manage("apikey", "create", "--partner", "E2E", "--campaign", CAMPAIGN)
         server.screening_open = _open_screening(server)  # type: ignore[attr-defined]
         yield server

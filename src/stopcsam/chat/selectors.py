@@ -122,8 +122,9 @@ def previous_sessions(*, session: ChatSession) -> list[ChatSession]:
 def study_id(*, participant_id: int) -> str:
     """The study's pseudonymous id when wired, else a keyed pseudonym of our own."""
     hook = settings.STOPCSAM_PARTICIPANT_STUDY_ID
-    if hook:
-        return str(import_string(hook)(participant_id))
+    found = import_string(hook)(participant_id) if hook else None
+    if found:
+        return str(found)
     digest = hmac.new(
         settings.STOPCSAM_LOOKUP_KEY.encode(),
         f"stopcsam.chat.pseudonym\x00{participant_id}".encode(),

@@ -465,3 +465,56 @@ def _outcome_counts(ids: list[int]) -> dict[int, dict[str, int]]:
     for row in rows:
         counts[row["therapist_id"]][row["status"]] = row["n"]
     return counts
+
+
+# --- the chat app's appointment source (wired in settings; chat never imports scheduling) ---
+
+
+def _for_chat(appointment: Appointment, live: list[Appointment]) -> dict[str, Any]:
+    return {
+        "appointment_ref": appointment.ref,
+        "participant_id": appointment.participant_id,
+        "therapist_id": appointment.therapist_id,
+        "starts_at": appointment.start,
+        "ends_at": appointment.end,
+        "number": next((k for k, a in enumerate(live, 1) if a.pk == appointment.pk), 1),
+        "of": len(live),
+        "language": appointment.course.language,
+    }
+
+
+def _courses_live(course_ids: set[int]) -> dict[int, list[Appointment]]:
+    """Each course's sessions that still count (not cancelled), in order: session k of n."""
+    by_course: dict[int, list[Appointment]] = defaultdict(list)
+    rows = Appointment.objects.filter(course_id__in=course_ids).exclude(status=Status.CANCELLED)
+    for row in rows.order_by("start"):
+        by_course[row.course_id].append(row)
+    return by_course
+
+
+def chat_appointment(*, appointment_ref: str) -> dict[str, Any] | None:
+    """A booked session as chat sees it; None once cancelled or unknown."""
+    appointment = (
+        Appointment.objects.select_related("course")
+        .filter(ref=appointment_ref)
+        .exclude(status=Status.CANCELLED)
+        .first()
+    )
+    if appointment is None:
+        return None
+    return _for_chat(appointment, _courses_live({appointment.course_id})[appointment.course_id])
+
+
+def chat_appointments(
+    *, since: datetime, participant_id: int | None = None, therapist_id: int | None = None
+) -> list[dict[str, Any]]:
+    """Sessions not yet over for a participant or a therapist (one of them is given)."""
+    rows = Appointment.objects.select_related("course").filter(end__gte=since)
+    rows = rows.exclude(status=Status.CANCELLED)
+    if participant_id is not None:
+        rows = rows.filter(participant_id=participant_id)
+    if therapist_id is not None:
+        rows = rows.filter(therapist_id=therapist_id)
+    found = list(rows.order_by("start")[:50])
+    courses = _courses_live({row.course_id for row in found})
+    return [_for_chat(row, courses[row.course_id]) for row in found]

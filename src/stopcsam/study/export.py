@@ -9,18 +9,14 @@ The CSV is produced row by row, so memory stays flat however large the study is.
 from __future__ import annotations
 
 import csv
-import hashlib
-import hmac
 import json
 from collections.abc import Iterator
 from typing import Any
 
-from django.conf import settings
-
 from stopcsam.core.instruments import Instrument, localised, value_domain
 from stopcsam.study.models import ProtocolVersion, Response
 from stopcsam.study.protocol import Protocol
-from stopcsam.study.selectors import parsed_protocol
+from stopcsam.study.selectors import parsed_protocol, study_id
 
 COLUMNS = (
     "study_id",
@@ -36,12 +32,6 @@ COLUMNS = (
     "kind",
     "value",
 )
-
-
-def study_id(version: ProtocolVersion, enrolment_pk: int) -> str:
-    key = settings.STOPCSAM_LOOKUP_KEY.encode()
-    message = f"study-id|{version.key}|{enrolment_pk}".encode()
-    return "S" + hmac.new(key, message, hashlib.sha256).hexdigest()[:14].upper()
 
 
 class _Line:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Sum
 
 from stopcsam.accounts.models import Participant
@@ -44,6 +47,21 @@ def participant_enrolment(participant: Participant | None) -> Enrolment | None:
     if not participant:
         return None
     return Enrolment.objects.select_related("protocol").filter(participant=participant).first()
+
+
+def study_id(version: ProtocolVersion, enrolment_pk: int) -> str:
+    """A participant's pseudonym in one study: keyed, stable, and never their database id."""
+    key = settings.STOPCSAM_LOOKUP_KEY.encode()
+    message = f"study-id|{version.key}|{enrolment_pk}".encode()
+    return "S" + hmac.new(key, message, hashlib.sha256).hexdigest()[:14].upper()
+
+
+def participant_study_id(participant_id: int) -> str | None:
+    """The pseudonymous study id staff see (the same as in the export); None if not enrolled."""
+    enrolment = (
+        Enrolment.objects.select_related("protocol").filter(participant_id=participant_id).first()
+    )
+    return study_id(enrolment.protocol, enrolment.pk) if enrolment else None
 
 
 # --- time points ----------------------------------------------------------------------------

@@ -13,9 +13,8 @@ from stopcsam.outreach.terms import forget_current_matcher
 
 
 @pytest.fixture(autouse=True)
-def _fresh_state(settings: object) -> Iterator[None]:
+def _fresh_state() -> Iterator[None]:
     """Each test starts with an empty cache (rate buckets) and rebuilds the matcher."""
-    settings.ROOT_URLCONF = "stopcsam.outreach.tests.api_root_urls"  # type: ignore[attr-defined]
     cache.clear()
     forget_current_matcher()
     yield
