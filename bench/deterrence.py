@@ -164,8 +164,7 @@ def bench_http() -> dict[str, Any]:
     bodies = [json.dumps({"query": q, "lang": "en"}).encode() for q in plain]
     # One request in ten is a match (placeholder terms), which writes a funnel counter.
     bodies += [json.dumps({"query": "about placeholder-term-alpha"}).encode()] * (len(bodies) // 9)
-    env = {"DJANGO_SETTINGS_MODULE": "stopcsam.outreach.tests.live_settings"}
-    with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp), env) as server:
+    with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp)) as server:
         key = server.manage(
             "apikey", "create", "--partner", "Bench", "--campaign", "bench", "--rate", "100000000"
         ).strip()

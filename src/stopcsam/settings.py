@@ -47,6 +47,8 @@ STOPCSAM_TEST_CLOCK = env_bool("STOPCSAM_TEST_CLOCK")
 
 # The ASGI application that serves websockets (dotted path); None closes them.
 STOPCSAM_WEBSOCKET_APP: str | None = None
+# Hot HTTP paths served by lean ASGI apps beside Django: {exact path: dotted ASGI app}.
+STOPCSAM_HTTP_FAST_PATHS: dict[str, str] = {}
 
 # Threads per process that run Django's (synchronous) request handling; 0 uses Django's
 # ASGI handler, which runs all sync code of a process on a single thread.
@@ -345,6 +347,8 @@ if CHAT_DEMO_APPOINTMENTS:
 # === end chat settings ===
 
 # === outreach settings (owned by the outreach app) ===
+# The partner check is the hottest HTTP path: a lean ASGI endpoint (outreach/api_fast.py).
+STOPCSAM_HTTP_FAST_PATHS["/api/v1/deterrence/check"] = "stopcsam.outreach.api_fast.endpoint"
 # Deterrence term-list files (CSV or JSON, docs/deterrence.md); empty: the shipped placeholders.
 OUTREACH_TERM_LISTS = env_list("STOPCSAM_TERM_LISTS")
 # Public base URL for links handed to partners (help_url); empty: taken from the request.

@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,6 +91,7 @@ def test_no_query_text_reaches_the_log_or_the_database(
                 assert json.loads(response.read())["match"] is True
         except urllib.error.HTTPError as exc:
             assert exc.code == 400
+    time.sleep(1.5)  # the endpoint writes its counts about once a second
     logs, database = server.log_text(), _database_text(server)
     assert "POST /api/v1/deterrence/check 200" in logs  # we did look
     assert "warning_shown" in database

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -45,36 +46,73 @@ def error(status: int, code: str, message: str, **headers: str) -> JsonResponse:
 
 @csrf_exempt
 def deterrence_check(request: HttpRequest) -> HttpResponse:
-    if request.method != "POST":
-        return error(405, "method_not_allowed", "Use POST.", Allow="POST")
     try:
-        holder = selectors.api_key_holder(key=_presented_key(request))
+        body: bytes | None = request.body if request.method == "POST" else b""
+    except RequestDataTooBig:
+        body = None
+    status, payload, headers = check_response(
+        method=request.method or "",
+        key=presented_key(request.headers.get("Authorization", ""), request.headers),
+        body=body,
+        base_url=f"{request.scheme}://{request.get_host()}",
+        count=lambda campaign, language: _count_now(request, campaign, language),
+    )
+    response = JsonResponse(payload, status=status)
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+def _count_now(request: HttpRequest, campaign: str, language: str) -> None:
+    request.outreach_campaign = campaign  # type: ignore[attr-defined]
+    request.LANGUAGE_CODE = language
+    funnel_step.send(sender=deterrence_check, step="warning_shown", request=request)
+
+
+Counter = Callable[[str, str], None]
+
+
+def check_response(
+    *, method: str, key: str, body: bytes | None, base_url: str, count: Counter
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """The whole check, for the Django view and the lean ASGI endpoint alike: status, JSON
+    body and extra headers. ``body`` is None when it was too large to read; ``count`` is
+    called with the campaign and language of a match."""
+    if method != "POST":
+        return _error(405, "method_not_allowed", "Use POST.", Allow="POST")
+    try:
+        holder = selectors.api_key_holder(key=key)
         services.api_key_spend(prefix=holder.prefix, rate_per_minute=holder.rate_per_minute)
-        query, lang = _check_body(request)
+        if body is None or len(body) > BODY_MAX_BYTES:
+            return _error(413, "too_large", f"The body may have at most {BODY_MAX_BYTES} bytes.")
+        query, lang = parse_body(body)
     except InvalidApiKeyError:
-        return error(401, "unauthorized", "A valid API key is required.", WWW_Authenticate="Bearer")
+        return _error(
+            401, "unauthorized", "A valid API key is required.", WWW_Authenticate="Bearer"
+        )
     except RateLimitedError as exc:
-        return error(
+        return _error(
             429, "rate_limited", "Too many requests for this key.", Retry_After=str(exc.retry_after)
         )
     except BadRequest as exc:
-        return error(400, exc.code, exc.message)
-    except RequestDataTooBig:
-        return error(413, "too_large", f"The body may have at most {BODY_MAX_BYTES} bytes.")
-    return JsonResponse(_answer(request, query, lang, holder.campaign))
+        return _error(400, exc.code, exc.message)
+    return 200, answer(query, lang, holder.campaign, base_url=base_url, count=count), {}
 
 
-def _presented_key(request: HttpRequest) -> str:
-    header = request.headers.get("Authorization", "")
-    if header[:7].lower() == "bearer ":
-        return header[7:].strip()
-    return request.headers.get("X-API-Key", "").strip()
+def _error(
+    status: int, code: str, message: str, **headers: str
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    extra = {name.replace("_", "-"): value for name, value in headers.items()}
+    return status, {"error": {"code": code, "message": message}}, extra
 
 
-def _check_body(request: HttpRequest) -> tuple[str, str | None]:
-    body = request.body
-    if len(body) > BODY_MAX_BYTES:
-        raise RequestDataTooBig
+def presented_key(authorization: str, headers: Mapping[str, str]) -> str:
+    if authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip()
+    return headers.get("X-API-Key", "").strip()
+
+
+def parse_body(body: bytes) -> tuple[str, str | None]:
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -94,7 +132,9 @@ def _check_body(request: HttpRequest) -> tuple[str, str | None]:
     return query, lang
 
 
-def _answer(request: HttpRequest, query: str, lang: str | None, campaign: str) -> dict[str, Any]:
+def answer(
+    query: str, lang: str | None, campaign: str, *, base_url: str, count: Counter
+) -> dict[str, Any]:
     found = current_matcher().first(query)
     language = lang or (found.term.language if found else "en")
     if found is None:
@@ -105,24 +145,28 @@ def _answer(request: HttpRequest, query: str, lang: str | None, campaign: str) -
             "help_url": None,
             "lang": language,
         }
-    request.outreach_campaign = campaign  # type: ignore[attr-defined]
-    request.LANGUAGE_CODE = language
-    funnel_step.send(sender=deterrence_check, step="warning_shown", request=request)
+    count(campaign, language)
     with translation.override(language):
         return {
             "match": True,
             "category": found.term.category,
             "message": str(texts.WARNING),
-            "help_url": help_url(request, language=language, campaign=campaign),
+            "help_url": help_url_for(base_url, language=language, campaign=campaign),
             "lang": language,
         }
 
 
 def help_url(request: HttpRequest, *, language: str, campaign: str) -> str:
     """The link into help: the landing page via a counted hop, carrying only the campaign."""
+    return help_url_for(
+        f"{request.scheme}://{request.get_host()}", language=language, campaign=campaign
+    )
+
+
+def help_url_for(base_url: str, *, language: str, campaign: str) -> str:
     with translation.override(language):
         path = reverse("outreach:go")
-    base = settings.OUTREACH_PUBLIC_URL or f"{request.scheme}://{request.get_host()}"
+    base = settings.OUTREACH_PUBLIC_URL or base_url
     query = f"?{urlencode({'c': campaign})}" if campaign else ""
     return f"{base}{path}{query}"
 

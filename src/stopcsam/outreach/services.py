@@ -41,18 +41,20 @@ def _actor(user: StaffUser | None) -> str:
 # --- funnel counters --------------------------------------------------------------------------
 
 
-def funnel_increment(*, step: str, campaign: str, language: str, day: date | None = None) -> None:
-    """Add one to a daily counter; safe under concurrent requests on SQLite and PostgreSQL."""
+def funnel_increment(
+    *, step: str, campaign: str, language: str, day: date | None = None, amount: int = 1
+) -> None:
+    """Add to a daily counter; safe under concurrent requests on SQLite and PostgreSQL."""
     if step not in FUNNEL_STEPS:
         raise UnknownStepError(step)
     key = {"day": day or now().date(), "campaign": campaign, "language": language, "step": step}
-    if FunnelCount.objects.filter(**key).update(count=F("count") + 1):
+    if FunnelCount.objects.filter(**key).update(count=F("count") + amount):
         return
     try:
         with transaction.atomic():
-            FunnelCount.objects.create(**key, count=1)
+            FunnelCount.objects.create(**key, count=amount)
     except IntegrityError:  # another request created the row first: add to it
-        FunnelCount.objects.filter(**key).update(count=F("count") + 1)
+        FunnelCount.objects.filter(**key).update(count=F("count") + amount)
 
 
 # --- partners and API keys --------------------------------------------------------------------

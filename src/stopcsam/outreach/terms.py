@@ -124,6 +124,12 @@ _current = _Current()
 STAMP_CHECK_SECONDS = 1.0
 
 
+def matcher_is_fresh() -> bool:
+    """Whether current_matcher() can answer from memory, without asking the database."""
+    matcher, checked_at = _current.matcher, _current.checked_at
+    return matcher is not None and time.monotonic() - checked_at < STAMP_CHECK_SECONDS
+
+
 def current_matcher() -> Matcher:
     """The matcher for the newest term-list version, rebuilt when a reload raised it."""
     now = time.monotonic()

@@ -7,7 +7,7 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
-from stopcsam.outreach import services
+from stopcsam.outreach import api_fast, services
 from stopcsam.outreach.models import Partner
 from stopcsam.outreach.terms import forget_current_matcher
 
@@ -17,7 +17,9 @@ def _fresh_state() -> Iterator[None]:
     """Each test starts with an empty cache (rate buckets) and rebuilds the matcher."""
     cache.clear()
     forget_current_matcher()
+    api_fast.pending.discard()
     yield
+    api_fast.pending.discard()
     forget_current_matcher()
 
 
