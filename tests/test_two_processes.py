@@ -4,16 +4,21 @@ point at the real servers (CI's second run)."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import json
 import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.http_client import Browserish
+from tests.e2e.test_chat_fault import MESSAGES, SETUP, Client
 from tests.server import SERVER_ENV, STOPCSAM, free_port, postgres_database
 
 SCRIPT = Path(__file__).resolve().parent.parent / "deploy" / "two-processes.sh"
@@ -26,6 +31,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture
 def deployment(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:
+    """Yields nginx's URL, the state directory, and the environment (with the ports)."""
     if not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
         pytest.skip("needs DATABASE_URL and REDIS_URL")
     with postgres_database(os.environ["DATABASE_URL"]) as database_url:
@@ -53,7 +59,7 @@ def deployment(tmp_path: Path) -> Iterator[tuple[str, Path, dict[str, str]]]:
                 capture_output=True,
                 text=True,
             )
-            yield f"http://127.0.0.1:{ports['PORT_NGINX']}", state, ports
+            yield f"http://127.0.0.1:{ports['PORT_NGINX']}", state, env
         finally:
             subprocess.run(
                 [str(SCRIPT), "down", str(state)],
@@ -85,3 +91,40 @@ def test_a_participant_is_served_by_both_processes_through_nginx(
     assert all("GET /en/me/ 200" in log for log in logs.values()), "both processes served"
     for log in logs.values():
         assert "TwoProcessCanary" not in log and codename not in log
+
+
+def test_a_chat_runs_across_the_two_processes(
+    deployment: tuple[str, Path, dict[str, str]],
+) -> None:
+    """The participant on one process, the therapist on the other: Redis carries the fan-out."""
+    _url, _state, env = deployment
+    setup = SETUP.replace("PAIRS", "1")
+    out = subprocess.run(
+        [STOPCSAM, "shell", "-c", setup], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    item = json.loads(out.split("JSON", 1)[1])[0]
+    path = f"/ws/chat/{item['public_id']}"
+    a, b = env["PORT_A"], env["PORT_B"]
+    participant = Client(
+        f"ws://127.0.0.1:{a}{path}", f"http://127.0.0.1:{a}", item["p"], "participant"
+    )
+    therapist = Client(f"ws://127.0.0.1:{b}{path}", f"http://127.0.0.1:{b}", item["t"], "therapist")
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(c.run(stop)) for c in (participant, therapist)]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if all(len(c.seen) == 2 * MESSAGES for c in (participant, therapist)):
+                break
+            await asyncio.sleep(0.2)
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, scenario()).result()
+    for client in (participant, therapist):
+        assert len(client.acked) == MESSAGES
+        assert client.seen == list(range(1, 2 * MESSAGES + 1))  # both sides, in order, once
+    heard = {body for sender, body in participant.bodies.values() if sender == "therapist"}
+    assert heard == {f"therapist message {n}" for n in range(MESSAGES)}
