@@ -21,6 +21,11 @@ def new_seed() -> str:
     return secrets.token_hex(SEED_BYTES)
 
 
+def is_seed(text: str) -> bool:
+    """A seed as ``new_seed`` makes it: SEED_BYTES bytes written as lowercase hex."""
+    return len(text) == 2 * SEED_BYTES and all(c in "0123456789abcdef" for c in text)
+
+
 def seed_commitment(seed: str) -> str:
     return hashlib.sha256(seed.encode()).hexdigest()
 

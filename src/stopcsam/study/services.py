@@ -19,6 +19,7 @@ from stopcsam.study import randomization
 from stopcsam.study.exceptions import (
     AlreadyRandomizedError,
     ConsentIncompleteError,
+    ProtocolError,
     QuestionnaireNotDueError,
     StepOutOfOrderError,
 )
@@ -41,11 +42,21 @@ from stopcsam.study.selectors import (
 
 
 def protocol_load(
-    *, definition: Mapping[str, Any], activate: bool = True, actor: str = "system"
+    *,
+    definition: Mapping[str, Any],
+    activate: bool = True,
+    actor: str = "system",
+    seed: str | None = None,
 ) -> ProtocolVersion:
-    """Validate and store a protocol version with a freshly sealed randomization seed."""
+    """Validate and store a protocol version with a freshly sealed randomization seed.
+
+    ``seed`` fixes the seed instead, so end-to-end tests can know the allocation sequence;
+    only the test-only ``study_load_protocol --seed`` passes it (refused in production).
+    """
     protocol = protocol_from_dict(definition)
-    seed = randomization.new_seed()
+    if seed is not None and not randomization.is_seed(seed):
+        raise ProtocolError(f"seed: {randomization.SEED_BYTES * 2} lowercase hex digits.")
+    seed = seed or randomization.new_seed()
     with transaction.atomic():
         if activate:
             ProtocolVersion.objects.filter(is_active=True).update(is_active=False)
