@@ -47,11 +47,13 @@ def participant_create(*, language: str) -> tuple[Participant, Codename]:
     for _attempt in range(3):
         codename = codename_generate(language)
         normalised = normalise(codename)
+        # Hash before the transaction: on SQLite it holds the database's write lock.
+        codename_hash = _codename_hasher().hash(normalised)
         try:
             with transaction.atomic():
                 participant = Participant.objects.create(
                     codename_lookup=lookup_digest(normalised),
-                    codename_hash=_codename_hasher().hash(normalised),
+                    codename_hash=codename_hash,
                     language=language,
                 )
                 audit_record(

@@ -27,6 +27,10 @@ Listener = Callable[[Event], None]
 
 
 class Hub(Protocol):
+    # Whether a wake-up can go missing (Redis between processes): connections then poll the
+    # database on every timer tick as a safety net; in one process they poll far less often.
+    may_lose_events: bool
+
     def publish(self, session_id: int, event: Event) -> None: ...
 
     async def subscribe(self, session_id: int, listener: Listener) -> None: ...
@@ -36,6 +40,8 @@ class Hub(Protocol):
 
 class InProcessHub:
     """Listeners live in this process's event loop; publishers may be any thread."""
+
+    may_lose_events = False
 
     def __init__(self) -> None:
         self.listeners: dict[int, set[Listener]] = {}
@@ -80,6 +86,8 @@ class RedisHub(InProcessHub):
     One pattern subscription per process. After Redis comes back, every local connection is
     told to ``resync`` from the database, so nothing published during the outage is missed.
     """
+
+    may_lose_events = True
 
     def __init__(self, url: str, prefix: str) -> None:
         super().__init__()

@@ -36,4 +36,8 @@ class Command(BaseCommand):
             proxy_headers=False,
             server_header=False,
             lifespan="off",
+            # Chat frames are small and their bodies sensitive: compressing them costs more CPU
+            # than it saves bytes (15% of the server's time, bench/chat.py), and compression
+            # beside secret content is what CRIME/BREACH-style attacks feed on.
+            ws_per_message_deflate=False,
         )
