@@ -1,19 +1,24 @@
 """Checks every browser test applies to the pages it visits (DESIGN §5, issue 7):
 
-- accessibility: axe-core finds no serious or critical WCAG 2.1 A/AA violation (JavaScript
-  contexts only; axe is evaluated through the DevTools protocol, so the page's CSP stays on);
+- accessibility: axe-core finds no serious or critical WCAG 2.1 A/AA violation. axe is
+  evaluated through the DevTools protocol, so the page's CSP stays on. A page shown without
+  JavaScript cannot run axe, so its exact HTML (``<noscript>`` content shown, scripts kept
+  out) is replayed at its own URL in a JavaScript-enabled auditor page and checked there;
 - budget: a page and everything it loads stays under 60 KB before compression;
 - privacy: no request leaves the site's own origin.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
 PAGE_BUDGET_BYTES = 60 * 1024
+NOSCRIPT = re.compile(r"<(/?)noscript>", re.IGNORECASE)
+REFRESH = re.compile(r"<meta http-equiv=\"refresh\"[^>]*>", re.IGNORECASE)
 AXE_RUN = """async () => {
   const result = await axe.run(document, {
     runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}});
@@ -32,6 +37,7 @@ class PageAudit:
     sizes: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     pages_checked: int = 0
+    auditor: Any = None
 
     def attach(self, context: Any) -> None:
         context.on("request", self._on_request)
@@ -57,6 +63,24 @@ class PageAudit:
             self.problems.append(f"{page.url}: {total} bytes (budget {PAGE_BUDGET_BYTES})")
         if self.javascript:
             self._axe(page)
+        else:
+            self._axe(self._replayed(page))
+
+    def _replayed(self, page: Any) -> Any:
+        """The no-JavaScript page as it was shown, in a page where axe can run."""
+        html = REFRESH.sub("", page.content())  # the auditor must stay on this page
+        html = NOSCRIPT.sub(lambda m: f"<{m.group(1)}div>", html)
+        url = page.url.split("#", 1)[0]
+        if self.auditor is None:
+            context = page.context.browser.new_context(java_script_enabled=True)
+            context.route("**/*.js", lambda route: route.abort())  # as shown: no script ran
+            self.auditor = context.new_page()
+        self.auditor.route(url, lambda route: route.fulfill(body=html, content_type="text/html"))
+        try:
+            self.auditor.goto(url, wait_until="load")
+        finally:
+            self.auditor.unroute(url)
+        return self.auditor
 
     def _page_resources(self, page: Any) -> list[str]:
         document = page.url.split("#", 1)[0]
@@ -72,7 +96,13 @@ class PageAudit:
                 f"{violation['help']} at {violation['targets']}"
             )
 
+    def close(self) -> None:
+        if self.auditor is not None:
+            self.auditor.context.close()
+            self.auditor = None
+
     def assert_clean(self) -> None:
+        self.close()
         assert self.outside == [], f"third-party requests: {self.outside}"
         assert self.problems == [], "\n".join(self.problems)
         assert self.pages_checked > 0
