@@ -33,6 +33,8 @@ class Hub(Protocol):
 
     def publish(self, session_id: int, event: Event) -> None: ...
 
+    def publish_many(self, events: list[tuple[int, Event]]) -> None: ...
+
     async def subscribe(self, session_id: int, listener: Listener) -> None: ...
 
     async def unsubscribe(self, session_id: int, listener: Listener) -> None: ...
@@ -59,6 +61,24 @@ class InProcessHub:
             self.deliver(session_id, event)
         else:
             loop.call_soon_threadsafe(self.deliver, session_id, event)
+
+    def publish_many(self, events: list[tuple[int, Event]]) -> None:
+        """Several events in order, handed to the event loop at once (a writer's batch)."""
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self.deliver_many(events)
+        else:
+            loop.call_soon_threadsafe(self.deliver_many, events)
+
+    def deliver_many(self, events: list[tuple[int, Event]]) -> None:
+        for session_id, event in events:
+            self.deliver(session_id, event)
 
     def deliver(self, session_id: int, event: Event) -> None:
         for listener in tuple(self.listeners.get(session_id, ())):
@@ -104,6 +124,17 @@ class RedisHub(InProcessHub):
         payload = json.dumps({"o": self.origin, "e": event}, separators=(",", ":"))
         try:
             self.client.publish(f"{self.prefix}{session_id}", payload)
+        except Exception:
+            logger.warning("chat hub: Redis publish failed; peers will catch up by polling")
+
+    def publish_many(self, events: list[tuple[int, Event]]) -> None:
+        super().publish_many(events)
+        pipeline = self.client.pipeline(transaction=False)
+        for session_id, event in events:
+            payload = json.dumps({"o": self.origin, "e": event}, separators=(",", ":"))
+            pipeline.publish(f"{self.prefix}{session_id}", payload)
+        try:
+            pipeline.execute()
         except Exception:
             logger.warning("chat hub: Redis publish failed; peers will catch up by polling")
 

@@ -199,9 +199,13 @@ def messages_send(*, requests: list[SendRequest]) -> list[StoredMessage | ChatEr
                 results[index] = _allocate(item, earlier, rows)
         if rows:
             _insert(rows)
-        for request, result in zip(requests, results, strict=True):
-            if isinstance(result, StoredMessage) and result.created:
-                publish_on_commit(request.session_id, _message_event(result))
+        events = [
+            (request.session_id, _message_event(result))
+            for request, result in zip(requests, results, strict=True)
+            if isinstance(result, StoredMessage) and result.created
+        ]
+        if events:
+            transaction.on_commit(lambda: get_hub().publish_many(events))
     return results
 
 

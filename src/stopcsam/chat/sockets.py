@@ -35,7 +35,7 @@ from stopcsam.chat.exceptions import ChatError, NotAllowedError
 from stopcsam.chat.hub import get_hub
 from stopcsam.chat.models import ChatSession, Sender, SessionState
 from stopcsam.chat.protocol import FrameError, encode, parse_client_frame
-from stopcsam.chat.writer import SendJob, get_readers, get_writer
+from stopcsam.chat.writer import get_readers, get_writer
 from stopcsam.core import clock, crypto
 
 logger = logging.getLogger("stopcsam.chat.sockets")
@@ -302,8 +302,12 @@ class Connection:
         if not self.sends.take():
             await self.refuse("rate_limited", client_id=frame["client_id"])
             return
-        job = SendJob(self.session.pk, self.peer.role, frame["client_id"], frame["body"])
-        stored = await asyncio.wrap_future(get_writer().submit(job))
+        stored = await get_writer().store(
+            session_id=self.session.pk,
+            sender=self.peer.role,
+            client_id=frame["client_id"],
+            body=frame["body"],
+        )
         await self.write(
             encode("ack", client_id=stored.client_id, seq=stored.seq, duplicate=not stored.created)
         )

@@ -9,12 +9,13 @@ Database reads for sockets run on a small separate pool. Both keep their connect
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import queue
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from django.db import DatabaseError, connections
 from django.db import connection as db_connection
@@ -32,7 +33,7 @@ class SendJob:
     sender: str
     client_id: str
     body: object
-    future: Future[StoredMessage] = field(default_factory=Future)
+    future: asyncio.Future[StoredMessage]
 
 
 class MessageWriter:
@@ -41,9 +42,13 @@ class MessageWriter:
         self.thread = threading.Thread(target=self.run, name="chat-writer", daemon=True)
         self.thread.start()
 
-    def submit(self, job: SendJob) -> Future[StoredMessage]:
-        self.jobs.put(job)
-        return job.future
+    async def store(
+        self, *, session_id: int, sender: str, client_id: str, body: object
+    ) -> StoredMessage:
+        """Queue a message for the next group commit; the answer comes once it is stored."""
+        future: asyncio.Future[StoredMessage] = asyncio.get_running_loop().create_future()
+        self.jobs.put(SendJob(session_id, sender, client_id, body, future))
+        return await future
 
     def run(self) -> None:
         while True:
@@ -72,11 +77,23 @@ class MessageWriter:
             logger.warning("chat writer: the database refused a batch; senders get an error")
             results = [StorageUnavailableError() for _ in batch]
             db_connection.close()  # the next batch opens a fresh connection
+        # One hand-over per event loop and batch, not one per message (bench/chat.py).
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[SendJob, object]]] = {}
         for job, result in zip(batch, results, strict=True):
-            if isinstance(result, ChatError):
-                job.future.set_exception(result)
-            else:
-                job.future.set_result(result)
+            by_loop.setdefault(job.future.get_loop(), []).append((job, result))
+        for loop, answers in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
+                loop.call_soon_threadsafe(_settle, answers)
+
+
+def _settle(answers: list[tuple[SendJob, object]]) -> None:
+    for job, result in answers:
+        if job.future.done():  # the sender went away
+            continue
+        if isinstance(result, BaseException):
+            job.future.set_exception(result)
+        else:
+            job.future.set_result(result)  # type: ignore[arg-type]
 
 
 _writer: MessageWriter | None = None
