@@ -27,10 +27,6 @@ Listener = Callable[[Event], None]
 
 
 class Hub(Protocol):
-    # Whether a wake-up can go missing (Redis between processes): connections then poll the
-    # database on every timer tick as a safety net; in one process they poll far less often.
-    may_lose_events: bool
-
     def publish(self, session_id: int, event: Event) -> None: ...
 
     def publish_many(self, events: list[tuple[int, Event]]) -> None: ...
@@ -42,8 +38,6 @@ class Hub(Protocol):
 
 class InProcessHub:
     """Listeners live in this process's event loop; publishers may be any thread."""
-
-    may_lose_events = False
 
     def __init__(self) -> None:
         self.listeners: dict[int, set[Listener]] = {}
@@ -105,9 +99,9 @@ class RedisHub(InProcessHub):
 
     One pattern subscription per process. After Redis comes back, every local connection is
     told to ``resync`` from the database, so nothing published during the outage is missed.
+    Sessions whose wake-up could not be published are told to ``resync`` with the next
+    publish that gets through.
     """
-
-    may_lose_events = True
 
     def __init__(self, url: str, prefix: str) -> None:
         super().__init__()
@@ -118,25 +112,31 @@ class RedisHub(InProcessHub):
         self.origin = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
         self.listener_task: asyncio.Task[None] | None = None
+        self.unsent: set[int] = set()
+        self.unsent_lock = threading.Lock()
 
     def publish(self, session_id: int, event: Event) -> None:
         super().publish(session_id, event)
-        payload = json.dumps({"o": self.origin, "e": event}, separators=(",", ":"))
-        try:
-            self.client.publish(f"{self.prefix}{session_id}", payload)
-        except Exception:
-            logger.warning("chat hub: Redis publish failed; peers will catch up by polling")
+        self._send([(session_id, event)])
 
     def publish_many(self, events: list[tuple[int, Event]]) -> None:
         super().publish_many(events)
+        self._send(events)
+
+    def _send(self, events: list[tuple[int, Event]]) -> None:
+        with self.unsent_lock:
+            owed, self.unsent = self.unsent, set()
+        outgoing = [*((session_id, {"t": "resync"}) for session_id in sorted(owed)), *events]
         pipeline = self.client.pipeline(transaction=False)
-        for session_id, event in events:
+        for session_id, event in outgoing:
             payload = json.dumps({"o": self.origin, "e": event}, separators=(",", ":"))
             pipeline.publish(f"{self.prefix}{session_id}", payload)
         try:
             pipeline.execute()
         except Exception:
-            logger.warning("chat hub: Redis publish failed; peers will catch up by polling")
+            logger.warning("chat hub: Redis publish failed; the sessions resync when it is back")
+            with self.unsent_lock:
+                self.unsent |= {session_id for session_id, _ in outgoing}
 
     async def subscribe(self, session_id: int, listener: Listener) -> None:
         await super().subscribe(session_id, listener)

@@ -53,6 +53,9 @@ class StoredMessage:
     token: str  # the ciphertext as stored, carried by the wake-up instead of plaintext
 
 
+RESYNC: dict[str, Any] = {"t": "resync"}
+
+
 def publish_on_commit(session_id: int, event: dict[str, Any]) -> None:
     transaction.on_commit(lambda: get_hub().publish(session_id, event))
 
@@ -199,10 +202,12 @@ def messages_send(*, requests: list[SendRequest]) -> list[StoredMessage | ChatEr
                 results[index] = _allocate(item, earlier, rows)
         if rows:
             _insert(rows)
+        # A resend may follow a crash between an earlier commit and its wake-up: wake the
+        # session again (receivers fetch from the database what they have not seen).
         events = [
-            (request.session_id, _message_event(result))
+            (request.session_id, _message_event(result) if result.created else RESYNC)
             for request, result in zip(requests, results, strict=True)
-            if isinstance(result, StoredMessage) and result.created
+            if isinstance(result, StoredMessage)
         ]
         if events:
             transaction.on_commit(lambda: get_hub().publish_many(events))
