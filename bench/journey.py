@@ -53,13 +53,19 @@ def _page_name(method: str, path: str) -> str:
 
 
 def journey(
-    client: Browserish, latencies: dict[str, list[float]], think: Callable[[], None] = lambda: None
+    client: Browserish,
+    latencies: dict[str, list[float]],
+    think: Callable[[], None] = lambda: None,
+    sizes: dict[str, int] | None = None,
 ) -> None:
     def timed(method: str, path: str, form: dict[str, str] | None = None) -> tuple[int, str, str]:
         think()
         started = time.perf_counter()
         result = client.request(method, path, form)
         latencies[_page_name(method, path)].append((time.perf_counter() - started) * 1000)
+        if sizes is not None:  # the document as sent, before compression
+            page = _page_name(method, path)
+            sizes[page] = max(sizes.get(page, 0), len(result[1].encode()))
         return result
 
     timed("GET", "/en/")
@@ -122,7 +128,9 @@ def run(
     with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp)) as server:
         server.manage("study_load_protocol", str(DEMO_PROTOCOL))
         warm = Browserish(server.url, "127.0.0.1", {})
-        journey(warm, defaultdict(list))  # first requests compile templates and catalogues
+        sizes: dict[str, int] = {}
+        # The first requests compile templates and catalogues; they also measure the pages.
+        journey(warm, defaultdict(list), sizes=sizes)
         log_offset = len(server.log_text())
         deadline = time.monotonic() + seconds
 
@@ -167,6 +175,7 @@ def run(
         "errors": errors[:5],
         "server_time": server,
         "client_latency": _summary(latencies),
+        "page_bytes": dict(sorted(sizes.items())),
         "worst_page_p99_server_ms": worst,
         "goals": [
             {"name": "worst_page_p99_server_ms", "value": worst, "target": 100, "better": "lower"},
