@@ -163,12 +163,15 @@ class RedisHub(InProcessHub):
     def receive(self, message: dict[str, Any]) -> None:
         if message.get("type") != "pmessage":
             return
+        channel = message["channel"]
+        channel = channel.decode() if isinstance(channel, bytes) else channel
+        session_id = int(channel.rsplit(":", 1)[1])
+        if not self.listeners.get(session_id):
+            return  # every process hears every session: decode only for our own connections
         data = json.loads(message["data"])
         if data.get("o") == self.origin:
             return
-        channel = message["channel"]
-        channel = channel.decode() if isinstance(channel, bytes) else channel
-        self.deliver(int(channel.rsplit(":", 1)[1]), data["e"])
+        self.deliver(session_id, data["e"])
 
 
 _hub: Hub | None = None
