@@ -3,7 +3,8 @@
 A real server process (production settings, SQLite by default, or PostgreSQL with
 DATABASE_URL) on 127.0.0.1; each virtual participant walks the journey as a browser without
 JavaScript would: front door, screening, account, consent, baseline questionnaire,
-randomization outcome, their page. Server time per page comes from the server's own access
+randomization outcome, their page; in the chat arm also booking a course, their sessions and
+their chat list. Server time per page comes from the server's own access
 log (time inside Django, as the server measures it); client latency is reported beside it.
 
 Prints one JSON object. Goal (issue 7): p99 server time under 100 ms for every page.
@@ -44,6 +45,10 @@ BASELINE = {
         "wb_note": "I am worried about my urges",
     },
 }
+SEED_STAFF = (
+    "from stopcsam.accounts.demo_data import seed_demo; seed_demo(); "
+    "from stopcsam.scheduling.demo import seed_scheduling_demo; seed_scheduling_demo()"
+)
 ACCESS = re.compile(r"stopcsam\.access (GET|POST) (\S+) (\d{3}) ([\d.]+)ms")
 
 
@@ -89,7 +94,25 @@ def journey(
         _status, html, _ = timed("GET", path)
         timed("POST", path, {"csrfmiddlewaretoken": _token(html), **answers})
     timed("GET", "/en/study/allocation/")
-    timed("GET", "/en/study/")
+    _status, home, _ = timed("GET", "/en/study/")
+    if "/en/sessions/book/" in home:  # the chat arm books its course, then looks at its chat
+        _book(timed)
+
+
+def _book(timed: Callable[..., tuple[int, str, str]]) -> None:
+    _status, html, _ = timed("GET", "/en/sessions/book/")
+    starts = re.findall(r'name="start" value="(\d+)"', html)
+    if not starts:  # every therapist is fully booked: a real outcome under this load
+        return
+    start = random.choice(starts[: max(1, len(starts) // 4)])
+    _status, html, _ = timed("GET", f"/en/sessions/book/propose/?start={start}")
+    therapist = re.search(r'name="therapist" value="(\d+)"', html)
+    planned = re.search(r'name="starts" value="([^"]+)"', html)
+    if therapist and planned:
+        form = {"therapist": therapist.group(1), "starts": planned.group(1)}
+        timed("POST", "/en/sessions/book/confirm/", {"csrfmiddlewaretoken": _token(html), **form})
+    timed("GET", "/en/sessions/")
+    timed("GET", "/en/chat/")
 
 
 def _token(html: str) -> str:
@@ -127,6 +150,7 @@ def run(
     lock = threading.Lock()
     with tempfile.TemporaryDirectory() as tmp, running_server(Path(tmp)) as server:
         server.manage("study_load_protocol", str(DEMO_PROTOCOL))
+        server.manage("shell", "-c", SEED_STAFF)  # therapists with weekly hours to book
         warm = Browserish(server.url, "127.0.0.1", {})
         sizes: dict[str, int] = {}
         # The first requests compile templates and catalogues; they also measure the pages.
