@@ -4,21 +4,18 @@ point at the real servers (CI's second run)."""
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import json
 import os
 import re
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.http_client import Browserish
-from tests.e2e.test_chat_fault import MESSAGES, SETUP, Client
+from tests.e2e.test_chat_fault import MESSAGES, SETUP, Client, drive
 from tests.server import SERVER_ENV, STOPCSAM, free_port, postgres_database
 
 SCRIPT = Path(__file__).resolve().parent.parent / "deploy" / "two-processes.sh"
@@ -110,19 +107,8 @@ def test_a_chat_runs_across_the_two_processes(
     )
     therapist = Client(f"ws://127.0.0.1:{b}{path}", f"http://127.0.0.1:{b}", item["t"], "therapist")
 
-    async def scenario() -> None:
-        stop = asyncio.Event()
-        tasks = [asyncio.create_task(c.run(stop)) for c in (participant, therapist)]
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if all(len(c.seen) == 2 * MESSAGES for c in (participant, therapist)):
-                break
-            await asyncio.sleep(0.2)
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, scenario()).result()
+    pair = [participant, therapist]
+    drive(pair, lambda: all(len(c.seen) == 2 * MESSAGES for c in pair), seconds=30)
     for client in (participant, therapist):
         assert len(client.acked) == MESSAGES
         assert client.seen == list(range(1, 2 * MESSAGES + 1))  # both sides, in order, once

@@ -17,7 +17,7 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -220,6 +220,32 @@ class Client:
                 self.last = frame["seq"]
 
 
+def drive(
+    clients: list[Client],
+    done: Callable[[], bool],
+    *,
+    seconds: float,
+    meanwhile: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Run the clients until ``done()`` or ``seconds`` have passed, with ``meanwhile`` (the
+    faults) running beside them. In a thread of its own: Playwright's sync API may hold an
+    event loop in this one."""
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(c.run(stop)) for c in clients]
+        if meanwhile is not None:
+            await meanwhile()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not done():
+            await asyncio.sleep(0.2)
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, scenario()).result()
+
+
 def test_nothing_is_lost_or_doubled_through_a_killed_process_and_a_redis_restart(
     cluster: Cluster,
 ) -> None:
@@ -235,9 +261,7 @@ def test_nothing_is_lost_or_doubled_through_a_killed_process_and_a_redis_restart
             Client(f"ws://127.0.0.1:{b}{path}", f"http://127.0.0.1:{b}", item["t"], "therapist")
         )
 
-    async def scenario() -> None:
-        stop = asyncio.Event()
-        tasks = [asyncio.create_task(c.run(stop)) for c in clients]
+    async def faults() -> None:
         await asyncio.sleep(0.6)
         cluster.kill(a)  # SIGKILL mid-run
         await asyncio.sleep(0.3)
@@ -246,18 +270,13 @@ def test_nothing_is_lost_or_doubled_through_a_killed_process_and_a_redis_restart
         cluster.stop_redis()  # and Redis goes away and comes back once
         await asyncio.sleep(0.3)
         cluster.start_redis()
-        expected = 2 * MESSAGES
-        deadline = time.monotonic() + 40
-        while time.monotonic() < deadline:
-            if all(len(c.acked) == MESSAGES and len(c.seen) == expected for c in clients):
-                break
-            await asyncio.sleep(0.2)
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
-    # In a thread of its own: Playwright's sync API may hold an event loop in this one.
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, scenario()).result()
+    drive(
+        clients,
+        lambda: all(len(c.acked) == MESSAGES and len(c.seen) == 2 * MESSAGES for c in clients),
+        seconds=40,
+        meanwhile=faults,
+    )
     assert all(c.connections >= 2 for c in clients[::2])  # the kill really cut them off
     stored = cluster.shell_json(COUNT)
     assert all(n == 1 for _, _, n in stored)  # every message stored exactly once

@@ -44,17 +44,7 @@ class InProcessHub:
         self.loop: asyncio.AbstractEventLoop | None = None
 
     def publish(self, session_id: int, event: Event) -> None:
-        loop = self.loop
-        if loop is None or loop.is_closed():
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            self.deliver(session_id, event)
-        else:
-            loop.call_soon_threadsafe(self.deliver, session_id, event)
+        self.publish_many([(session_id, event)])
 
     def publish_many(self, events: list[tuple[int, Event]]) -> None:
         """Several events in order, handed to the event loop at once (a writer's batch)."""
@@ -115,15 +105,8 @@ class RedisHub(InProcessHub):
         self.unsent: set[int] = set()
         self.unsent_lock = threading.Lock()
 
-    def publish(self, session_id: int, event: Event) -> None:
-        super().publish(session_id, event)
-        self._send([(session_id, event)])
-
     def publish_many(self, events: list[tuple[int, Event]]) -> None:
         super().publish_many(events)
-        self._send(events)
-
-    def _send(self, events: list[tuple[int, Event]]) -> None:
         with self.unsent_lock:
             owed, self.unsent = self.unsent, set()
         outgoing = [*((session_id, {"t": "resync"}) for session_id in sorted(owed)), *events]

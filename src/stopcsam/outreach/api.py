@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -38,9 +38,10 @@ class BadRequest(Exception):
 
 
 def error(status: int, code: str, message: str, **headers: str) -> JsonResponse:
-    response = JsonResponse({"error": {"code": code, "message": message}}, status=status)
-    for name, value in headers.items():
-        response[name.replace("_", "-")] = value
+    status, payload, extra = _error(status, code, message, **headers)
+    response = JsonResponse(payload, status=status)
+    for name, value in extra.items():
+        response[name] = value
     return response
 
 
@@ -52,7 +53,9 @@ def deterrence_check(request: HttpRequest) -> HttpResponse:
         body = None
     status, payload, headers = check_response(
         method=request.method or "",
-        key=presented_key(request.headers.get("Authorization", ""), request.headers),
+        key=presented_key(
+            request.headers.get("Authorization", ""), request.headers.get("X-API-Key", "")
+        ),
         body=body,
         base_url=f"{request.scheme}://{request.get_host()}",
         count=lambda campaign, language: _count_now(request, campaign, language),
@@ -106,10 +109,10 @@ def _error(
     return status, {"error": {"code": code, "message": message}}, extra
 
 
-def presented_key(authorization: str, headers: Mapping[str, str]) -> str:
+def presented_key(authorization: str, x_api_key: str) -> str:
     if authorization[:7].lower() == "bearer ":
         return authorization[7:].strip()
-    return headers.get("X-API-Key", "").strip()
+    return x_api_key.strip()
 
 
 def parse_body(body: bytes) -> tuple[str, str | None]:

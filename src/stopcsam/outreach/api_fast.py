@@ -130,7 +130,7 @@ async def _body(receive: Any) -> bytes | None:
 async def _check(
     method: str, headers: dict[str, str], body: bytes | None, base_url: str
 ) -> tuple[int, dict[str, Any], dict[str, str]]:
-    key = api.presented_key(headers.get("authorization", ""), {"X-API-Key": _x_api_key(headers)})
+    key = api.presented_key(headers.get("authorization", ""), headers.get("x-api-key", ""))
 
     def check() -> tuple[int, dict[str, Any], dict[str, str]]:
         return api.check_response(
@@ -143,10 +143,6 @@ async def _check(
         except SynchronousOnlyOperation:
             pass  # an unknown key: it must be looked up in the database (nothing spent yet)
     return await asyncio.to_thread(_in_thread, check)
-
-
-def _x_api_key(headers: dict[str, str]) -> str:
-    return headers.get("x-api-key", "")
 
 
 def _in_thread(check: Any) -> tuple[int, dict[str, Any], dict[str, str]]:
