@@ -95,9 +95,11 @@ def test_a_full_session(
 
     participant.goto(chat_server.url + "/en/login/")
     participant.get_by_label("Your codename").fill(booked["codename"])
-    participant.get_by_role("button", name="Log in").click()
+    with participant.expect_navigation():  # logged in before going on
+        participant.get_by_role("button", name="Log in").click()
     participant.goto(chat_server.url + "/en/chat/")
-    participant.get_by_role("link", name="Session 1 of 4").click()
+    with participant.expect_navigation():
+        participant.get_by_role("link", name="Session 1 of 4").click()
     assert participant.get_by_role("heading", name="Waiting room").is_visible()
     public_id = participant.url.rstrip("/").rsplit("/", 1)[1]
 
