@@ -213,8 +213,12 @@ class ChatClient:
 
     def on_frame(self, frame: dict[str, Any]) -> None:
         kind = frame["type"]
-        if kind == "ack":
+        if kind == "ack":  # the sender's own copy: there is no echo
             self.tally.acked += 1
+            seq = frame["seq"]
+            if seq > self.last:
+                self.tally.gaps += seq != self.last + 1
+                self.last = seq
         elif kind == "error":
             self.tally.errors += 1
         elif kind == "message":

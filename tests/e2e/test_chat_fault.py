@@ -170,24 +170,25 @@ class Client:
     acked: dict[str, int] = field(default_factory=dict)
     seen: list[int] = field(default_factory=list)
     bodies: dict[int, tuple[str, str]] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)  # client id -> body
     last: int = 0
     connections: int = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         from websockets.asyncio.client import connect
 
-        pending = {
+        self.texts = {
             f"{self.role}-{n:04d}-{self.sid[:6]}": f"{self.role} message {n}"
             for n in range(MESSAGES)
         }
-        order = list(pending)
+        order = list(self.texts)
         while not stop.is_set():
             try:
                 headers = {"Cookie": f"sid={self.sid}", "Origin": self.origin}
                 async with connect(self.url, additional_headers=headers, open_timeout=3) as ws:
                     self.connections += 1
                     await ws.send(json.dumps({"type": "hello", "after": self.last}))
-                    sender = asyncio.create_task(self.send_all(ws, order, pending))
+                    sender = asyncio.create_task(self.send_all(ws, order))
                     try:
                         await self.receive(ws, stop)
                     finally:
@@ -195,12 +196,12 @@ class Client:
             except Exception:
                 await asyncio.sleep(0.2)
 
-    async def send_all(self, ws: Any, order: list[str], pending: dict[str, str]) -> None:
+    async def send_all(self, ws: Any, order: list[str]) -> None:
         """Send, then resend whatever is still unacknowledged, always with the same id."""
         while len(self.acked) < len(order):
             for client_id in order:
                 if client_id not in self.acked:
-                    frame = {"type": "send", "client_id": client_id, "body": pending[client_id]}
+                    frame = {"type": "send", "client_id": client_id, "body": self.texts[client_id]}
                     await ws.send(json.dumps(frame))
                     await asyncio.sleep(0.25)
             await asyncio.sleep(0.5)
@@ -212,7 +213,13 @@ class Client:
             except TimeoutError:
                 continue
             if frame["type"] == "ack":
-                self.acked[frame["client_id"]] = frame["seq"]
+                seq = frame["seq"]
+                self.acked[frame["client_id"]] = seq
+                assert seq <= self.last + 1, (seq, self.last)  # an ack never overtakes
+                if seq == self.last + 1:  # our own new message: the ack is our copy
+                    self.seen.append(seq)
+                    self.bodies[seq] = (self.role, self.texts[frame["client_id"]])
+                    self.last = seq
             elif frame["type"] == "message":
                 assert frame["seq"] == self.last + 1, (frame["seq"], self.last)  # in order, no gap
                 self.seen.append(frame["seq"])

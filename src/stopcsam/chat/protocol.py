@@ -40,7 +40,7 @@ SERVER_FRAMES: dict[str, Schema] = {
     },
     "message": {"seq": INT, "sender": STR, "body": STR, "sent_at": STR},
     "caught_up": {"seq": INT},
-    "ack": {"client_id": STR, "seq": INT, "duplicate": BOOL},
+    "ack": {"client_id": STR, "seq": INT, "duplicate": BOOL, "sent_at": (str, True)},
     "typing": {"sender": STR, "active": BOOL},
     "read": {"sender": STR, "seq": INT},
     "tick": {"remaining": INT},

@@ -308,9 +308,28 @@ class Connection:
             client_id=frame["client_id"],
             body=frame["body"],
         )
+        await self.before_ack(stored)
         await self.write(
-            encode("ack", client_id=stored.client_id, seq=stored.seq, duplicate=not stored.created)
+            encode(
+                "ack",
+                client_id=stored.client_id,
+                seq=stored.seq,
+                duplicate=not stored.created,
+                sent_at=stored.sent_at.isoformat() if stored.sent_at else None,
+            )
         )
+
+    async def before_ack(self, stored: services.StoredMessage) -> None:
+        """The sender learns of its own new message from the ack, not from an echo: one frame
+        fewer per message (bench/chat.py). So that an ack never overtakes an earlier message,
+        anything before it that this connection has not sent yet goes first, from the
+        database; a resend not yet delivered here comes the same way, as a message."""
+        if self.delivered is None or stored.seq <= self.delivered:
+            return
+        if stored.created and stored.seq == self.delivered + 1:
+            self.delivered = stored.seq  # its wake-up is skipped here
+        else:
+            await self.catch_up()
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         if self.peer.role != "read_along" and self.session.state == SessionState.LIVE:

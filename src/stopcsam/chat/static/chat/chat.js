@@ -98,7 +98,11 @@
         break;
       case "message": addMessage(frame); break;
       case "caught_up": flushPending(); break;
-      case "ack":
+      case "ack":  // our own message: the server sends no echo (docs/chat-protocol.md)
+        if (frame.client_id in pending && frame.sent_at) {
+          addMessage({ seq: frame.seq, sender: role, body: pending[frame.client_id],
+                       sent_at: frame.sent_at });
+        }
         delete pending[frame.client_id];
         if (Object.keys(pending).length === 0) { say(""); }
         break;
