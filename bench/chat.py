@@ -324,6 +324,7 @@ async def run_level(
     await asyncio.sleep(1)
     rss_per_conn = (rss_bytes(pid) - rss_before) / len(clients)
     cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+    print(f"{len(pairs)} sessions: steady load for {args.seconds} s", file=sys.stderr, flush=True)
     await drive(clients, args.seconds, args.interval)
     await settle(tally)
     elapsed = time.perf_counter() - t0

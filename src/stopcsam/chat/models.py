@@ -73,7 +73,11 @@ class ChatSession(models.Model):
 class ChatMessage(models.Model):
     """One message, numbered gaplessly within its session; the body is sealed at rest."""
 
-    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="messages")
+    # No index of its own: both unique constraints below begin with the session, and each
+    # index costs a page write per message (bench/chat.py).
+    session = models.ForeignKey(
+        ChatSession, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
     seq = models.PositiveIntegerField()
     sender = models.CharField(max_length=12, choices=Sender.choices)
     client_id = models.CharField(max_length=64)

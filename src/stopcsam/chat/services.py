@@ -7,6 +7,7 @@ Every change that others must see is published to the hub only after its transac
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -189,29 +190,34 @@ def messages_send(*, requests: list[SendRequest]) -> list[StoredMessage | ChatEr
     the message stored before for the same client id (a resend). One transaction for all: the
     socket writer's group commit. A refused message leaves no gap and does not sink the others.
     Published to the hub after the commit."""
-    cleaned = [_validated(request) for request in requests]
-    with transaction.atomic():
-        earlier = _earlier_messages([r for r in cleaned if not isinstance(r, ChatError)])
-        results: list[StoredMessage | ChatError] = list(cleaned)  # type: ignore[arg-type]
-        rows: list[tuple[Any, ...]] = []
-        # Lock session rows in ascending id order, so that writers of several processes never
-        # deadlock; within one session the arrival order is kept (the sort is stable).
-        for index in sorted(range(len(cleaned)), key=lambda i: requests[i].session_id):
-            item = cleaned[index]
-            if not isinstance(item, ChatError):
-                results[index] = _allocate(item, earlier, rows)
-        if rows:
-            _insert(rows)
-        # A resend may follow a crash between an earlier commit and its wake-up: wake the
-        # session again (receivers fetch from the database what they have not seen).
-        events = [
-            (request.session_id, _message_event(result) if result.created else RESYNC)
-            for request, result in zip(requests, results, strict=True)
-            if isinstance(result, StoredMessage)
-        ]
-        if events:
-            transaction.on_commit(lambda: get_hub().publish_many(events))
-    return results
+    results: list[StoredMessage | ChatError | SendRequest] = [_validated(r) for r in requests]
+    valid = [(i, r) for i, r in enumerate(results) if isinstance(r, SendRequest)]
+    if valid:
+        now = clock.now()
+        tokens = [crypto.encrypt(str(r.body), context=BODY_CONTEXT) for _, r in valid]
+        store = _store_postgresql if connection.vendor == "postgresql" else _store
+        numbers = store([r for _, r in valid], tokens, now)
+        for (index, request), token, (seq, created) in zip(valid, tokens, numbers, strict=True):
+            if seq is None:
+                results[index] = _not_live(request.session_id)
+            elif created:
+                results[index] = StoredMessage(
+                    seq, request.sender, request.client_id, now, True, token
+                )
+            else:
+                results[index] = StoredMessage(
+                    seq, request.sender, request.client_id, None, False, ""
+                )
+    # A resend may follow a crash between an earlier commit and its wake-up: wake the session
+    # again (receivers fetch from the database what they have not seen).
+    events = [
+        (request.session_id, _message_event(result) if result.created else RESYNC)
+        for request, result in zip(requests, results, strict=True)
+        if isinstance(result, StoredMessage)
+    ]
+    if events:
+        transaction.on_commit(lambda: get_hub().publish_many(events))
+    return results  # type: ignore[return-value]  # every SendRequest has been answered
 
 
 def _validated(request: SendRequest) -> SendRequest | ChatError:
@@ -225,71 +231,158 @@ def _validated(request: SendRequest) -> SendRequest | ChatError:
         return error
 
 
-EarlierKey = tuple[int, str, str]
+# What the stores answer for each request, in order: (seq, created), or (None, False) when its
+# session is not live. A repeat of a client id within one batch gets the first one's answer.
+# Both stores are raw SQL: they run once per batch on the hot path, where compiling ORM
+# queries costs more than executing them.
+Numbers = list[tuple[int | None, bool]]
+Key = tuple[int, str, str]
 
 
-def _earlier_messages(requests: list[SendRequest]) -> dict[EarlierKey, StoredMessage]:
+def _store(requests: list[SendRequest], tokens: list[str], now: datetime) -> Numbers:
+    """The portable store (SQLite): look up resends, number the new messages in one
+    statement, insert them in another; one transaction."""
+    with transaction.atomic():
+        earlier = _earlier_messages(requests)
+        numbers: list[tuple[int | None, bool] | None] = [None] * len(requests)
+        first: dict[Key, int] = {}
+        for i, r in enumerate(requests):
+            key = (r.session_id, r.sender, r.client_id)
+            if key in earlier:
+                numbers[i] = (earlier[key], False)
+            elif key not in first:
+                first[key] = i
+        fresh = [i for i in first.values() if numbers[i] is None]
+        counts = Counter(requests[i].session_id for i in fresh)
+        tops = _allocate(counts) if counts else {}
+        next_seq = {session_id: tops[session_id] - counts[session_id] for session_id in tops}
+        rows: list[Any] = []
+        sent_at = connection.ops.adapt_datetimefield_value(now)
+        for i in sorted(fresh):  # arrival order: the order within each session
+            r = requests[i]
+            if r.session_id not in next_seq:
+                numbers[i] = (None, False)
+                continue
+            next_seq[r.session_id] += 1
+            numbers[i] = (next_seq[r.session_id], True)
+            rows += [
+                r.session_id,
+                next_seq[r.session_id],
+                r.sender,
+                r.client_id,
+                tokens[i],
+                sent_at,
+            ]
+        if rows:
+            values = ", ".join([f"({_marks(6)})"] * (len(rows) // 6))
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "INSERT INTO chat_chatmessage "  # noqa: S608 (only placeholders)
+                    f"(session_id, seq, sender, client_id, body, sent_at) VALUES {values}",
+                    rows,
+                )
+    answers: Numbers = []
+    for i, r in enumerate(requests):
+        found = numbers[i] or numbers[first[(r.session_id, r.sender, r.client_id)]]
+        assert found is not None
+        answers.append(found if numbers[i] else (found[0], False))
+    return answers
+
+
+def _earlier_messages(requests: list[SendRequest]) -> dict[Key, int]:
     """Messages already stored for these client ids: one query for the whole batch."""
-    if not requests:
-        return {}
     sessions = sorted({r.session_id for r in requests})
     client_ids = sorted({r.client_id for r in requests})
-    # Raw SQL: this runs once per batch on the hot path, where compiling an ORM query costs
-    # more than executing it.
-    marks = ", ".join(["%s"] * len(sessions)), ", ".join(["%s"] * len(client_ids))
     sql = (
         "SELECT session_id, sender, client_id, seq FROM chat_chatmessage "  # noqa: S608
-        f"WHERE session_id IN ({marks[0]}) AND client_id IN ({marks[1]})"  # only placeholders
+        f"WHERE session_id IN ({_marks(len(sessions))}) "  # only placeholders
+        f"AND client_id IN ({_marks(len(client_ids))})"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*sessions, *client_ids])
-        rows = cursor.fetchall()
-    return {
-        (sid, sender, cid): StoredMessage(seq, sender, cid, None, created=False, token="")
-        for sid, sender, cid, seq in rows
-    }
+        return {(sid, sender, cid): seq for sid, sender, cid, seq in cursor.fetchall()}
 
 
-def _allocate(
-    request: SendRequest, earlier: dict[EarlierKey, StoredMessage], rows: list[tuple[Any, ...]]
-) -> StoredMessage | ChatError:
-    key = (request.session_id, request.sender, request.client_id)
-    if key in earlier:
-        return earlier[key]
-    # One statement takes the row lock, checks the state and hands out the next number.
+def _marks(count: int) -> str:
+    return ", ".join(["%s"] * count)
+
+
+def _allocate(counts: Counter[int]) -> dict[int, int]:
+    """Add each live session's count to its ``last_seq`` in one statement; return the new
+    values. The session rows stay locked until the commit, so numbers are gapless."""
+    ids = sorted(counts)
+    case = " ".join(["WHEN %s THEN %s"] * len(ids))
+    sql = (
+        "UPDATE chat_chatsession SET last_seq = last_seq + "  # noqa: S608 (placeholders)
+        f"CASE id {case} END WHERE id IN ({_marks(len(ids))}) AND state = %s "
+        "RETURNING id, last_seq"
+    )
+    params = [value for session_id in ids for value in (session_id, counts[session_id])]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *ids, SessionState.LIVE])
+        return dict(cursor.fetchall())
+
+
+# The same in one statement, so one round trip (and, outside a transaction, its own commit):
+# on PostgreSQL each round trip of a batch cost more than its messages (bench/chat.py).
+# The session rows are locked in ascending id order, so that the writers of several processes
+# never deadlock; ``fresh`` keeps the first send of each client id not stored before.
+STORE_POSTGRESQL = """
+WITH input AS (
+    SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[])
+        WITH ORDINALITY AS t(session_id, sender, client_id, body, ord)
+), earlier AS (
+    SELECT i.ord, m.seq FROM input i JOIN chat_chatmessage m
+        ON m.session_id = i.session_id AND m.sender = i.sender AND m.client_id = i.client_id
+), fresh AS (
+    SELECT DISTINCT ON (session_id, sender, client_id) * FROM input
+    WHERE ord NOT IN (SELECT ord FROM earlier)
+    ORDER BY session_id, sender, client_id, ord
+), counts AS (
+    SELECT session_id, count(*) AS n FROM fresh GROUP BY session_id
+), locked AS (
+    SELECT id FROM chat_chatsession
+    WHERE id IN (SELECT session_id FROM counts) AND state = %s
+    ORDER BY id FOR UPDATE
+), bumped AS (
+    UPDATE chat_chatsession s SET last_seq = s.last_seq + c.n FROM counts c
+    WHERE s.id = c.session_id AND s.id IN (SELECT id FROM locked)
+    RETURNING s.id, s.last_seq - c.n AS base
+), numbered AS (
+    SELECT f.*, b.base + row_number() OVER (PARTITION BY f.session_id ORDER BY f.ord) AS seq
+    FROM fresh f JOIN bumped b ON b.id = f.session_id
+), inserted AS (
+    INSERT INTO chat_chatmessage (session_id, seq, sender, client_id, body, sent_at)
+    SELECT session_id, seq, sender, client_id, body, %s FROM numbered
+)
+SELECT coalesce(e.seq, n.seq, f.seq), n.seq IS NOT NULL FROM input i
+LEFT JOIN earlier e ON e.ord = i.ord
+LEFT JOIN numbered n ON n.ord = i.ord
+LEFT JOIN numbered f
+    ON f.session_id = i.session_id AND f.sender = i.sender AND f.client_id = i.client_id
+ORDER BY i.ord
+"""
+
+
+def _store_postgresql(requests: list[SendRequest], tokens: list[str], now: datetime) -> Numbers:
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE chat_chatsession SET last_seq = last_seq + 1 "
-            "WHERE id = %s AND state = %s RETURNING last_seq",
-            [request.session_id, SessionState.LIVE],
+            STORE_POSTGRESQL,
+            [
+                [r.session_id for r in requests],
+                [r.sender for r in requests],
+                [r.client_id for r in requests],
+                tokens,
+                SessionState.LIVE,
+                now,
+            ],
         )
-        row = cursor.fetchone()
-    if row is None:
-        return _not_live(request.session_id)
-    token = crypto.encrypt(str(request.body), context=BODY_CONTEXT)
-    stored = StoredMessage(row[0], request.sender, request.client_id, clock.now(), True, token)
-    earlier[key] = StoredMessage(
-        stored.seq, stored.sender, stored.client_id, stored.sent_at, False, ""
-    )
-    rows.append(
-        (request.session_id, stored.seq, stored.sender, stored.client_id, token, stored.sent_at)
-    )
-    return stored
+        return [(seq, bool(created)) for seq, created in cursor.fetchall()]
 
 
 def _not_live(session_id: int) -> ChatError:
     state = ChatSession.objects.filter(pk=session_id).values_list("state", flat=True).first()
     return SessionEndedError() if state == SessionState.ENDED else SessionNotLiveError()
-
-
-def _insert(rows: list[tuple[Any, ...]]) -> None:
-    adapt = connection.ops.adapt_datetimefield_value
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            "INSERT INTO chat_chatmessage (session_id, seq, sender, client_id, body, sent_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
-            [(*row[:5], adapt(row[5])) for row in rows],
-        )
 
 
 def _message_event(stored: StoredMessage) -> dict[str, Any]:

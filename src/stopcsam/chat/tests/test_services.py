@@ -5,6 +5,8 @@ from unittest import mock
 
 import pytest
 from django.db import connection
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from stopcsam.chat import selectors, services
 from stopcsam.chat.exceptions import (
@@ -85,6 +87,89 @@ def test_messages_need_a_live_session(book, participant, therapist, live):
     services.session_end(session=live, ended_by="therapist", actor="staff:1")
     with pytest.raises(SessionEndedError):
         send(live, WORRY, "client-aaaa-9")
+
+
+def test_one_batch_numbers_each_session_in_arrival_order_and_answers_each_request(
+    book, participant, therapist, live
+):
+    waiting = book(participant.participant, therapist.user)  # not live yet
+    request = services.SendRequest
+    results = services.messages_send(
+        requests=[
+            request(live.pk, "participant", "client-aaaa-1", WORRY),
+            request(waiting.pk, "participant", "client-cccc-1", WORRY),
+            request(live.pk, "therapist", "client-bbbb-1", "How was your week?"),
+            request(live.pk, "participant", "client-aaaa-1", WORRY),  # a resend, same batch
+            request(live.pk, "participant", "client-aaaa-2", "   "),  # refused: empty
+            request(waiting.pk, "participant", "client-cccc-1", WORRY),  # its resend
+            request(live.pk, "participant", "client-aaaa-3", "Thank you"),
+        ]
+    )
+    outcome = [
+        (r.seq, r.created) if isinstance(r, services.StoredMessage) else type(r) for r in results
+    ]
+    assert outcome == [
+        (1, True),
+        SessionNotLiveError,
+        (2, True),
+        (1, False),
+        InvalidMessageError,
+        SessionNotLiveError,
+        (3, True),
+    ]
+    assert list(live.messages.order_by("seq").values_list("seq", "client_id")) == [
+        (1, "client-aaaa-1"),
+        (2, "client-bbbb-1"),
+        (3, "client-aaaa-3"),
+    ]
+    assert not waiting.messages.exists()
+
+
+SENDS = st.lists(
+    st.lists(
+        st.tuples(
+            st.integers(0, 1), st.sampled_from(["participant", "therapist"]), st.integers(0, 3)
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(batches=SENDS)
+def test_group_commits_number_like_one_message_at_a_time(
+    batches, book, participant, other_participant, therapist
+):
+    """Whatever the batches, each session's numbers are 1, 2, 3, ... in arrival order, and a
+    client id keeps the number it got first."""
+    sessions = []
+    for persona in (participant, other_participant):
+        session = book(persona.participant, therapist.user)
+        services.session_enter(session=session, role="participant")
+        sessions.append(services.session_admit(session=session, therapist=therapist.user))
+    expected: dict[tuple[int, str, int], int] = {}
+    last = [0, 0]
+    for batch in batches:
+        requests = [
+            services.SendRequest(sessions[i].pk, sender, f"client-{sender}-{n}", WORRY)
+            for i, sender, n in batch
+        ]
+        results = services.messages_send(requests=requests)
+        for (i, sender, n), result in zip(batch, results, strict=True):
+            if (i, sender, n) not in expected:
+                last[i] += 1
+                expected[(i, sender, n)] = last[i]
+            assert isinstance(result, services.StoredMessage)
+            assert result.seq == expected[(i, sender, n)]
+    for i, session in enumerate(sessions):
+        assert list(session.messages.order_by("seq").values_list("seq", flat=True)) == list(
+            range(1, last[i] + 1)
+        )
 
 
 def test_a_resend_after_the_end_still_gets_its_number(live):
@@ -224,6 +309,8 @@ def test_notes_and_escalations_are_encrypted_and_audited(live, therapist, therap
 def test_the_pseudonym_is_stable_and_keyed(settings, participant):
     first = selectors.study_id(participant_id=participant.participant.pk)
     assert first == selectors.study_id(participant_id=participant.participant.pk)
-    assert str(participant.participant.pk) not in first[2:]
+    settings.STOPCSAM_LOOKUP_KEY = "another-lookup-key-for-this-test"
+    assert selectors.study_id(participant_id=participant.participant.pk) != first  # keyed
+    assert selectors.study_id(participant_id=participant.participant.pk + 1) != first
     settings.STOPCSAM_PARTICIPANT_STUDY_ID = "stopcsam.chat.tests.fakes.study_id"
     assert selectors.study_id(participant_id=7) == "S-0007"
