@@ -69,11 +69,20 @@
     }
   }
 
+  // The server tells the time left on connect, on each tick and at the warning; between
+  // them the page counts down by itself.
+  var endsAt = null;
   function showRemaining(seconds) {
     if (!timer || seconds === null || seconds === undefined) { return; }
-    var minutes = Math.max(0, Math.ceil(seconds / 60));
+    endsAt = Date.now() + seconds * 1000;
+    drawRemaining();
+  }
+  function drawRemaining() {
+    if (endsAt === null) { return; }
+    var minutes = Math.max(0, Math.ceil((endsAt - Date.now()) / 60000));
     timer.textContent = minutes + " " + t.tMinutes;
   }
+  window.setInterval(drawRemaining, 5000);
 
   function send(frame) {
     if (socket && socket.readyState === WebSocket.OPEN) {

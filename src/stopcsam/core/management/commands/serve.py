@@ -40,4 +40,6 @@ class Command(BaseCommand):
             # than it saves bytes (15% of the server's time, bench/chat.py), and compression
             # beside secret content is what CRIME/BREACH-style attacks feed on.
             ws_per_message_deflate=False,
+            ws_ping_interval=settings.CHAT_PING_SECONDS,
+            ws_ping_timeout=settings.CHAT_PING_SECONDS,
         )
