@@ -44,7 +44,9 @@ application = anonymising(with_websockets(_http_application()))
 def _tune_garbage_collector() -> None:
     """Keep the collector's pauses out of chat latency: the objects of start-up are frozen
     out of every later collection, and young collections run less often. bench/chat.py at
-    2,000 sessions: p99 336-456 ms with the defaults, 36 ms so; memory per connection alike."""
+    2,000 sessions: p99 336-456 ms with the defaults, 36 ms so; memory per connection alike.
+    A young collection of 50,000 objects paused the loop for 10-40 ms; of 25,000, p99 went
+    from 47 to 34 ms (medians of three embedded runs)."""
     threshold = settings.STOPCSAM_GC_THRESHOLD
     if threshold:
         gc.collect()

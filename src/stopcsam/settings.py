@@ -48,7 +48,7 @@ STOPCSAM_TEST_CLOCK = env_bool("STOPCSAM_TEST_CLOCK")
 # The ASGI application that serves websockets (dotted path); None closes them.
 STOPCSAM_WEBSOCKET_APP: str | None = None
 # Garbage-collector thresholds of served processes (see asgi.py); empty keeps Python's own.
-STOPCSAM_GC_THRESHOLD: tuple[int, ...] = (50_000, 20, 20)
+STOPCSAM_GC_THRESHOLD: tuple[int, ...] = (25_000, 40, 20)
 # Hot HTTP paths served by lean ASGI apps beside Django: {exact path: dotted ASGI app}.
 STOPCSAM_HTTP_FAST_PATHS: dict[str, str] = {}
 
