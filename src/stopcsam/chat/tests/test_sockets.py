@@ -90,34 +90,32 @@ def store_without_wakeup(session, sender: str, client_id: str, body: str) -> Non
         services.message_send(session_id=session.pk, sender=sender, client_id=client_id, body=body)
 
 
-def test_an_ack_never_overtakes_an_earlier_message(live, participant, cookies):
+@pytest.mark.parametrize(
+    ("stored", "ack_seq"),
+    [
+        (("therapist", "c-therapist-1", "How was your week?"), 2),  # the other side's, earlier
+        (("participant", "c-participant-1", WORRY), 1),  # this very message, from a lost link
+    ],
+    ids=["earlier-message", "resend-not-yet-seen"],
+)
+def test_an_ack_never_overtakes_a_message_the_connection_has_not_seen(
+    stored, ack_seq, live, participant, cookies
+):
     pc = cookies[0](participant)
 
     async def scenario() -> None:
         p = await joined(live, pc)
-        await asyncio.to_thread(store_without_wakeup, live, "therapist", "c-therapist-1", "Hi")
+        await asyncio.to_thread(store_without_wakeup, live, *stored)
         await p.send({"type": "send", "client_id": "c-participant-1", "body": WORRY})
         first = await p.receive()
-        assert (first["type"], first["seq"], first["body"]) == ("message", 1, "Hi")
+        assert (first["type"], first["seq"], first["sender"]) == ("message", 1, stored[0])
         ack = await p.until("ack")
-        assert (ack["seq"], ack["duplicate"]) == (2, False)
-        await p.close()
-
-    asyncio.run(scenario())
-
-
-def test_a_resend_not_yet_seen_comes_as_a_message_before_its_ack(live, participant, cookies):
-    pc = cookies[0](participant)
-
-    async def scenario() -> None:
-        p = await joined(live, pc)
-        # Stored by an earlier connection that died before its ack and its wake-up:
-        await asyncio.to_thread(store_without_wakeup, live, "participant", "c-participant-1", WORRY)
-        await p.send({"type": "send", "client_id": "c-participant-1", "body": WORRY})
-        first = await p.receive()
-        assert (first["type"], first["seq"], first["sender"]) == ("message", 1, "participant")
-        ack = await p.until("ack")
-        assert (ack["seq"], ack["duplicate"], ack["sent_at"]) == (1, True, None)
+        duplicate = ack_seq == 1
+        assert (ack["seq"], ack["duplicate"], ack["sent_at"] is None) == (
+            ack_seq,
+            duplicate,
+            duplicate,
+        )
         await p.close()
 
     asyncio.run(scenario())
