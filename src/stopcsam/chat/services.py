@@ -252,13 +252,13 @@ def _store(requests: list[SendRequest], tokens: list[str], now: datetime) -> Num
                 numbers[i] = (earlier[key], False)
             elif key not in first:
                 first[key] = i
-        fresh = [i for i in first.values() if numbers[i] is None]
+        fresh = list(first.values())  # in arrival order: the order within each session
         counts = Counter(requests[i].session_id for i in fresh)
         tops = _allocate(counts) if counts else {}
         next_seq = {session_id: tops[session_id] - counts[session_id] for session_id in tops}
         rows: list[Any] = []
         sent_at = connection.ops.adapt_datetimefield_value(now)
-        for i in sorted(fresh):  # arrival order: the order within each session
+        for i in fresh:
             r = requests[i]
             if r.session_id not in next_seq:
                 numbers[i] = (None, False)
@@ -283,9 +283,12 @@ def _store(requests: list[SendRequest], tokens: list[str], now: datetime) -> Num
                 )
     answers: Numbers = []
     for i, r in enumerate(requests):
-        found = numbers[i] or numbers[first[(r.session_id, r.sender, r.client_id)]]
-        assert found is not None
-        answers.append(found if numbers[i] else (found[0], False))
+        answer = numbers[i]
+        if answer is None:  # a repeat within the batch: the first send's number, not new
+            first_answer = numbers[first[(r.session_id, r.sender, r.client_id)]]
+            assert first_answer is not None  # every first send was answered above
+            answer = (first_answer[0], False)
+        answers.append(answer)
     return answers
 
 
