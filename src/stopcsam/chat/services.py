@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 
@@ -368,7 +369,10 @@ ORDER BY i.ord
 
 
 def _store_postgresql(requests: list[SendRequest], tokens: list[str], now: datetime) -> Numbers:
-    with connection.cursor() as cursor:
+    # A psycopg cursor with server-side binding: Django's default binds on the client, which
+    # spent more of the writer's time quoting the four arrays than running the statement.
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(
             STORE_POSTGRESQL,
             [
