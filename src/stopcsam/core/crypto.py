@@ -78,6 +78,12 @@ def active_keyring() -> Keyring:
     return _keyring_for(settings.STOPCSAM_ENCRYPTION_KEYS)
 
 
+@lru_cache(maxsize=16)
+def _cipher(key: bytes) -> AESGCM:
+    """A cipher per key, made once: making one costs more than sealing a chat message."""
+    return AESGCM(key)
+
+
 def new_key_spec(key_id: str) -> str:
     """A fresh ``id:base64key`` entry, for operators adding a key."""
     return f"{key_id}:{base64.urlsafe_b64encode(os.urandom(32)).decode()}"
@@ -86,7 +92,7 @@ def new_key_spec(key_id: str) -> str:
 def encrypt(plaintext: str, *, context: str) -> str:
     keyring = active_keyring()
     nonce = os.urandom(NONCE_BYTES)
-    sealed = AESGCM(keyring.keys[keyring.primary_id]).encrypt(
+    sealed = _cipher(keyring.keys[keyring.primary_id]).encrypt(
         nonce, plaintext.encode("utf-8"), context.encode("utf-8")
     )
     payload = base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
@@ -100,7 +106,7 @@ def decrypt(token: str, *, context: str) -> str:
     if key is None:
         raise MissingKeyError(f"The key {key_id!r} that sealed this value is not configured.")
     try:
-        opened = AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], context.encode())
+        opened = _cipher(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], context.encode())
     except InvalidTag as exc:
         raise TamperedCiphertextError("The stored value failed its integrity check.") from exc
     return opened.decode("utf-8")
