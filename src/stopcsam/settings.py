@@ -323,6 +323,8 @@ CHAT_TICK_SECONDS = env_int("CHAT_TICK_SECONDS", 60)
 # Websocket keep-alive pings (uvicorn's default is 20 s). Live sessions get a tick every
 # minute anyway; a ping per connection every 20 s was 7% of all frames at 2,000 sessions.
 CHAT_PING_SECONDS = env_int("CHAT_PING_SECONDS", 60)
+# Under load the chat writer waits this long for a batch to gather (chat/writer.py).
+CHAT_WRITER_GATHER_SECONDS = env_int("CHAT_WRITER_GATHER_MS", 3) / 1000
 CHAT_NOJS_REFRESH_SECONDS = env_int("CHAT_NOJS_REFRESH_SECONDS", 5)
 # Frame limits and flood throttling (messages per second, burst).
 CHAT_MAX_FRAME_BYTES = 16 * 1024
