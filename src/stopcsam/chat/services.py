@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 
 from stopcsam.accounts.models import StaffUser
 from stopcsam.chat import appointments, timing
@@ -241,47 +241,57 @@ Key = tuple[int, str, str]
 
 
 def _store(requests: list[SendRequest], tokens: list[str], now: datetime) -> Numbers:
-    """The portable store (SQLite): look up resends, number the new messages in one
-    statement, insert them in another; one transaction."""
-    with transaction.atomic():
-        earlier = _earlier_messages(requests)
-        numbers: list[tuple[int | None, bool] | None] = [None] * len(requests)
-        first: dict[Key, int] = {}
-        for i, r in enumerate(requests):
-            key = (r.session_id, r.sender, r.client_id)
-            if key in earlier:
-                numbers[i] = (earlier[key], False)
-            elif key not in first:
-                first[key] = i
-        fresh = list(first.values())  # in arrival order: the order within each session
-        counts = Counter(requests[i].session_id for i in fresh)
-        tops = _allocate(counts) if counts else {}
-        next_seq = {session_id: tops[session_id] - counts[session_id] for session_id in tops}
-        rows: list[Any] = []
-        sent_at = connection.ops.adapt_datetimefield_value(now)
-        for i in fresh:
-            r = requests[i]
-            if r.session_id not in next_seq:
-                numbers[i] = (None, False)
-                continue
-            next_seq[r.session_id] += 1
-            numbers[i] = (next_seq[r.session_id], True)
-            rows += [
-                r.session_id,
-                next_seq[r.session_id],
-                r.sender,
-                r.client_id,
-                tokens[i],
-                sent_at,
-            ]
-        if rows:
-            values = ", ".join([f"({_marks(6)})"] * (len(rows) // 6))
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "INSERT INTO chat_chatmessage "  # noqa: S608 (only placeholders)
-                    f"(session_id, seq, sender, client_id, body, sent_at) VALUES {values}",
-                    rows,
-                )
+    """The portable store (SQLite): number the new messages in one statement, insert them in
+    another; one transaction. A resend is rare, so the lookup for client ids stored before
+    runs only when the insert meets one, or a session is not live: the batch is then rolled
+    back and stored again."""
+    try:
+        with transaction.atomic():
+            numbers = _number_and_insert(requests, tokens, now, earlier={})
+            if any(seq is None for seq, _ in numbers):
+                raise _LookFirstError  # a message to a session that is not live: a resend?
+            return numbers
+    except (IntegrityError, _LookFirstError):
+        with transaction.atomic():
+            return _number_and_insert(requests, tokens, now, _earlier_messages(requests))
+
+
+class _LookFirstError(Exception):
+    """Roll the batch back and store it again, looking up client ids stored before."""
+
+
+def _number_and_insert(
+    requests: list[SendRequest], tokens: list[str], now: datetime, earlier: dict[Key, int]
+) -> Numbers:
+    numbers: list[tuple[int | None, bool] | None] = [None] * len(requests)
+    first: dict[Key, int] = {}
+    for i, r in enumerate(requests):
+        key = (r.session_id, r.sender, r.client_id)
+        if key in earlier:
+            numbers[i] = (earlier[key], False)
+        elif key not in first:
+            first[key] = i
+    fresh = list(first.values())  # in arrival order: the order within each session
+    counts = Counter(requests[i].session_id for i in fresh)
+    tops = _allocate(counts) if counts else {}
+    next_seq = {session_id: tops[session_id] - counts[session_id] for session_id in tops}
+    rows: list[Any] = []
+    sent_at = connection.ops.adapt_datetimefield_value(now)
+    for i in fresh:
+        r = requests[i]
+        if r.session_id not in next_seq:
+            numbers[i] = (None, False)
+            continue
+        next_seq[r.session_id] += 1
+        numbers[i] = (next_seq[r.session_id], True)
+        rows += [r.session_id, next_seq[r.session_id], r.sender, r.client_id, tokens[i], sent_at]
+    if rows:
+        values = ", ".join([f"({_marks(6)})"] * (len(rows) // 6))
+        _sqlite(
+            "INSERT INTO chat_chatmessage "  # noqa: S608 (only placeholders)
+            f"(session_id, seq, sender, client_id, body, sent_at) VALUES {values}",
+            rows,
+        )
     answers: Numbers = []
     for i, r in enumerate(requests):
         answer = numbers[i]
@@ -302,29 +312,34 @@ def _earlier_messages(requests: list[SendRequest]) -> dict[Key, int]:
         f"WHERE session_id IN ({_marks(len(sessions))}) "  # only placeholders
         f"AND client_id IN ({_marks(len(client_ids))})"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*sessions, *client_ids])
-        return {(sid, sender, cid): seq for sid, sender, cid, seq in cursor.fetchall()}
+    return {
+        (sid, sender, cid): seq for sid, sender, cid, seq in _sqlite(sql, [*sessions, *client_ids])
+    }
 
 
 def _marks(count: int) -> str:
-    return ", ".join(["%s"] * count)
+    return ", ".join(["?"] * count)
+
+
+def _sqlite(sql: str, params: list[Any]) -> list[Any]:
+    """One statement on the sqlite3 connection itself, inside Django's transaction: Django's
+    cursor layers cost more than the statement (bench/chat.py)."""
+    with connection.wrap_database_errors:
+        return connection.connection.execute(sql, params).fetchall()
 
 
 def _allocate(counts: Counter[int]) -> dict[int, int]:
     """Add each live session's count to its ``last_seq`` in one statement; return the new
     values. The session rows stay locked until the commit, so numbers are gapless."""
     ids = sorted(counts)
-    case = " ".join(["WHEN %s THEN %s"] * len(ids))
+    case = " ".join(["WHEN ? THEN ?"] * len(ids))
     sql = (
         "UPDATE chat_chatsession SET last_seq = last_seq + "  # noqa: S608 (placeholders)
-        f"CASE id {case} END WHERE id IN ({_marks(len(ids))}) AND state = %s "
+        f"CASE id {case} END WHERE id IN ({_marks(len(ids))}) AND state = ? "
         "RETURNING id, last_seq"
     )
     params = [value for session_id in ids for value in (session_id, counts[session_id])]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *ids, SessionState.LIVE])
-        return dict(cursor.fetchall())
+    return dict(_sqlite(sql, [*params, *ids, SessionState.LIVE]))
 
 
 # The same in one statement, so one round trip (and, outside a transaction, its own commit):
