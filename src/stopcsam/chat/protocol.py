@@ -90,5 +90,9 @@ def parse_client_frame(text: str) -> dict[str, Any]:
     return frame
 
 
+ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def encode(frame_type: str, **fields: Any) -> str:
-    return json.dumps({"type": frame_type, **fields}, ensure_ascii=False, separators=(",", ":"))
+    # One encoder for all frames: json.dumps with options builds a new one each call.
+    return ENCODER.encode({"type": frame_type, **fields})

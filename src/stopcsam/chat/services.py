@@ -41,6 +41,7 @@ from stopcsam.core.audit import audit_record
 
 BODY_CONTEXT = "chat.message.body"  # the context of ChatMessage.body, bound into each tag
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+SENDERS = frozenset(Sender.values)  # Sender.values builds a new list on each use
 # Control characters other than tab and newline never belong in a chat message.
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -222,7 +223,7 @@ def messages_send(*, requests: list[SendRequest]) -> list[StoredMessage | ChatEr
 
 
 def _validated(request: SendRequest) -> SendRequest | ChatError:
-    if not CLIENT_ID.match(request.client_id) or request.sender not in Sender.values:
+    if not CLIENT_ID.match(request.client_id) or request.sender not in SENDERS:
         return InvalidMessageError()
     try:
         return SendRequest(
