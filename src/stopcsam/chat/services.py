@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -249,14 +250,37 @@ def _store(requests: list[SendRequest], tokens: list[str], now: datetime) -> Num
     runs only when the insert meets one, or a session is not live: the batch is then rolled
     back and stored again."""
     try:
-        with transaction.atomic():
+        with _sqlite_transaction():
             numbers = _number_and_insert(requests, tokens, now, earlier={})
             if any(seq is None for seq, _ in numbers):
                 raise _LookFirstError  # a message to a session that is not live: a resend?
             return numbers
     except (IntegrityError, _LookFirstError):
-        with transaction.atomic():
+        with _sqlite_transaction():
             return _number_and_insert(requests, tokens, now, _earlier_messages(requests))
+
+
+@contextmanager
+def _sqlite_transaction() -> Iterator[None]:
+    """``transaction.atomic()``; outside any atomic block (the socket writer), the same
+    BEGIN IMMEDIATE ... COMMIT on the sqlite3 connection itself, at a fifth of the CPU time
+    (14 against 71 us a transaction)."""
+    if connection.in_atomic_block:
+        with transaction.atomic():
+            yield
+        return
+    connection.ensure_connection()
+    raw = connection.connection
+    with connection.wrap_database_errors:
+        raw.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        with connection.wrap_database_errors:
+            raw.commit()
+    except BaseException:
+        if raw.in_transaction:
+            raw.rollback()
+        raise
 
 
 class _LookFirstError(Exception):

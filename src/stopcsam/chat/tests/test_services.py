@@ -4,7 +4,7 @@ from datetime import timedelta
 from unittest import mock
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -176,6 +176,20 @@ def test_a_resend_after_the_end_still_gets_its_number(live):
     send(live, WORRY, "client-aaaa-1")
     services.session_end(session=live, ended_by="therapist", actor="staff:1")
     assert send(live, WORRY, "client-aaaa-1") == 1
+
+
+def test_inside_a_transaction_a_send_is_part_of_it(live):
+    class Undo(Exception):
+        pass
+
+    with pytest.raises(Undo), transaction.atomic():
+        assert send(live, WORRY, "client-aaaa-1") == 1
+        assert send(live, WORRY, "client-aaaa-1") == 1  # a resend, within the same transaction
+        raise Undo
+    live.refresh_from_db()
+    assert live.last_seq == 0
+    assert not ChatMessage.objects.filter(session=live).exists()
+    assert send(live, WORRY, "client-aaaa-2") == 1  # no gap
 
 
 def test_the_raw_database_holds_no_plaintext(live):
