@@ -112,6 +112,8 @@ _lock = threading.Lock()
 
 def get_writer() -> MessageWriter:
     global _writer
+    if _writer is not None:  # once per message: no lock once it exists
+        return _writer
     with _lock:
         if _writer is None:
             _writer = MessageWriter()
