@@ -20,6 +20,8 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
+from stopcsam.chat.protocol import ENCODER
+
 logger = logging.getLogger("stopcsam.chat.hub")
 
 Event = dict[str, Any]
@@ -112,7 +114,7 @@ class RedisHub(InProcessHub):
         with self.unsent_lock:
             owed, self.unsent = self.unsent, set()
         outgoing = [*((session_id, {"t": "resync"}) for session_id in sorted(owed)), *events]
-        payload = self.origin + json.dumps(outgoing, separators=(",", ":")).encode()
+        payload = self.origin + ENCODER.encode(outgoing).encode()
         try:
             self.client.publish(self.channel, payload)
         except Exception:

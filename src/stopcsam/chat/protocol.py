@@ -90,9 +90,10 @@ def parse_client_frame(text: str) -> dict[str, Any]:
     return frame
 
 
+# Compact JSON for frames and the chat's other hot paths (the writer's batch, the Redis
+# wake-ups): json.dumps with options builds a new encoder on each call.
 ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def encode(frame_type: str, **fields: Any) -> str:
-    # One encoder for all frames: json.dumps with options builds a new one each call.
     return ENCODER.encode({"type": frame_type, **fields})

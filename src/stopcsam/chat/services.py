@@ -6,7 +6,6 @@ Every change that others must see is published to the hub only after its transac
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -38,12 +37,12 @@ from stopcsam.chat.models import (
     SessionNote,
     SessionState,
 )
+from stopcsam.chat.protocol import ENCODER
 from stopcsam.core import clock, crypto
 from stopcsam.core.audit import audit_record
 
 BODY_CONTEXT = "chat.message.body"  # the context of ChatMessage.body, bound into each tag
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-BATCH_ENCODER = json.JSONEncoder(separators=(",", ":"))
 SENDERS = frozenset(Sender.values)  # Sender.values builds a new list on each use
 # Control characters other than tab and newline never belong in a chat message.
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -349,8 +348,8 @@ def _marks(count: int) -> str:
 
 
 def _sqlite(sql: str, params: list[Any]) -> list[Any]:
-    """One statement on the sqlite3 connection itself, inside Django's transaction: Django's
-    cursor layers cost more than the statement (bench/chat.py)."""
+    """One statement on the sqlite3 connection itself, inside the store's transaction:
+    Django's cursor layers cost more than the statement (bench/chat.py)."""
     with connection.wrap_database_errors:
         return connection.connection.execute(sql, params).fetchall()
 
@@ -427,7 +426,7 @@ def _store_postgresql(requests: list[SendRequest], tokens: list[str], now: datet
     ]
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(STORE_POSTGRESQL, [BATCH_ENCODER.encode(batch), SessionState.LIVE, now])
+        cursor.execute(STORE_POSTGRESQL, [ENCODER.encode(batch), SessionState.LIVE, now])
         return [(seq, bool(created)) for seq, created in cursor.fetchall()]
 
 
