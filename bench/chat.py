@@ -9,8 +9,10 @@ number, committed, acknowledged, fanned out. Prints ONE JSON object.
 
 Setups: "embedded" (one process, SQLite) and "scaled" (2 processes, PostgreSQL + Redis; needs
 DATABASE_URL and REDIS_URL). Each level: N sessions x 2 clients, one message per client every
-``--interval`` seconds, then a burst of ``--burst`` messages per client. Beside them, a pure
-`websockets` relay (no auth, no persistence) measured with the same load: the lower bound.
+``--interval`` seconds, then a burst of ``--burst`` messages per client. Beside them, two
+relays (no auth, no persistence) measured with the same load, as lower bounds: a pure
+`websockets` server, and a bare ASGI application under uvicorn configured as `stopcsam serve`
+configures it, the floor of the stack the chat runs on.
 The clients run in this process, on the same 2-core machine as the server: figures include
 their competition for the CPU.
 """
@@ -23,6 +25,7 @@ import contextlib
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -94,6 +97,30 @@ async def main():
         await asyncio.Future()
 asyncio.run(main())
 """
+# The same relay as a bare ASGI application under uvicorn, configured as `stopcsam serve`
+# configures it: the floor that the mandated stack (uvicorn, ASGI) sets before any chat logic.
+ASGI_RELAY = """
+import sys, uvicorn
+rooms = {}
+async def app(scope, receive, send):
+    if scope["type"] != "websocket":
+        return
+    await receive()
+    await send({"type": "websocket.accept"})
+    room = rooms.setdefault(scope["path"], [])
+    room.append(send)
+    try:
+        while True:
+            event = await receive()
+            if event["type"] == "websocket.disconnect":
+                return
+            for peer in tuple(room):
+                await peer({"type": "websocket.send", "text": event["text"]})
+    finally:
+        room.remove(send)
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_config=None, access_log=False,
+            lifespan="off", ws_per_message_deflate=False, ws_ping_interval=60, ws_ping_timeout=60)
+"""
 
 
 # --- processes ---------------------------------------------------------------------------------
@@ -147,14 +174,22 @@ def chat_server(tmp: Path, setup: str) -> Iterator[tuple[str, int, dict[str, str
         port = free_port()
         with (tmp / f"{setup}.log").open("w") as log:
             process = subprocess.Popen(
-                [STOPCSAM, "serve", "--port", str(port)], env=env, stdout=log, stderr=log
+                [STOPCSAM, "serve", "--port", str(port)],
+                env=env,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
             )
         try:
             _wait_until_up(f"http://127.0.0.1:{port}", process)
             yield f"127.0.0.1:{port}", process.pid, env
         finally:
             process.terminate()
-            process.wait(timeout=20)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:  # never leave a server to skew the next level
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 def make_sessions(env: dict[str, str], count: int) -> list[list[str]]:
@@ -382,9 +417,9 @@ async def bench_setup(setup: str, levels: list[int], args: argparse.Namespace, t
     return out
 
 
-async def bench_relay(levels: list[int], args: argparse.Namespace) -> Any:
+async def bench_relay(levels: list[int], args: argparse.Namespace, code: str) -> Any:
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-c", RELAY, str(port)])
+    process = subprocess.Popen([sys.executable, "-c", code, str(port)])
     try:
         await asyncio.sleep(1.0)
         return [
@@ -451,7 +486,8 @@ async def main() -> None:
         for setup in setups:
             results[setup] = await bench_setup(setup, levels, args, Path(tmp))
     if not args.no_relay:
-        results["websockets_relay"] = await bench_relay(levels, args)
+        results["websockets_relay"] = await bench_relay(levels, args, RELAY)
+        results["uvicorn_relay"] = await bench_relay(levels, args, ASGI_RELAY)
     results["goals"] = goals(results, levels)
     print(json.dumps(results))
 

@@ -1,0 +1,98 @@
+"""Every benchmark in bench/ runs in CI, at a tiny size: it must still start its real
+servers, do its work without losing anything, and print the one JSON object with its goals
+that closing notes quote. The figures themselves are measured at full size, outside CI, where
+a shared machine's noise does not fail a build."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.server import postgres_database
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+SCALED = bool(os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"))
+
+
+def run_bench(name: str, *args: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / f"{name}.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)  # one JSON object, nothing else on stdout
+    assert isinstance(result, dict)
+    goals = result["goals"]
+    assert goals, "a benchmark names the goals it measures"
+    for goal in goals:
+        assert set(goal) == {"name", "value", "target", "better"}, goal
+        assert goal["better"] in ("lower", "higher"), goal
+        assert isinstance(goal["value"], int | float), goal
+    return result
+
+
+def goal_values(result: dict[str, Any], word: str) -> list[Any]:
+    return [goal["value"] for goal in result["goals"] if word in goal["name"]]
+
+
+def test_chat_bench_loses_nothing() -> None:
+    setups = "embedded,scaled" if SCALED else "embedded"
+    result = run_bench(
+        "chat", "--sessions", "3", "--seconds", "1", "--burst", "2", "--setups", setups
+    )
+    for setup in [*setups.split(","), "websockets_relay", "uvicorn_relay"]:
+        (level,) = result[setup]
+        # One message per client in the 1 s of steady load (one every 2 s), then 2 each.
+        assert level["messages_sent"] == level["delivered"] == 6, (setup, level)
+        assert level["burst"]["messages_sent"] == level["burst"]["delivered"] == 12, setup
+        if not setup.endswith("relay"):
+            assert level["acked"] == 6 and level["errors"] == 0, (setup, level)
+    assert goal_values(result, "lost or duplicated") == [0] * len(setups.split(","))
+
+
+def test_deterrence_bench() -> None:
+    result = run_bench("deterrence")
+    assert goal_values(result, "queries per second")[0] > 0
+
+
+def test_journey_bench() -> None:
+    result = run_bench("journey", "--participants", "2", "--seconds", "2", "--stress-seconds", "0")
+    assert result["journeys"] > 0
+    assert goal_values(result, "errors") == [0]
+
+
+def test_study_bench() -> None:
+    result = run_bench(
+        "study", "--participants", "30", "--points", "2", "--items", "3", "--repeat", "1"
+    )
+    assert goal_values(result, "export_seconds")[0] > 0
+
+
+@pytest.mark.skipif(not os.environ.get("DATABASE_URL"), reason="needs PostgreSQL (DATABASE_URL)")
+def test_scheduling_bench() -> None:
+    with postgres_database(os.environ["DATABASE_URL"]) as url:
+        result = run_bench(
+            "scheduling",
+            "--database-url",
+            url,
+            "--therapists",
+            "5",
+            "--bookings",
+            "10",
+            "--runs",
+            "3",
+            "--clients",
+            "2",
+            "--seconds",
+            "1",
+        )
+    assert goal_values(result, "double_bookings") == [0]
