@@ -216,6 +216,29 @@ class Tally:
     gaps: int = 0
     errors: int = 0
     sent_at: dict[str, float] = field(default_factory=dict)
+    unacked: set[str] = field(default_factory=set)
+    late: int = 0  # delivered after this phase's wait, during the next one
+    earlier: Tally | None = None  # the phase before, whose late messages may still come
+
+    def arrived(self, key: str) -> bool:
+        """Count a delivery by its key; False if the key is not ours (the other side's)."""
+        started = self.sent_at.pop(key, None)
+        if started is not None:
+            self.delivered += 1
+            self.latencies.append(time.perf_counter() - started)
+            return True
+        if self.earlier is not None and self.earlier.arrived(key):
+            self.earlier.late += 1
+            self.earlier.delivered -= 1  # not within its phase after all
+            return True
+        return False
+
+    def acknowledged(self, key: str) -> None:
+        if key in self.unacked:
+            self.unacked.discard(key)
+            self.acked += 1
+        elif self.earlier is not None:
+            self.earlier.acknowledged(key)
 
 
 class ChatClient:
@@ -237,6 +260,7 @@ class ChatClient:
         self.counter += 1
         client_id = f"{self.role[0]}{self.sid[:10]}-{self.counter:06d}"
         self.tally.sent_at[client_id] = time.perf_counter()
+        self.tally.unacked.add(client_id)
         self.tally.sent += 1
         body = f"Bench message {self.counter}: how was your week?"
         await self.ws.send(json.dumps({"type": "send", "client_id": client_id, "body": body}))
@@ -249,7 +273,7 @@ class ChatClient:
     def on_frame(self, frame: dict[str, Any]) -> None:
         kind = frame["type"]
         if kind == "ack":  # the sender's own copy: there is no echo
-            self.tally.acked += 1
+            self.tally.acknowledged(frame["client_id"])
             seq = frame["seq"]
             if seq > self.last:
                 self.tally.gaps += seq != self.last + 1
@@ -264,12 +288,9 @@ class ChatClient:
             self.tally.gaps += seq != self.last + 1
             self.last = seq
             if frame["sender"] != self.role:
-                self.tally.delivered += 1
                 client = f"{frame['sender'][0]}"
-                for key in self.keys_for(frame, client):
-                    started = self.tally.sent_at.pop(key, None)
-                    if started is not None:
-                        self.tally.latencies.append(time.perf_counter() - started)
+                if not any(self.tally.arrived(key) for key in self.keys_for(frame, client)):
+                    self.tally.delivered += 1  # not one of ours: counted, without a latency
 
     def keys_for(self, frame: dict[str, Any], prefix: str) -> list[str]:
         number = int(frame["body"].split(":")[0].rsplit(" ", 1)[1])
@@ -293,11 +314,8 @@ class RelayClient(ChatClient):
         await self.ws.send(json.dumps({"k": key, "r": self.role, "b": "Bench message"}))
 
     def on_frame(self, frame: dict[str, Any]) -> None:
-        if frame["r"] != self.role:
+        if frame["r"] != self.role and not self.tally.arrived(frame["k"]):
             self.tally.delivered += 1
-            started = self.tally.sent_at.pop(frame["k"], None)
-            if started is not None:
-                self.tally.latencies.append(time.perf_counter() - started)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -335,6 +353,7 @@ def summary(tally: Tally, elapsed: float) -> dict[str, Any]:
         "messages_sent": tally.sent,
         "acked": tally.acked,
         "delivered": tally.delivered,
+        "late": tally.late,
         "lost": len(tally.sent_at),
         "duplicates": tally.duplicates,
         "gaps": tally.gaps,
@@ -363,18 +382,20 @@ async def run_level(
     await drive(clients, args.seconds, args.interval)
     await settle(tally)
     elapsed = time.perf_counter() - t0
-    steady = summary(tally, elapsed)
     cpu_per_message = (cpu_seconds(pid) - cpu0) / max(1, tally.sent)
-    burst_tally = Tally()
+    # Messages of the steady phase not delivered by now count as late, not lost, if they
+    # arrive during the burst; lost is what never arrived by the end of the level.
+    burst_tally = Tally(earlier=tally)
     for client in clients:
         client.tally = burst_tally
     t1 = time.perf_counter()
     await burst(clients, args.burst)
     await settle(burst_tally, 30)
+    await settle(tally)
     result = {
         "sessions": len(pairs),
         "connections": len(clients),
-        **steady,
+        **summary(tally, elapsed),
         "server_cpu_us_per_message": round(cpu_per_message * 1e6, 1),
         "server_memory_kib_per_connection": round(rss_per_conn / 1024, 1),
         "burst": summary(burst_tally, time.perf_counter() - t1),
