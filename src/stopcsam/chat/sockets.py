@@ -190,6 +190,7 @@ class Connection:
         self.send = send
         self.inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self.delivered: int | None = None  # None until the client said hello
+        self.awaiting: dict[int, services.StoredMessage] = {}  # acks behind earlier messages
         self.warned = False
         self.frames = TokenBucket(*settings.CHAT_FRAME_RATE)
         self.sends = TokenBucket(*settings.CHAT_SEND_RATE)
@@ -253,6 +254,8 @@ class Connection:
             await self.handle_event(item)
         elif kind == "tick":
             await self.handle_tick()
+        elif kind == "ack":
+            await self.ack_in_line(item)
         elif kind == "error":
             await self.refuse(item)
 
@@ -308,7 +311,40 @@ class Connection:
             client_id=frame["client_id"],
             body=frame["body"],
         )
-        await self.before_ack(stored)
+        await self.answer(stored)
+
+    async def answer(self, stored: services.StoredMessage) -> None:
+        """The sender learns of its own new message from the ack, not from an echo: one frame
+        fewer per message (bench/chat.py). An ack never overtakes an earlier message. When
+        this connection has not sent the messages before it yet, their wake-ups are already
+        queued here (they were published before this send was answered), so the ack waits
+        in line behind them and goes out in its message's place. A resend not yet delivered
+        here comes from the database, as a message, before its ack."""
+        if self.delivered is None or stored.seq <= self.delivered:
+            await self.write_ack(stored)
+        elif stored.created and stored.seq == self.delivered + 1:
+            self.delivered = stored.seq  # its wake-up is skipped here
+            await self.write_ack(stored)
+        elif stored.created:
+            # Fetching the gap from the database instead cost a query per message once
+            # latency let two sides' messages cross, which raised latency further: an
+            # overloaded server spiralled down to half its throughput (bench/chat.py).
+            self.awaiting[stored.seq] = stored
+            self.inbox.put_nowait(("ack", stored.seq))
+        else:
+            await self.catch_up()
+            await self.write_ack(stored)
+
+    async def ack_in_line(self, seq: int) -> None:
+        """An ack's turn in the queue: if its place has not come yet (a wake-up from another
+        process is late, or was lost), the database fills the gap first."""
+        if seq in self.awaiting:
+            await self.catch_up()
+        stored = self.awaiting.pop(seq, None)
+        if stored is not None:
+            await self.write_ack(stored)
+
+    async def write_ack(self, stored: services.StoredMessage) -> None:
         await self.write(
             encode(
                 "ack",
@@ -318,18 +354,6 @@ class Connection:
                 sent_at=stored.sent_at.isoformat() if stored.sent_at else None,
             )
         )
-
-    async def before_ack(self, stored: services.StoredMessage) -> None:
-        """The sender learns of its own new message from the ack, not from an echo: one frame
-        fewer per message (bench/chat.py). So that an ack never overtakes an earlier message,
-        anything before it that this connection has not sent yet goes first, from the
-        database; a resend not yet delivered here comes the same way, as a message."""
-        if self.delivered is None or stored.seq <= self.delivered:
-            return
-        if stored.created and stored.seq == self.delivered + 1:
-            self.delivered = stored.seq  # its wake-up is skipped here
-        else:
-            await self.catch_up()
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         if self.peer.role != "read_along" and self.session.state == SessionState.LIVE:
@@ -382,6 +406,10 @@ class Connection:
         if event["seq"] != self.delivered + 1:
             await self.catch_up()  # a gap: the database fills it, in order
             return
+        if event["seq"] in self.awaiting:  # this connection's own message: its ack goes now
+            self.delivered = event["seq"]
+            await self.write_ack(self.awaiting.pop(event["seq"]))
+            return
         body = crypto.decrypt(event["ct"], context=BODY_CONTEXT)
         await self.write(
             encode(
@@ -402,6 +430,10 @@ class Connection:
                 selectors.messages_after, session_id=self.session.pk, after=self.delivered
             )
             for item in missed:
+                self.delivered = item.seq
+                if item.seq in self.awaiting:  # this connection's own: the ack in its place
+                    await self.write_ack(self.awaiting.pop(item.seq))
+                    continue
                 await self.write(
                     encode(
                         "message",
@@ -411,7 +443,6 @@ class Connection:
                         sent_at=item.sent_at.isoformat(),
                     )
                 )
-                self.delivered = item.seq
             if len(missed) < 500:
                 return
 

@@ -8,9 +8,10 @@ from unittest import mock
 import pytest
 from django.db import OperationalError
 
-from stopcsam.chat import services
+from stopcsam.chat import selectors, services
 from stopcsam.chat.models import ChatMessage, SessionState
 from stopcsam.chat.protocol import CLIENT_FRAMES, FrameError, parse_client_frame
+from stopcsam.chat.sockets import Connection, Peer
 from stopcsam.chat.tests.wsharness import Socket
 from stopcsam.core.models import AuditEvent
 
@@ -119,6 +120,44 @@ def test_an_ack_never_overtakes_a_message_the_connection_has_not_seen(
         await p.close()
 
     asyncio.run(scenario())
+
+
+def stored_without_wakeup(session, sender: str, client_id: str) -> services.StoredMessage:
+    with mock.patch("stopcsam.chat.services.get_hub"):
+        return services.message_send(
+            session_id=session.pk, sender=sender, client_id=client_id, body=WORRY
+        )
+
+
+@pytest.mark.parametrize("wakeups", ["queued", "lost"])
+def test_when_messages_cross_the_ack_waits_in_line(wakeups, live):
+    """The other side's message 1 and this side's message 2 were stored together, so the
+    wake-ups of both were queued here before this send was answered: the ack waits behind
+    message 1, goes out in the place of message 2, and no database query is made. If the
+    wake-ups never come (another process's, lost), the database fills the gap instead."""
+    first = stored_without_wakeup(live, "therapist", "c-therapist-1")
+    mine = stored_without_wakeup(live, "participant", "c-participant-1")
+    frames: list[dict] = []
+
+    async def send(message: dict) -> None:
+        frames.append(json.loads(message["text"]))
+
+    async def scenario() -> None:
+        connection = Connection(Peer(live, "participant", "test", "en"), send)
+        connection.delivered = 0
+        if wakeups == "queued":
+            for stored in (first, mine):
+                connection.wake(services._message_event(stored))
+        await connection.answer(mine)
+        while not connection.inbox.empty():
+            await connection.handle(*connection.inbox.get_nowait())
+
+    fetch = mock.patch.object(selectors, "messages_after", wraps=selectors.messages_after)
+    with fetch as fetched:
+        asyncio.run(scenario())
+    assert [(f["type"], f["seq"]) for f in frames] == [("message", 1), ("ack", 2)]
+    assert frames[0]["body"] == WORRY and frames[1]["client_id"] == "c-participant-1"
+    assert fetched.call_count == (0 if wakeups == "queued" else 1)
 
 
 def test_a_second_connection_of_the_sender_gets_the_message(live, participant, cookies):
