@@ -85,10 +85,14 @@ def test_a_resend_of_the_same_client_id_returns_the_same_number(live, participan
     assert ChatMessage.objects.count() == 1
 
 
-def store_without_wakeup(session, sender: str, client_id: str, body: str) -> None:
+def store_without_wakeup(
+    session, sender: str, client_id: str, body: str = WORRY
+) -> services.StoredMessage:
     """As if the wake-up of a committed message were still on its way (or lost)."""
     with mock.patch("stopcsam.chat.services.get_hub"):
-        services.message_send(session_id=session.pk, sender=sender, client_id=client_id, body=body)
+        return services.message_send(
+            session_id=session.pk, sender=sender, client_id=client_id, body=body
+        )
 
 
 @pytest.mark.parametrize(
@@ -122,21 +126,14 @@ def test_an_ack_never_overtakes_a_message_the_connection_has_not_seen(
     asyncio.run(scenario())
 
 
-def stored_without_wakeup(session, sender: str, client_id: str) -> services.StoredMessage:
-    with mock.patch("stopcsam.chat.services.get_hub"):
-        return services.message_send(
-            session_id=session.pk, sender=sender, client_id=client_id, body=WORRY
-        )
-
-
 @pytest.mark.parametrize("wakeups", ["queued", "lost"])
 def test_when_messages_cross_the_ack_waits_in_line(wakeups, live):
     """The other side's message 1 and this side's message 2 were stored together, so the
     wake-ups of both were queued here before this send was answered: the ack waits behind
     message 1, goes out in the place of message 2, and no database query is made. If the
     wake-ups never come (another process's, lost), the database fills the gap instead."""
-    first = stored_without_wakeup(live, "therapist", "c-therapist-1")
-    mine = stored_without_wakeup(live, "participant", "c-participant-1")
+    first = store_without_wakeup(live, "therapist", "c-therapist-1")
+    mine = store_without_wakeup(live, "participant", "c-participant-1")
     frames: list[dict] = []
 
     async def send(message: dict) -> None:
