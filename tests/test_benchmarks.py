@@ -21,12 +21,15 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 SCALED = bool(os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"))
 
 
-def run_bench(name: str, *args: str) -> dict[str, Any]:
+def run_bench(name: str, *args: str, database_option: bool = False) -> dict[str, Any]:
+    """``database_option``: the benchmark takes its database as ``--database-url``."""
     base = os.environ.get("DATABASE_URL")
     with postgres_database(base) if base else contextlib.nullcontext("") as database_url:
         # A benchmark that follows DATABASE_URL gets a fresh database of its own, never the
         # suite's base database.
         env = {**os.environ, "DATABASE_URL": database_url} if base else None
+        if database_option:
+            args = (*args, "--database-url", database_url)
         done = subprocess.run(
             [sys.executable, str(BENCH / f"{name}.py"), *args],
             capture_output=True,
@@ -86,20 +89,10 @@ def test_study_bench() -> None:
 
 @pytest.mark.skipif(not os.environ.get("DATABASE_URL"), reason="needs PostgreSQL (DATABASE_URL)")
 def test_scheduling_bench() -> None:
-    with postgres_database(os.environ["DATABASE_URL"]) as url:
-        result = run_bench(
-            "scheduling",
-            "--database-url",
-            url,
-            "--therapists",
-            "5",
-            "--bookings",
-            "10",
-            "--runs",
-            "3",
-            "--clients",
-            "2",
-            "--seconds",
-            "1",
-        )
+    result = run_bench(
+        "scheduling",
+        *("--therapists", "5", "--bookings", "10", "--runs", "3"),
+        *("--clients", "2", "--seconds", "1"),
+        database_option=True,
+    )
     assert goal_values(result, "double_bookings") == [0]
