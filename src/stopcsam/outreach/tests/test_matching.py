@@ -152,7 +152,8 @@ def test_text_that_does_not_contain_the_term_never_matches(term: Term, text: str
     term=st.builds(
         lambda t: Term(t, "en", "phrase", "x"), st.text(alphabet="abcdefghijklm ", min_size=3)
     ),
-    text=st.text(alphabet="nopqrsuvwxyzñśů 26.,-_!?\n", max_size=120),
+    # No "!": before a letter or digit it stands for "i" (matching.SYMBOLS), one of the term's.
+    text=st.text(alphabet="nopqrsuvwxyzñśů 26.,-_?\n", max_size=120),
 )
 def test_text_from_other_letters_never_matches(term: Term, text: str) -> None:
     assume(normalise(term.term))
