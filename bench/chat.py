@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import random
@@ -377,12 +378,46 @@ async def run_level(
         await asyncio.gather(*(c.open() for c in clients[start : start + 200]))
     await asyncio.sleep(1)
     rss_per_conn = (rss_bytes(pid) - rss_before) / len(clients)
-    cpu0, t0 = cpu_seconds(pid), time.perf_counter()
-    print(f"{len(pairs)} sessions: steady load for {args.seconds} s", file=sys.stderr, flush=True)
+    with collector_paused():
+        result = await measure(clients, tally, pid, args)
+    result["server_memory_kib_per_connection"] = round(rss_per_conn / 1024, 1)
+    for client in clients:
+        with contextlib.suppress(Exception):
+            await client.ws.close()
+    return {"sessions": len(pairs), "connections": len(clients), **result}
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """The clients' own garbage collector paused them for 45-60 ms every 4 s at 2,000 sessions
+    (gen 1 over the 4,000 connections' objects), and each pause showed up as server latency:
+    it made p99. The measured phases run without it; the objects they leave are collected
+    afterwards."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
+        gc.collect()
+
+
+async def measure(
+    clients: list[ChatClient], tally: Tally, pid: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    cpu0, client0, t0 = cpu_seconds(pid), time.process_time(), time.perf_counter()
+    print(
+        f"{len(clients) // 2} sessions: steady load for {args.seconds} s",
+        file=sys.stderr,
+        flush=True,
+    )
     await drive(clients, args.seconds, args.interval)
     await settle(tally)
     elapsed = time.perf_counter() - t0
     cpu_per_message = (cpu_seconds(pid) - cpu0) / max(1, tally.sent)
+    client_per_message = (time.process_time() - client0) / max(1, tally.sent)
     # Messages of the steady phase not delivered by now count as late, not lost, if they
     # arrive during the burst; lost is what never arrived by the end of the level.
     burst_tally = Tally(earlier=tally)
@@ -392,18 +427,12 @@ async def run_level(
     await burst(clients, args.burst)
     await settle(burst_tally, 30)
     await settle(tally)
-    result = {
-        "sessions": len(pairs),
-        "connections": len(clients),
+    return {
         **summary(tally, elapsed),
         "server_cpu_us_per_message": round(cpu_per_message * 1e6, 1),
-        "server_memory_kib_per_connection": round(rss_per_conn / 1024, 1),
+        "client_cpu_us_per_message": round(client_per_message * 1e6, 1),
         "burst": summary(burst_tally, time.perf_counter() - t1),
     }
-    for client in clients:
-        with contextlib.suppress(Exception):
-            await client.ws.close()
-    return result
 
 
 def chat_clients(host: str) -> Any:
@@ -514,4 +543,9 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    import uvloop
+
+    # The clients share the 2 cores with the server, so the lighter they are, the less they
+    # skew its latency: on uvloop they cost 177 µs of CPU per message instead of 249, and p99 at
+    # 2,000 embedded sessions fell from 72 to 43 ms.
+    uvloop.run(main())
