@@ -131,8 +131,13 @@ def _database() -> dict[str, object]:
             # (audit chain, randomization, booking) cannot interleave.
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
+            # temp_store=MEMORY: a statement that changes several rows inside a transaction
+            # (the chat writer's batch) keeps its statement journal in memory rather than
+            # in a temporary file opened, written and unlinked per batch: 7.4 -> 4.2 writes
+            # per chat message, server CPU per message 306 -> 290 us (bench/chat.py).
             "init_command": (
                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+                " PRAGMA temp_store=MEMORY;"
             ),
         },
     }
