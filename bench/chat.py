@@ -137,8 +137,29 @@ def tree(pid: int) -> list[int]:
 
 
 def cpu_seconds(pid: int) -> float:
+    return _cpu_of(tree(pid))
+
+
+def backing_cpu_seconds() -> dict[int, float]:
+    """PostgreSQL's and Redis's CPU time by process, all of theirs on this machine: in the
+    scaled setup part of the persistence runs there, outside the chat server's figure."""
+    found = {}
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        with contextlib.suppress(OSError):
+            if comm.read_text().strip() in ("postgres", "redis-server"):
+                found[int(comm.parent.name)] = _cpu_of([int(comm.parent.name)])
+    return found
+
+
+def backing_cpu_since(before: dict[int, float]) -> float:
+    """CPU time since ``before`` of the processes alive now (one that started since counts
+    whole)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in backing_cpu_seconds().items())
+
+
+def _cpu_of(pids: list[int]) -> float:
     total = 0
-    for each in tree(pid):
+    for each in pids:
         with contextlib.suppress(OSError):
             fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])
@@ -407,7 +428,8 @@ def collector_paused() -> Iterator[None]:
 async def measure(
     clients: list[ChatClient], tally: Tally, pid: int, args: argparse.Namespace
 ) -> dict[str, Any]:
-    cpu0, client0, t0 = cpu_seconds(pid), time.process_time(), time.perf_counter()
+    cpu0, backing0 = cpu_seconds(pid), backing_cpu_seconds()
+    client0, t0 = time.process_time(), time.perf_counter()
     print(
         f"{len(clients) // 2} sessions: steady load for {args.seconds} s",
         file=sys.stderr,
@@ -417,6 +439,7 @@ async def measure(
     await settle(tally)
     elapsed = time.perf_counter() - t0
     cpu_per_message = (cpu_seconds(pid) - cpu0) / max(1, tally.sent)
+    backing_per_message = backing_cpu_since(backing0) / max(1, tally.sent)
     client_per_message = (time.process_time() - client0) / max(1, tally.sent)
     # Messages of the steady phase not delivered by now count as late, not lost, if they
     # arrive during the burst; lost is what never arrived by the end of the level.
@@ -431,6 +454,7 @@ async def measure(
         **summary(tally, elapsed),
         "server_cpu_us_per_message": round(cpu_per_message * 1e6, 1),
         "client_cpu_us_per_message": round(client_per_message * 1e6, 1),
+        "postgresql_redis_cpu_us_per_message": round(backing_per_message * 1e6, 1),
         "burst": summary(burst_tally, time.perf_counter() - t1),
     }
 

@@ -377,8 +377,11 @@ WITH input AS (
     SELECT * FROM json_to_recordset(%s::json)
         AS t(session_id bigint, sender text, client_id text, body text, ord bigint)
 ), earlier AS (
-    SELECT i.ord, m.seq FROM input i JOIN chat_chatmessage m
-        ON m.session_id = i.session_id AND m.sender = i.sender AND m.client_id = i.client_id
+    SELECT i.ord, m.seq FROM input i CROSS JOIN LATERAL (
+        SELECT seq FROM chat_chatmessage
+        WHERE session_id = i.session_id AND sender = i.sender AND client_id = i.client_id
+        LIMIT 1
+    ) m
 ), fresh AS (
     SELECT DISTINCT ON (session_id, sender, client_id) * FROM input
     WHERE ord NOT IN (SELECT ord FROM earlier)
@@ -387,7 +390,7 @@ WITH input AS (
     SELECT session_id, count(*) AS n FROM fresh GROUP BY session_id
 ), locked AS (
     SELECT id FROM chat_chatsession
-    WHERE id IN (SELECT session_id FROM counts) AND state = %s
+    WHERE id = ANY(ARRAY(SELECT session_id FROM counts)) AND state = %s
     ORDER BY id FOR UPDATE
 ), bumped AS (
     UPDATE chat_chatsession s SET last_seq = s.last_seq + c.n FROM counts c
