@@ -210,6 +210,12 @@ def test_a_batch_on_postgresql_looks_up_rows_by_index_however_many_messages_exis
         read = cursor.fetchone()[0] - before
     assert [r.seq for r in results] == [*range(5001, 5009), 4321]  # type: ignore[union-attr]
     assert read < 100
+    with connection.cursor() as cursor:  # prepared once, not parsed and planned per batch
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["%json_to_recordset%"],
+        )
+        assert cursor.fetchone()[0] == 1
 
 
 def test_a_resend_after_the_end_still_gets_its_number(live):
