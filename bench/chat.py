@@ -120,7 +120,8 @@ async def app(scope, receive, send):
     finally:
         room.remove(send)
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_config=None, access_log=False,
-            lifespan="off", ws_per_message_deflate=False, ws_ping_interval=60, ws_ping_timeout=60)
+            lifespan="off", ws="websockets-sansio", ws_per_message_deflate=False,
+            ws_ping_interval=60, ws_ping_timeout=60)
 """
 
 
