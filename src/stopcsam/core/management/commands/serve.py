@@ -45,6 +45,10 @@ class Command(BaseCommand):
             # than it saves bytes (15% of the server's time, bench/chat.py), and compression
             # beside secret content is what CRIME/BREACH-style attacks feed on.
             ws_per_message_deflate=False,
+            # The protocol refuses a frame over CHAT_MAX_FRAME_BYTES with a localised error;
+            # uvicorn would otherwise buffer a frame of up to 16 MiB before the chat sees it.
+            # Far larger frames than the protocol allows close the connection (1009).
+            ws_max_size=settings.CHAT_MAX_FRAME_BYTES * 4,
             ws_ping_interval=settings.CHAT_PING_SECONDS,
             ws_ping_timeout=settings.CHAT_PING_SECONDS,
         )
