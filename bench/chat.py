@@ -506,6 +506,19 @@ async def bench_relay(levels: list[int], args: argparse.Namespace, code: str) ->
         process.wait()
 
 
+def relative_to_relay(results: dict[str, Any]) -> None:
+    """CPU per message as a multiple of the bare uvicorn relay's at the same level: this
+    machine's speed varies by tens of percent from hour to hour, and the ratio less so."""
+    floor = {
+        level["sessions"]: level["server_cpu_us_per_message"] for level in results["uvicorn_relay"]
+    }
+    for setup in ("embedded", "scaled"):
+        for level in results.get(setup, []):
+            if floor.get(level["sessions"]):
+                ratio = level["server_cpu_us_per_message"] / floor[level["sessions"]]
+                level["server_cpu_over_uvicorn_relay"] = round(ratio, 2)
+
+
 def goals(results: dict[str, Any], levels: list[int]) -> list[dict[str, Any]]:
     found = []
     for setup in ("embedded", "scaled"):
@@ -563,6 +576,7 @@ async def main() -> None:
     if not args.no_relay:
         results["websockets_relay"] = await bench_relay(levels, args, RELAY)
         results["uvicorn_relay"] = await bench_relay(levels, args, ASGI_RELAY)
+        relative_to_relay(results)
     results["goals"] = goals(results, levels)
     print(json.dumps(results))
 

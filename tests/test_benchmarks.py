@@ -66,6 +66,7 @@ def test_chat_bench_loses_nothing() -> None:
         assert level["burst"]["messages_sent"] == level["burst"]["delivered"] == 12, setup
         if not setup.endswith("relay"):
             assert level["acked"] == 6 and level["errors"] == 0, (setup, level)
+            assert level["server_cpu_over_uvicorn_relay"] > 0, (setup, level)
     assert goal_values(result, "lost or duplicated") == [0] * len(setups.split(","))
 
 
