@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,8 @@ def test_frame_sizes_are_bounded_before_the_chat_reads_them(tmp_path: Path) -> N
                     return closed.rcvd.code if closed.rcvd else None
             return None
 
-        assert asyncio.run(scenario()) == 1009
+        # In its own thread: the browser tests' sync Playwright leaves a loop running here.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            assert pool.submit(asyncio.run, scenario()).result() == 1009
         stored = server.manage("shell", "-c", COUNT).split("JSON", 1)[1]
         assert json.loads(stored) == []  # nothing was stored

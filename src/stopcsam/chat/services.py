@@ -412,6 +412,9 @@ ORDER BY i.ord
 """
 
 
+NEVER_AUTOMATICALLY = 2**31  # a psycopg prepare_threshold that no query reaches
+
+
 def _store_postgresql(requests: list[SendRequest], tokens: list[str], now: datetime) -> Numbers:
     # The batch goes as one JSON parameter, on a psycopg cursor with server-side binding:
     # Django's client-side binding of four arrays cost the writer more than the statement,
@@ -441,9 +444,6 @@ def _store_postgresql(requests: list[SendRequest], tokens: list[str], now: datet
             STORE_POSTGRESQL, [ENCODER.encode(batch), SessionState.LIVE, now], prepare=True
         )
         return [(seq, bool(created)) for seq, created in cursor.fetchall()]
-
-
-NEVER_AUTOMATICALLY = 2**31
 
 
 def _not_live(session_id: int) -> ChatError:
