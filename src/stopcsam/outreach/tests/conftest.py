@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import pytest
 from django.core.cache import cache
 from django.test import Client
+from django.utils import timezone
 
 from stopcsam.outreach import api_fast, services
 from stopcsam.outreach.models import Partner
@@ -21,6 +22,14 @@ def _fresh_state() -> Iterator[None]:
     yield
     api_fast.pending.discard()
     forget_current_matcher()
+
+
+@pytest.fixture
+def one_minute(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rate budgets are per clock minute: a test that spends one must not straddle two (CI
+    once saw a fourth request pass because the minute turned between the second and third)."""
+    fixed = timezone.now().replace(second=30, microsecond=0)
+    monkeypatch.setattr(services, "now", lambda: fixed)
 
 
 @dataclass

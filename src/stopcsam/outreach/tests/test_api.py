@@ -114,6 +114,7 @@ def test_keys_are_stored_only_as_digests(search_partner: PartnerPersona) -> None
     assert AuditEvent.objects.filter(action="outreach.api_key_created").exists()
 
 
+@pytest.mark.usefixtures("one_minute")
 def test_each_key_has_its_own_rate_limit(
     search_partner: PartnerPersona, forum_partner: PartnerPersona
 ) -> None:
@@ -125,6 +126,7 @@ def test_each_key_has_its_own_rate_limit(
     assert search_partner.post({"query": "x"}).status_code == 200  # isolated
 
 
+@pytest.mark.usefixtures("one_minute")
 def test_a_second_key_of_the_same_partner_has_its_own_budget(
     forum_partner: PartnerPersona,
 ) -> None:

@@ -81,6 +81,7 @@ def test_it_answers_as_the_django_view_does(search_partner: PartnerPersona) -> N
     )
 
 
+@pytest.mark.usefixtures("one_minute")
 def test_keys_errors_and_limits(search_partner: PartnerPersona, forum_partner: PartnerPersona):
     assert call(MATCHING)[0] == 401
     assert call(MATCHING, key="sk_" + "0" * 40)[0] == 401
