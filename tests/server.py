@@ -6,7 +6,10 @@ DATABASE_URL is set it gets its own fresh PostgreSQL database, dropped afterward
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -14,9 +17,10 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 STOPCSAM = str(Path(sys.executable).with_name("stopcsam"))
 SERVER_ENV = {
@@ -46,6 +50,17 @@ class RunningServer:
             [STOPCSAM, *args], env=self.env, capture_output=True, text=True, timeout=120, check=True
         )
         return result.stdout
+
+    def shell_json(self, code: str) -> Any:
+        """Run Python in ``stopcsam shell``; it prints ``JSON`` and then its answer."""
+        return json.loads(self.manage("shell", "-c", code).split("JSON", 1)[1])
+
+
+def run_in_own_loop[T](coroutine: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run in a thread of its own: sync Playwright (the browser tests) leaves an event
+    loop running in the main thread, where asyncio.run refuses to start."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def free_port() -> int:

@@ -9,7 +9,6 @@ A send during a database outage is covered in src/stopcsam/chat/tests/test_socke
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import json
 import os
@@ -30,6 +29,7 @@ from tests.server import (
     _wait_until_up,
     free_port,
     postgres_database,
+    run_in_own_loop,
 )
 
 PAIRS = 4
@@ -249,8 +249,7 @@ def drive(
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, scenario()).result()
+    run_in_own_loop(scenario())
 
 
 def test_nothing_is_lost_or_doubled_through_a_killed_process_and_a_redis_restart(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 from pathlib import Path
 from typing import Any
@@ -12,15 +11,14 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.e2e.test_chat_fault import COUNT, SETUP
-from tests.server import running_server
+from tests.server import run_in_own_loop, running_server
 
 
 def test_frame_sizes_are_bounded_before_the_chat_reads_them(tmp_path: Path) -> None:
     """A frame a little over the protocol's limit gets the protocol's error and the connection
     lives on; a frame far over it is refused by the transport (1009) before it is buffered."""
     with running_server(tmp_path) as server:
-        out = server.manage("shell", "-c", SETUP.replace("PAIRS", "1"))
-        item = json.loads(out.split("JSON", 1)[1])[0]
+        (item,) = server.shell_json(SETUP.replace("PAIRS", "1"))
         host = server.url.removeprefix("http://")
         url = f"ws://{host}/ws/chat/{item['public_id']}"
         headers = {"Cookie": f"sid={item['p']}", "Origin": server.url}
@@ -48,8 +46,5 @@ def test_frame_sizes_are_bounded_before_the_chat_reads_them(tmp_path: Path) -> N
                     return closed.rcvd.code if closed.rcvd else None
             return None
 
-        # In its own thread: the browser tests' sync Playwright leaves a loop running here.
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            assert pool.submit(asyncio.run, scenario()).result() == 1009
-        stored = server.manage("shell", "-c", COUNT).split("JSON", 1)[1]
-        assert json.loads(stored) == []  # nothing was stored
+        assert run_in_own_loop(scenario()) == 1009
+        assert server.shell_json(COUNT) == []  # nothing was stored
