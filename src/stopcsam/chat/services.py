@@ -461,14 +461,55 @@ def _message_event(stored: StoredMessage) -> dict[str, Any]:
     }
 
 
-def read_mark(*, session: ChatSession, sender: str, seq: int) -> None:
-    field = "participant_read_seq" if sender == Sender.PARTICIPANT else "therapist_read_seq"
-    with transaction.atomic():
-        updated = ChatSession.objects.filter(
-            pk=session.pk, last_seq__gte=seq, **{f"{field}__lt": seq}
-        ).update(**{field: seq})
-        if updated:
-            publish_on_commit(session.pk, {"t": "read", "sender": sender, "seq": seq})
+@dataclass(frozen=True)
+class ReadMark:
+    session_id: int
+    sender: str  # participant | therapist
+    seq: int
+
+
+# A side's marker moves forward only, and never past the session's last message. One statement
+# per side for a whole batch of markers (the socket writer's); on PostgreSQL the session rows
+# are locked in ascending id order first, as the message store locks them, so that the writers
+# of two processes never deadlock.
+READ_MARKS = """
+WITH marks(id, seq) AS (VALUES {values}){locked}
+UPDATE chat_chatsession SET {column} = marks.seq FROM marks
+WHERE chat_chatsession.id = marks.id{only_locked}
+    AND marks.seq > {column} AND marks.seq <= last_seq
+RETURNING chat_chatsession.id, {column}
+"""
+READ_MARKS_LOCK = """, locked AS MATERIALIZED (
+    SELECT id FROM chat_chatsession WHERE id IN (SELECT id FROM marks) ORDER BY id FOR UPDATE)"""
+READ_COLUMNS = {Sender.PARTICIPANT: "participant_read_seq", Sender.THERAPIST: "therapist_read_seq"}
+
+
+def read_marks(*, marks: list[ReadMark]) -> None:
+    """Record how far each side has read; tell the other side after the commit. A marker
+    that moves nothing (old, or past the last message) is dropped without a word."""
+    postgresql = connection.vendor == "postgresql"
+    events = []
+    for sender, column in READ_COLUMNS.items():
+        top: dict[int, int] = {}
+        for mark in marks:
+            if mark.sender == sender:
+                top[mark.session_id] = max(top.get(mark.session_id, 0), mark.seq)
+        if not top:
+            continue
+        sql = READ_MARKS.format(
+            values=", ".join(["(%s, %s)"] * len(top)),
+            column=column,
+            locked=READ_MARKS_LOCK if postgresql else "",
+            only_locked=" AND chat_chatsession.id IN (SELECT id FROM locked)" if postgresql else "",
+        )
+        # One statement: in autocommit (the socket writer) it has committed once its rows are
+        # fetched, and ``on_commit`` below publishes at once; no transaction block is needed.
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [value for pair in top.items() for value in pair])
+            moved = cursor.fetchall()
+        events += [(pk, {"t": "read", "sender": sender.value, "seq": seq}) for pk, seq in moved]
+    if events:
+        transaction.on_commit(lambda: get_hub().publish_many(events))
 
 
 # --- after the session -------------------------------------------------------------------------

@@ -190,6 +190,7 @@ class Connection:
         self.send = send
         self.inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self.delivered: int | None = None  # None until the client said hello
+        self.read_up_to = 0  # the last read marker passed on
         self.awaiting: dict[int, services.StoredMessage] = {}  # acks behind earlier messages
         self.warned = False
         self.frames = TokenBucket(*settings.CHAT_FRAME_RATE)
@@ -361,10 +362,14 @@ class Connection:
             get_hub().publish(self.session.pk, event)
 
     async def on_read(self, frame: dict[str, Any]) -> None:
-        if self.peer.role != "read_along":
-            await in_thread(
-                services.read_mark, session=self.session, sender=self.peer.role, seq=frame["seq"]
-            )
+        """A marker only moves forward, and only over messages this connection was sent; the
+        writer stores it with its next batch and wakes the other side then."""
+        seq = frame["seq"]
+        if self.peer.role == "read_along" or self.delivered is None:
+            return
+        if self.read_up_to < seq <= self.delivered:
+            self.read_up_to = seq
+            get_writer().mark_read(services.ReadMark(self.session.pk, self.peer.role, seq))
 
     async def on_admit(self, frame: dict[str, Any]) -> None:
         if self.peer.role != Sender.THERAPIST:

@@ -172,6 +172,55 @@ def test_group_commits_number_like_one_message_at_a_time(
         )
 
 
+MARKS = st.lists(
+    st.lists(
+        st.tuples(
+            st.integers(0, 1), st.sampled_from(["participant", "therapist"]), st.integers(0, 5)
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(batches=MARKS)
+def test_read_markers_move_forward_only_never_past_the_last_message_and_wake_when_moved(
+    batches, book, participant, other_participant, therapist
+):
+    sessions = []
+    for persona, messages in ((participant, 3), (other_participant, 0)):
+        session = book(persona.participant, therapist.user)
+        services.session_enter(session=session, role="participant")
+        sessions.append(services.session_admit(session=session, therapist=therapist.user))
+        for n in range(messages):
+            send(sessions[-1], WORRY, f"client-read-{n:04d}")
+    read = {(i, sender): 0 for i in (0, 1) for sender in ("participant", "therapist")}
+    hub = mock.Mock()
+    with mock.patch.object(services, "get_hub", return_value=hub):
+        for batch in batches:
+            hub.reset_mock()
+            services.read_marks(
+                marks=[services.ReadMark(sessions[i].pk, sender, n) for i, sender, n in batch]
+            )
+            woken = []
+            for i, sender in dict.fromkeys((i, sender) for i, sender, _ in batch):
+                top = max(n for j, s, n in batch if (j, s) == (i, sender))
+                if read[(i, sender)] < top <= (3 if i == 0 else 0):
+                    read[(i, sender)] = top
+                    woken.append((sessions[i].pk, {"t": "read", "sender": sender, "seq": top}))
+            published = [e for call in hub.publish_many.call_args_list for e in call.args[0]]
+            assert sorted(published, key=repr) == sorted(woken, key=repr)
+    for i, session in enumerate(sessions):
+        session.refresh_from_db()
+        assert session.participant_read_seq == read[(i, "participant")]
+        assert session.therapist_read_seq == read[(i, "therapist")]
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's batch statement")
 def test_a_batch_on_postgresql_looks_up_rows_by_index_however_many_messages_exist(live):
     """Each batch finds resends and locks sessions by index. It once joined the whole message
