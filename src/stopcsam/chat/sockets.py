@@ -230,7 +230,23 @@ class Connection:
             elif not self.frames.take():
                 self.inbox.put_nowait(("error", "rate_limited"))
             else:
-                self.inbox.put_nowait(("frame", event["text"]))
+                self.take_frame(event["text"])
+
+    def take_frame(self, text: str) -> None:
+        """Read markers and typing indicators write nothing to this socket, so they are passed
+        on here at once; every other frame waits its turn in the inbox. A browser marks each
+        message it shows as read, so that is a frame per message (bench/chat.py)."""
+        try:
+            frame = parse_client_frame(text)
+        except FrameError as fault:
+            self.inbox.put_nowait(("error", fault.code))
+            return
+        if frame["type"] == "read":
+            self.mark_read(frame["seq"])
+        elif frame["type"] == "typing":
+            self.typing(frame["active"])
+        else:
+            self.inbox.put_nowait(("frame", frame))
 
     async def tick(self) -> None:
         while True:
@@ -282,12 +298,7 @@ class Connection:
 
     # --- client frames ------------------------------------------------------------------------
 
-    async def handle_frame(self, text: str) -> None:
-        try:
-            frame = parse_client_frame(text)
-        except FrameError as fault:
-            await self.refuse(fault.code)
-            return
+    async def handle_frame(self, frame: dict[str, Any]) -> None:
         handler = getattr(self, f"on_{frame['type']}")
         try:
             await handler(frame)
@@ -356,15 +367,14 @@ class Connection:
             )
         )
 
-    async def on_typing(self, frame: dict[str, Any]) -> None:
+    def typing(self, active: bool) -> None:
         if self.peer.role != "read_along" and self.session.state == SessionState.LIVE:
-            event = {"t": "typing", "sender": self.peer.role, "active": frame["active"]}
+            event = {"t": "typing", "sender": self.peer.role, "active": active}
             get_hub().publish(self.session.pk, event)
 
-    async def on_read(self, frame: dict[str, Any]) -> None:
+    def mark_read(self, seq: int) -> None:
         """A marker only moves forward, and only over messages this connection was sent; the
         writer stores it with its next batch and wakes the other side then."""
-        seq = frame["seq"]
         if self.peer.role == "read_along" or self.delivered is None:
             return
         if self.read_up_to < seq <= self.delivered:
