@@ -1,60 +1,41 @@
 from __future__ import annotations
 
-import asyncio
-import threading
+import time
 
-from django.test import override_settings
+import pytest
 
-from stopcsam.chat.services import StoredMessage
-from stopcsam.chat.writer import MessageWriter, SendJob, _settle
+from stopcsam.chat import services, writer
+from stopcsam.chat.models import ChatSession
 
-
-class RecordingWriter(MessageWriter):
-    """Records which messages each commit stored; the first commit waits for ``release``."""
-
-    def __init__(self) -> None:
-        self.batches: list[list[str]] = []
-        self.release = threading.Event()
-        super().__init__()
-
-    def commit(self, batch: list[SendJob]) -> None:
-        if not self.batches:
-            self.release.wait(timeout=5)
-        self.batches.append([job.client_id for job in batch])
-        answers: list[tuple[SendJob, object]] = [
-            (job, StoredMessage(n, job.sender, job.client_id, None, True, ""))
-            for n, job in enumerate(batch, start=1)
-        ]
-        batch[0].future.get_loop().call_soon_threadsafe(_settle, answers)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def store(writer: MessageWriter, client_id: str) -> StoredMessage:
-    return await writer.store(session_id=1, sender="participant", client_id=client_id, body="hi")
+def test_read_markers_are_held_and_stored_together_and_none_is_lost_at_shutdown(
+    live: ChatSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(3):
+        services.message_send(
+            session_id=live.pk, sender="therapist", client_id=f"c-writer-{n:04d}", body="Hello"
+        )
+    stored: list[list[tuple[str, int]]] = []
+    real = writer.read_marks
 
+    def read_marks(*, marks: list[services.ReadMark]) -> None:
+        stored.append(sorted((mark.sender, mark.seq) for mark in marks))
+        real(marks=marks)
 
-def stores_in_batches(gather_seconds: float) -> list[list[str]]:
-    async def scenario() -> list[list[str]]:
-        writer = RecordingWriter()
-        blocker = asyncio.create_task(store(writer, "blocker"))
-        await asyncio.sleep(0.05)  # the writer holds "blocker" in its first commit
-        pair = [asyncio.create_task(store(writer, name)) for name in ("a", "b")]
-        await asyncio.sleep(0.05)
-        writer.release.set()
-        await asyncio.gather(blocker, *pair)  # "a" and "b" came together: company
-        late = asyncio.create_task(store(writer, "c"))
-        await asyncio.sleep(0.05)
-        await asyncio.gather(late, store(writer, "d"))
-        writer.jobs.put(None)
-        await asyncio.to_thread(writer.thread.join, 5)
-        return writer.batches
-
-    with override_settings(CHAT_WRITER_GATHER_SECONDS=gather_seconds):
-        return asyncio.run(scenario())
-
-
-def test_under_load_the_writer_lets_a_batch_gather() -> None:
-    assert stores_in_batches(0.5) == [["blocker"], ["a", "b"], ["c", "d"]]
-
-
-def test_without_a_gathering_time_each_message_is_stored_as_it_comes() -> None:
-    assert stores_in_batches(0) == [["blocker"], ["a", "b"], ["c"], ["d"]]
+    monkeypatch.setattr(writer, "read_marks", read_marks)
+    marks = writer.MessageWriter()
+    for seq in (1, 3, 2):
+        marks.mark_read(services.ReadMark(live.pk, "participant", seq))
+    marks.mark_read(services.ReadMark(live.pk, "therapist", 2))
+    time.sleep(writer.READ_MARK_DELAY / 2)
+    assert stored == []  # held for a moment
+    time.sleep(writer.READ_MARK_DELAY * 3)
+    assert stored == [[("participant", 3), ("therapist", 2)]]  # the highest of each side
+    marks.mark_read(services.ReadMark(live.pk, "therapist", 3))
+    marks.jobs.put(None)
+    marks.thread.join(timeout=10)
+    assert stored[1:] == [[("therapist", 3)]]
+    live.refresh_from_db()
+    assert (live.participant_read_seq, live.therapist_read_seq) == (3, 3)
