@@ -37,6 +37,7 @@ SERVER_FRAMES: dict[str, Schema] = {
         "warning": BOOL,
         "read_along": BOOL,
         "last_seq": INT,
+        "read": INT,
     },
     "message": {"seq": INT, "sender": STR, "body": STR, "sent_at": STR},
     "caught_up": {"seq": INT},

@@ -433,6 +433,11 @@ def test_typing_and_read_markers_reach_the_other_side(live, participant, therapi
         assert await t.until("read") == {"type": "read", "sender": "participant", "seq": 1}
         await p.close()
         await t.close()
+        again = Socket(path(live), cookie=tc)
+        assert await again.connect()
+        state = await again.receive()
+        assert (state["type"], state["read"]) == ("state", 1)  # shown again after a reload
+        await again.close()
 
     asyncio.run(scenario())
     live.refresh_from_db()

@@ -21,6 +21,10 @@
   var retry = 500;
   var typingSent = false;
   var typingTimer = null;
+  var readWanted = 0;  // the last message from the other side shown here
+  var readSent = 0;    // the last read marker sent
+  var readTimer = null;
+  var readUpTo = 0;    // how far the other side has read our messages
 
   if (log) {
     log.querySelectorAll("li[data-seq]").forEach(function (li) {
@@ -64,9 +68,32 @@
     log.appendChild(li);
     log.scrollTop = log.scrollHeight;
     lastSeq = frame.seq;
-    if (frame.sender !== role && role !== "read_along") {
-      send({ type: "read", seq: frame.seq });
-    }
+    if (frame.sender !== role && role !== "read_along") { markRead(frame.seq); }
+  }
+
+  // Read markers go only while the page is shown, at most one every half second: after a
+  // reconnect the replay would otherwise send one per message, over the server's frame limit.
+  function markRead(seq) {
+    readWanted = Math.max(readWanted, seq);
+    if (readTimer !== null || document.hidden || readWanted <= readSent) { return; }
+    readTimer = window.setTimeout(function () {
+      readTimer = null;
+      if (!document.hidden && send({ type: "read", seq: readWanted })) { readSent = readWanted; }
+    }, 500);
+  }
+  document.addEventListener("visibilitychange", function () { markRead(readWanted); });
+
+  function showRead(seq) {
+    if (!log || !seq || seq <= readUpTo) { return; }
+    readUpTo = seq;
+    log.querySelectorAll("li.mine").forEach(function (li) {
+      if (parseInt(li.dataset.seq, 10) <= seq && !li.querySelector(".seen")) {
+        var seen = document.createElement("span");
+        seen.className = "seen";
+        seen.textContent = t.tRead;
+        li.appendChild(seen);
+      }
+    });
   }
 
   // The server tells the time left on connect, on each tick and at the warning; between
@@ -104,6 +131,7 @@
         if (frame.state !== state) { window.location.reload(); return; }
         showRemaining(frame.remaining);
         if (frame.warning && timer) { timer.classList.add("warning"); }
+        showRead(frame.read);
         break;
       case "message": addMessage(frame); break;
       case "caught_up": flushPending(); break;
@@ -121,6 +149,7 @@
         say(t.tWarning);
         showRemaining(frame.remaining);
         break;
+      case "read": showRead(frame.seq); break;
       case "typing":
         if (typingLine) { typingLine.textContent = frame.active ? t.tTyping : ""; }
         break;
