@@ -14,8 +14,9 @@ relays (no auth, no persistence) measured with the same load, as lower bounds: a
 `websockets` server, and a bare ASGI application under uvicorn configured as `stopcsam serve`
 configures it, the floor of the stack the chat runs on.
 The chat clients behave as the browser's chat.js does: each marks every message it is shown
-from the other side as read (``--no-read-markers`` leaves that out), and none sends websocket
-pings. The clients run in this process, on the same 2-core machine as the server: figures
+from the other side as read (chat.js sends at most one marker every half second, which at one
+message every 2 s is one per message; ``--no-read-markers`` leaves them out), and none sends
+websocket pings. The clients run in this process, on the same 2-core machine as the server: figures
 include their competition for the CPU.
 """
 

@@ -58,6 +58,10 @@ def _live_context(session: ChatSession, form: MessageForm | None, role: str) -> 
         "form": form or MessageForm(initial={"client_id": new_client_id()}),
         "minutes_left": max(0, (left + 59) // 60) if left is not None else None,
         "warning": timing.in_warning(session, now),
+        # How far the other side has read: "Read" under the messages it covers.
+        "read_up_to": session.therapist_read_seq
+        if role == Sender.PARTICIPANT
+        else session.participant_read_seq,
         "refresh_seconds": settings.CHAT_NOJS_REFRESH_SECONDS,
         "opens_at": timing.opens_at(session),
     }
@@ -84,7 +88,7 @@ def participant_session(request: HttpRequest, public_id: str) -> HttpResponseBas
     if form is None:
         return redirect(request.path + "#latest", permanent=False)
     context = _live_context(session, form, "participant")
-    context["messages_shown"] = _tail(session)
+    context["messages_shown"] = _shown(session, _tail(session), Sender.PARTICIPANT)
     context["auto"] = request.GET.get("auto") == "1" or session.state == SessionState.WAITING
     context["feedback_form"] = FeedbackForm()
     return render(request, "chat/session.html", context, status=status)
@@ -109,6 +113,21 @@ def _posted_message(
         except ChatError as error:
             form.add_error(None, str(error.message))
     return form, 400
+
+
+def _shown(
+    session: ChatSession, messages: list[selectors.MessageView], reader: str
+) -> list[selectors.MessageView]:
+    """Messages on the page of one side are read by it, as chat.js marks them: a page without
+    JavaScript tells the other side too."""
+    marked: dict[str, int] = {
+        Sender.PARTICIPANT: session.participant_read_seq,
+        Sender.THERAPIST: session.therapist_read_seq,
+    }
+    read = marked.get(reader)  # a supervisor reading along marks nothing
+    if read is not None and messages and messages[-1].seq > read:
+        services.read_marks(marks=[services.ReadMark(session.pk, reader, messages[-1].seq)])
+    return messages
 
 
 def _tail(session: ChatSession) -> list[selectors.MessageView]:
@@ -191,10 +210,14 @@ def _render_console(
     note = getattr(session, "note", None)
     context.update(
         access=access,
-        messages_shown=selectors.transcript_for_staff(
-            user=request.user,  # type: ignore[arg-type]
-            session=session,
-            via=f"console.{access}",
+        messages_shown=_shown(
+            session,
+            selectors.transcript_for_staff(
+                user=request.user,  # type: ignore[arg-type]
+                session=session,
+                via=f"console.{access}",
+            ),
+            Sender.THERAPIST if access == selectors.THERAPIST else "",
         ),
         study_id=selectors.study_id(participant_id=session.participant_id),
         previous=selectors.previous_sessions(session=session),

@@ -125,33 +125,33 @@ def test_one_batch_numbers_each_session_in_arrival_order_and_answers_each_reques
     assert not waiting.messages.exists()
 
 
-SENDS = st.lists(
-    st.lists(
-        st.tuples(
-            st.integers(0, 1), st.sampled_from(["participant", "therapist"]), st.integers(0, 3)
-        ),
-        min_size=1,
-        max_size=8,
-    ),
-    min_size=1,
-    max_size=4,
-)
+def batches(top: int, size: int) -> st.SearchStrategy[list[list[tuple[int, str, int]]]]:
+    """Batches of (session 0 or 1, sender, a number from 0 to ``top``)."""
+    item = st.tuples(
+        st.integers(0, 1), st.sampled_from(["participant", "therapist"]), st.integers(0, top)
+    )
+    return st.lists(st.lists(item, min_size=1, max_size=size), min_size=1, max_size=4)
 
 
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(batches=SENDS)
-def test_group_commits_number_like_one_message_at_a_time(
-    batches, book, participant, other_participant, therapist
-):
-    """Whatever the batches, each session's numbers are 1, 2, 3, ... in arrival order, and a
-    client id keeps the number it got first."""
+def two_live_sessions(book, participant, other_participant, therapist):  # type: ignore[no-untyped-def]
     sessions = []
     for persona in (participant, other_participant):
         session = book(persona.participant, therapist.user)
         services.session_enter(session=session, role="participant")
         sessions.append(services.session_admit(session=session, therapist=therapist.user))
+    return sessions
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(batches=batches(top=3, size=8))
+def test_group_commits_number_like_one_message_at_a_time(
+    batches, book, participant, other_participant, therapist
+):
+    """Whatever the batches, each session's numbers are 1, 2, 3, ... in arrival order, and a
+    client id keeps the number it got first."""
+    sessions = two_live_sessions(book, participant, other_participant, therapist)
     expected: dict[tuple[int, str, int], int] = {}
     last = [0, 0]
     for batch in batches:
@@ -172,33 +172,16 @@ def test_group_commits_number_like_one_message_at_a_time(
         )
 
 
-MARKS = st.lists(
-    st.lists(
-        st.tuples(
-            st.integers(0, 1), st.sampled_from(["participant", "therapist"]), st.integers(0, 5)
-        ),
-        min_size=1,
-        max_size=6,
-    ),
-    min_size=1,
-    max_size=4,
-)
-
-
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(batches=MARKS)
+@given(batches=batches(top=5, size=6))
 def test_read_markers_move_forward_only_never_past_the_last_message_and_wake_when_moved(
     batches, book, participant, other_participant, therapist
 ):
-    sessions = []
-    for persona, messages in ((participant, 3), (other_participant, 0)):
-        session = book(persona.participant, therapist.user)
-        services.session_enter(session=session, role="participant")
-        sessions.append(services.session_admit(session=session, therapist=therapist.user))
-        for n in range(messages):
-            send(sessions[-1], WORRY, f"client-read-{n:04d}")
+    sessions = two_live_sessions(book, participant, other_participant, therapist)
+    for n in range(3):  # the first session has 3 messages, the other none
+        send(sessions[0], WORRY, f"client-read-{n:04d}")
     read = {(i, sender): 0 for i in (0, 1) for sender in ("participant", "therapist")}
     hub = mock.Mock()
     with mock.patch.object(services, "get_hub", return_value=hub):
