@@ -124,6 +124,8 @@ class MessageWriter:
             # A marker is a courtesy: the next one the browser sends carries this one too.
             logger.warning("chat writer: the database refused read markers; they are dropped")
             db_connection.close()
+        except Exception:  # never let a marker stop the thread that stores the messages
+            logger.exception("chat writer: read markers failed; they are dropped")
 
     def commit(self, batch: list[SendJob]) -> None:
         requests = [SendRequest(j.session_id, j.sender, j.client_id, j.body) for j in batch]

@@ -39,3 +39,19 @@ def test_read_markers_are_held_and_stored_together_and_none_is_lost_at_shutdown(
     assert stored[1:] == [[("therapist", 3)]]
     live.refresh_from_db()
     assert (live.participant_read_seq, live.therapist_read_seq) == (3, 3)
+
+
+def test_a_failing_read_marker_does_not_stop_the_writer(
+    live: ChatSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*, marks: list[services.ReadMark]) -> None:
+        raise RuntimeError("a defect")
+
+    monkeypatch.setattr(writer, "read_marks", broken)
+    marks = writer.MessageWriter()
+    marks.mark_read(services.ReadMark(live.pk, "participant", 1))
+    time.sleep(writer.READ_MARK_DELAY * 3)
+    assert marks.thread.is_alive()  # still there to store the next message
+    marks.jobs.put(None)
+    marks.thread.join(timeout=10)
+    assert not marks.thread.is_alive()
