@@ -66,9 +66,9 @@ class MessageWriter:
         return await future
 
     def mark_read(self, mark: ReadMark) -> None:
-        """Queue a read marker. A browser marks every message it shows
-        as read: through the thread pool, a transaction each, they overloaded the server
-        at 2,000 sessions (bench/chat.py: p99 12.9 s)."""
+        """Queue a read marker. A browser marks every message it shows as read: through the
+        thread pool, a transaction each, markers overloaded the server at 2,000 sessions
+        (bench/chat.py: p99 12.9 s)."""
         self.jobs.put(mark)
 
     def run(self) -> None:
