@@ -530,9 +530,10 @@ def relative_to_relay(results: dict[str, Any]) -> None:
     }
     for setup in ("embedded", "scaled"):
         for level in results.get(setup, []):
-            if floor.get(level["sessions"]):
-                ratio = level["server_cpu_us_per_message"] / floor[level["sessions"]]
-                level["server_cpu_over_uvicorn_relay"] = round(ratio, 2)
+            relay = floor.get(level["sessions"])
+            # None when the relay's CPU time was below the clock tick (a run of seconds).
+            ratio = round(level["server_cpu_us_per_message"] / relay, 2) if relay else None
+            level["server_cpu_over_uvicorn_relay"] = ratio
 
 
 def goals(results: dict[str, Any], levels: list[int]) -> list[dict[str, Any]]:

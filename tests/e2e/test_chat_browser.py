@@ -93,6 +93,14 @@ def test_a_full_session(
     staff = local_only(browser.new_context(storage_state=therapist_state, locale="en-GB"))
     participant, therapist = person.new_page(), staff.new_page()
 
+    def participant_sees(what: Any) -> None:
+        """With JavaScript the page updates itself; without, the participant checks again."""
+        if javascript:
+            what.wait_for(timeout=15_000)
+        else:
+            check_again = participant.get_by_role("button", name="Check for new messages")
+            eventually(lambda: what.count() == 1, check_again.click)
+
     participant.goto(chat_server.url + "/en/login/")
     participant.get_by_label("Your codename").fill(booked["codename"])
     with participant.expect_navigation():  # logged in before going on
@@ -116,33 +124,17 @@ def test_a_full_session(
 
     therapist.get_by_label("Your message").fill(REPLY)
     therapist.get_by_role("button", name="Send").click()
-    reply = participant.locator("#chat-log li.therapist", has_text="How was your week?")
-    if javascript:
-        reply.wait_for(timeout=10_000)
-    else:
-        check_again = participant.get_by_role("button", name="Check for new messages")
-        eventually(lambda: reply.count() == 1, check_again.click)
+    participant_sees(participant.locator("#chat-log li.therapist", has_text="How was your week?"))
     # Each page marks what it shows as read, with JavaScript or without, and the other side
     # sees "Read" under its message.
     therapist.locator("#chat-log li.mine .seen", has_text="Read").wait_for(timeout=10_000)
-    seen = participant.locator("#chat-log li.mine .seen", has_text="Read")
-    if javascript:
-        seen.wait_for(timeout=10_000)
-    else:
-        check_again = participant.get_by_role("button", name="Check for new messages")
-        eventually(lambda: seen.count() == 1, check_again.click)
+    participant_sees(participant.locator("#chat-log li.mine .seen", has_text="Read"))
     assert participant.locator("#chat-log a").count() == 0  # the link stays plain text
     assert participant.locator("#chat-log li").count() == 2  # each message once
 
     # The timer warns five minutes (here: 35 s) before the end.
     therapist.locator("#chat-timer.warning").wait_for(timeout=15_000)
-    if javascript:
-        participant.locator("#chat-timer.warning").wait_for(timeout=15_000)
-    else:
-        check_again = participant.get_by_role("button", name="Check for new messages")
-        eventually(
-            lambda: participant.locator("#chat-timer.warning").count() == 1, check_again.click
-        )
+    participant_sees(participant.locator("#chat-timer.warning"))
 
     therapist.get_by_role("button", name="End session").click()
     ended = participant.get_by_role("heading", name="The session has ended")
