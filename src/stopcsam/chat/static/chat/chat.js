@@ -134,7 +134,7 @@
         showRead(frame.read);
         break;
       case "message": addMessage(frame); break;
-      case "caught_up": flushPending(); break;
+      case "caught_up": flushPending(); markRead(readWanted); break;  // one lost offline
       case "ack":  // our own message: the server sends no echo (docs/chat-protocol.md)
         if (frame.client_id in pending && frame.sent_at) {
           addMessage({ seq: frame.seq, sender: role, body: pending[frame.client_id],
