@@ -218,3 +218,24 @@ def test_the_console_shows_the_guide_for_this_session_number(
     session = book(participant.participant, therapist.user, number=2)
     page = staff_client(therapist).get(console_url(session)).content.decode()
     assert "Session guide" in page and "Agree on one coping step" in page
+
+
+def test_pages_mark_what_they_show_as_read_but_a_supervisor_reading_along_does_not(
+    settings, live, participant, therapist, supervisor, participant_client, staff_client
+):
+    settings.CHAT_READ_ALONG_SITES = ["DE"]
+    live.read_along = True
+    live.save(update_fields=["read_along"])
+    for n, sender in enumerate(["participant", "therapist"]):
+        services.message_send(
+            session_id=live.pk, sender=sender, client_id=f"c-views-read-{n}", body=WORRY
+        )
+    reading = staff_client(supervisor).get(console_url(live)).content.decode()
+    assert "reading along" in reading and WORRY in reading
+    live.refresh_from_db()
+    assert (live.participant_read_seq, live.therapist_read_seq) == (0, 0)
+    participant_client(participant).get(session_url(live))
+    console = staff_client(therapist).get(console_url(live)).content.decode()
+    live.refresh_from_db()
+    assert (live.participant_read_seq, live.therapist_read_seq) == (2, 2)
+    assert console.count('class="seen"') == 1  # under the therapist's message: read
