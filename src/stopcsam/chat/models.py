@@ -69,6 +69,17 @@ class ChatSession(models.Model):
     def audit_ref(self) -> str:
         return f"chat_session:{self.pk}"
 
+    def read_by(self, reader: str) -> int | None:
+        """How far ``reader`` (participant or therapist) has read; None for anyone else."""
+        if reader == Sender.PARTICIPANT:
+            return self.participant_read_seq
+        return self.therapist_read_seq if reader == Sender.THERAPIST else None
+
+    def read_by_other_side(self, role: str) -> int:
+        """How far the other side has read, for ``role``'s page: the therapist for the
+        participant, the participant for staff."""
+        return self.therapist_read_seq if role == Sender.PARTICIPANT else self.participant_read_seq
+
 
 class ChatMessage(models.Model):
     """One message, numbered gaplessly within its session; the body is sealed at rest."""

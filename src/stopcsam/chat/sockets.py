@@ -479,9 +479,7 @@ class Connection:
                 warning=timing.in_warning(self.session, now),
                 read_along=self.session.read_along,
                 last_seq=self.session.last_seq,
-                read=self.session.therapist_read_seq
-                if self.peer.role == Sender.PARTICIPANT
-                else self.session.participant_read_seq,
+                read=self.session.read_by_other_side(self.peer.role),
             )
         )
 

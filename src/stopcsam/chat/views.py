@@ -59,9 +59,7 @@ def _live_context(session: ChatSession, form: MessageForm | None, role: str) -> 
         "minutes_left": max(0, (left + 59) // 60) if left is not None else None,
         "warning": timing.in_warning(session, now),
         # How far the other side has read: "Read" under the messages it covers.
-        "read_up_to": session.therapist_read_seq
-        if role == Sender.PARTICIPANT
-        else session.participant_read_seq,
+        "read_up_to": session.read_by_other_side(role),
         "refresh_seconds": settings.CHAT_NOJS_REFRESH_SECONDS,
         "opens_at": timing.opens_at(session),
     }
@@ -120,11 +118,7 @@ def _shown(
 ) -> list[selectors.MessageView]:
     """Messages on the page of one side are read by it, as chat.js marks them: a page without
     JavaScript tells the other side too."""
-    marked: dict[str, int] = {
-        Sender.PARTICIPANT: session.participant_read_seq,
-        Sender.THERAPIST: session.therapist_read_seq,
-    }
-    read = marked.get(reader)  # a supervisor reading along marks nothing
+    read = session.read_by(reader)  # None for a supervisor reading along: marks nothing
     if read is not None and messages and messages[-1].seq > read:
         services.read_marks(marks=[services.ReadMark(session.pk, reader, messages[-1].seq)])
     return messages
