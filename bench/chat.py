@@ -236,6 +236,8 @@ def make_sessions(env: dict[str, str], count: int) -> list[list[str]]:
 class Tally:
     latencies: list[float] = field(default_factory=list)
     sent: int = 0
+    frames_up: int = 0  # frames the clients sent, and received: the server's per-frame work
+    frames_down: int = 0
     acked: int = 0
     delivered: int = 0
     duplicates: int = 0
@@ -291,12 +293,14 @@ class ChatClient:
         self.tally.sent_at[client_id] = time.perf_counter()
         self.tally.unacked.add(client_id)
         self.tally.sent += 1
+        self.tally.frames_up += 1
         body = f"Bench message {self.counter}: how was your week?"
         await self.ws.send(json.dumps({"type": "send", "client_id": client_id, "body": body}))
 
     async def receive(self) -> None:
         with contextlib.suppress(Exception):
             async for text in self.ws:
+                self.tally.frames_down += 1
                 self.on_frame(json.loads(text))
 
     def on_frame(self, frame: dict[str, Any]) -> None:
@@ -324,6 +328,7 @@ class ChatClient:
                     self.mark_read(seq)
 
     def mark_read(self, seq: int) -> None:
+        self.tally.frames_up += 1
         task = asyncio.get_running_loop().create_task(
             self.ws.send(json.dumps({"type": "read", "seq": seq}))
         )
@@ -350,6 +355,7 @@ class RelayClient(ChatClient):
         key = f"{self.role}-{self.sid}-{self.counter}"
         self.tally.sent_at[key] = time.perf_counter()
         self.tally.sent += 1
+        self.tally.frames_up += 1
         await self.ws.send(json.dumps({"k": key, "r": self.role, "b": "Bench message"}))
 
     def on_frame(self, frame: dict[str, Any]) -> None:
@@ -447,6 +453,7 @@ async def measure(
 ) -> dict[str, Any]:
     cpu0, backing0 = cpu_seconds(pid), backing_cpu_seconds()
     client0, t0 = time.process_time(), time.perf_counter()
+    up0, down0 = tally.frames_up, tally.frames_down  # not the frames that opened the chats
     print(
         f"{len(clients) // 2} sessions: steady load for {args.seconds} s",
         file=sys.stderr,
@@ -458,6 +465,10 @@ async def measure(
     cpu_per_message = (cpu_seconds(pid) - cpu0) / max(1, tally.sent)
     backing_per_message = backing_cpu_since(backing0) / max(1, tally.sent)
     client_per_message = (time.process_time() - client0) / max(1, tally.sent)
+    frames_per_message = {
+        "up": round((tally.frames_up - up0) / max(1, tally.sent), 2),
+        "down": round((tally.frames_down - down0) / max(1, tally.sent), 2),
+    }
     # Messages of the steady phase not delivered by now count as late, not lost, if they
     # arrive during the burst; lost is what never arrived by the end of the level.
     burst_tally = Tally(earlier=tally)
@@ -471,6 +482,7 @@ async def measure(
         **summary(tally, elapsed),
         "server_cpu_us_per_message": round(cpu_per_message * 1e6, 1),
         "client_cpu_us_per_message": round(client_per_message * 1e6, 1),
+        "frames_per_message": frames_per_message,
         "postgresql_redis_cpu_us_per_message": round(backing_per_message * 1e6, 1),
         "burst": summary(burst_tally, time.perf_counter() - t1),
     }
@@ -522,18 +534,38 @@ async def bench_relay(levels: list[int], args: argparse.Namespace, code: str) ->
         process.wait()
 
 
+def python_loop() -> float:
+    """Seconds for a fixed pure-Python loop: this shared machine's speed on the day. It has
+    varied by a factor of 2.5 between sessions, and every CPU figure with it."""
+    started, total = time.perf_counter(), 0
+    for number in range(3_000_000):
+        total += number
+    return round(time.perf_counter() - started, 3)
+
+
 def relative_to_relay(results: dict[str, Any]) -> None:
     """CPU per message as a multiple of the bare uvicorn relay's at the same level: this
-    machine's speed varies by tens of percent from hour to hour, and the ratio less so."""
-    floor = {
-        level["sessions"]: level["server_cpu_us_per_message"] for level in results["uvicorn_relay"]
-    }
+    machine's speed varies by tens of percent from hour to hour, and the ratio less so.
+
+    Also the stack's floor for the chat's frames: the relay's CPU per frame (its messages'
+    frames up and down) times the chat's frames per message. A chat message is more frames
+    than a relayed one (send, ack, message, and the read marker up and back down), and
+    uvicorn's cost per frame is paid before any chat logic."""
+    relays = {level["sessions"]: level for level in results["uvicorn_relay"]}
     for setup in ("embedded", "scaled"):
         for level in results.get(setup, []):
-            relay = floor.get(level["sessions"])
+            relay = relays.get(level["sessions"])
+            relay_cpu = relay["server_cpu_us_per_message"] if relay else 0
             # None when the relay's CPU time was below the clock tick (a run of seconds).
-            ratio = round(level["server_cpu_us_per_message"] / relay, 2) if relay else None
+            ratio = round(level["server_cpu_us_per_message"] / relay_cpu, 2) if relay_cpu else None
             level["server_cpu_over_uvicorn_relay"] = ratio
+            level["uvicorn_floor_for_these_frames_us"] = (
+                round(relay_cpu / frames(relay) * frames(level), 1) if relay_cpu else None
+            )
+
+
+def frames(level: dict[str, Any]) -> float:
+    return float(sum(level["frames_per_message"].values()))
 
 
 def goals(results: dict[str, Any], levels: list[int]) -> list[dict[str, Any]]:
@@ -586,7 +618,8 @@ async def main() -> None:
         setups.remove("scaled")
     import tempfile
 
-    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "args": vars(args)}
+    machine: dict[str, Any] = {"cpus": os.cpu_count(), "python_loop_seconds": [python_loop()]}
+    results: dict[str, Any] = {"machine": machine, "args": vars(args)}
     with tempfile.TemporaryDirectory() as tmp:
         for setup in setups:
             results[setup] = await bench_setup(setup, levels, args, Path(tmp))
@@ -594,6 +627,7 @@ async def main() -> None:
         results["websockets_relay"] = await bench_relay(levels, args, RELAY)
         results["uvicorn_relay"] = await bench_relay(levels, args, ASGI_RELAY)
         relative_to_relay(results)
+    machine["python_loop_seconds"].append(python_loop())
     results["goals"] = goals(results, levels)
     print(json.dumps(results))
 

@@ -64,13 +64,24 @@ def test_chat_bench_loses_nothing() -> None:
         # One message per client in the 1 s of steady load (one every 2 s), then 2 each.
         assert level["messages_sent"] == level["delivered"] == 6, (setup, level)
         assert level["burst"]["messages_sent"] == level["burst"]["delivered"] == 12, setup
-        if not setup.endswith("relay"):
-            assert level["acked"] == 6 and level["errors"] == 0, (setup, level)
-            # A 1 s run may leave the relay's CPU time under the 10 ms clock tick: no ratio.
-            (relay,) = result["uvicorn_relay"]
-            floor = relay["server_cpu_us_per_message"]
-            ratio = round(level["server_cpu_us_per_message"] / floor, 2) if floor else None
-            assert level["server_cpu_over_uvicorn_relay"] == ratio, (setup, level, relay)
+        frames = level["frames_per_message"]
+        if setup.endswith("relay"):  # up once, down to both clients of the room
+            assert frames == {"up": 1.0, "down": 2.0}, (setup, level)
+            continue
+        assert level["acked"] == 6 and level["errors"] == 0, (setup, level)
+        # Up: the message and the other side's read marker. Down: the ack, the message, and
+        # the read marker, which the server holds for a tenth of a second and may pass on
+        # after the phase.
+        assert frames["up"] == 2.0 and 2.0 <= frames["down"] <= 3.0, (setup, level)
+        # A 1 s run may leave the relay's CPU time under the 10 ms clock tick: no ratio.
+        (relay,) = result["uvicorn_relay"]
+        floor = relay["server_cpu_us_per_message"]
+        ratio = round(level["server_cpu_us_per_message"] / floor, 2) if floor else None
+        assert level["server_cpu_over_uvicorn_relay"] == ratio, (setup, level, relay)
+        per_frame = round(floor / 3 * (2 + frames["down"]), 1) if floor else None
+        assert level["uvicorn_floor_for_these_frames_us"] == per_frame, (setup, level, relay)
+    loop = result["machine"]["python_loop_seconds"]
+    assert len(loop) == 2 and all(seconds > 0 for seconds in loop), loop
     assert goal_values(result, "lost or duplicated") == [0] * len(setups.split(","))
 
 
