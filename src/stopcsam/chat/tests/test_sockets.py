@@ -297,6 +297,33 @@ def test_bad_frames_get_an_error_frame_and_the_connection_lives_on(live, partici
     assert not ChatMessage.objects.exists()
 
 
+def test_a_clients_frames_are_answered_in_the_order_sent(live, participant, cookies):
+    """Sends, refusals and pings are answered one after the other: an error never overtakes
+    the ack of a send before it, nor a pong an error."""
+    pc = cookies[0](participant)
+
+    async def scenario() -> list[tuple[str, str]]:
+        p = await joined(live, pc)
+        await p.send({"type": "send", "client_id": "c-participant-1", "body": WORRY})
+        await p.send({"type": "send", "client_id": "c-participant-2"})
+        await p.send({"type": "ping"})
+        await p.send_bytes(b"\x89PNG")
+        await p.send({"type": "send", "client_id": "c-participant-3", "body": WORRY})
+        await p.send({"type": "ping"})
+        answers = [await p.receive() for _ in range(6)]
+        await p.close()
+        return [(a["type"], a.get("code") or a.get("client_id") or "") for a in answers]
+
+    assert asyncio.run(scenario()) == [
+        ("ack", "c-participant-1"),
+        ("error", "bad_frame"),
+        ("pong", ""),
+        ("error", "text_only"),
+        ("ack", "c-participant-3"),
+        ("pong", ""),
+    ]
+
+
 def test_errors_are_in_the_participants_language(live, participant, cookies):
     pc = cookies[0](participant)
 
