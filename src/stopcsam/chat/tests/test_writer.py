@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 
 import pytest
+from django.db import connection
 
 from stopcsam.chat import services, writer
 from stopcsam.chat.models import ChatSession
@@ -55,3 +58,39 @@ def test_a_failing_read_marker_does_not_stop_the_writer(
     marks.jobs.put(None)
     marks.thread.join(timeout=10)
     assert not marks.thread.is_alive()
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's write-ahead log")
+def test_on_sqlite_a_thread_beside_the_writer_checkpoints_the_log(
+    live: ChatSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer's commits never checkpoint (that held up the messages behind them); the
+    checkpoint thread copies what the writer wrote, and once more at shutdown."""
+    monkeypatch.setattr(writer, "CHECKPOINT_SECONDS", 0.05)
+    done: list[tuple[str, tuple[int, int, int] | None]] = []
+    real = writer.Checkpointer.checkpoint
+
+    def checkpoint(self: writer.Checkpointer) -> tuple[int, int, int] | None:
+        status = real(self)
+        done.append((threading.current_thread().name, status))
+        return status
+
+    monkeypatch.setattr(writer.Checkpointer, "checkpoint", checkpoint)
+    messages = writer.MessageWriter()
+
+    async def send() -> None:
+        for n in range(20):
+            await messages.store(
+                session_id=live.pk, sender="therapist", client_id=f"c-log-{n:04d}", body="Hello"
+            )
+
+    asyncio.run(send())
+    own = messages.raw.execute("PRAGMA wal_autocheckpoint").fetchone()  # type: ignore[attr-defined]
+    time.sleep(0.3)
+    messages.jobs.put(None)
+    messages.thread.join(timeout=10)
+    assert own == (0,)
+    assert messages.checkpointer is not None and not messages.checkpointer.thread.is_alive()
+    assert {name for name, _ in done} == {"chat-checkpoint"}
+    copied = [status for _, status in done if status is not None and status[1] > 0]
+    assert copied and all(busy == 0 and frames == done_ for busy, frames, done_ in copied)
