@@ -6,6 +6,7 @@ transaction has committed. Read markers are held for a tenth of a second and sto
 together; nobody waits for those. One writer also suits SQLite, which has one writer at a time.
 Database reads for sockets run on a small separate pool. Both keep their connection open
 (opening one per message would cost more than the message) and reopen it after an error.
+On SQLite a third thread checkpoints the write-ahead log, so that the writer's commits never do.
 """
 
 from __future__ import annotations
@@ -133,7 +134,8 @@ class MessageWriter:
         try:
             db_connection.ensure_connection()
             if db_connection.connection is not self.raw:
-                db_connection.connection.execute("PRAGMA wal_autocheckpoint=0")
+                with db_connection.wrap_database_errors:
+                    db_connection.connection.execute("PRAGMA wal_autocheckpoint=0")
                 self.raw = db_connection.connection
         except DatabaseError:
             db_connection.close()  # the batch meets the same fault and answers for it
@@ -186,7 +188,8 @@ class Checkpointer:
         """One PASSIVE checkpoint: (busy, frames in the log, frames copied), None on a fault."""
         try:
             db_connection.ensure_connection()
-            (status,) = db_connection.connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            with db_connection.wrap_database_errors:
+                (status,) = db_connection.connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
             return tuple(status)
         except DatabaseError:
             logger.warning("chat checkpoint: the database refused; retrying")

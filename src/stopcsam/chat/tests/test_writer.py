@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 from django.db import connection
@@ -94,3 +96,26 @@ def test_on_sqlite_a_thread_beside_the_writer_checkpoints_the_log(
     assert {name for name, _ in done} == {"chat-checkpoint"}
     copied = [status for _, status in done if status is not None and status[1] > 0]
     assert copied and all(busy == 0 and frames == done_ for busy, frames, done_ in copied)
+
+
+def test_a_failing_checkpoint_is_logged_and_retried_not_raised(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse(sql: str) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    broken = SimpleNamespace(
+        ensure_connection=lambda: None,
+        connection=SimpleNamespace(execute=refuse),
+        wrap_database_errors=connection.wrap_database_errors,
+        close=lambda: None,
+    )
+    monkeypatch.setattr(writer, "db_connection", broken)
+    monkeypatch.setattr(writer, "CHECKPOINT_SECONDS", 0.01)
+    checkpointer = writer.Checkpointer()
+    time.sleep(0.1)
+    assert checkpointer.thread.is_alive()  # still there for the next second
+    assert checkpointer.checkpoint() is None
+    checkpointer.stop()
+    assert not checkpointer.thread.is_alive()
+    assert "chat checkpoint: the database refused" in caplog.text
