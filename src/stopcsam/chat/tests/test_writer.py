@@ -98,6 +98,7 @@ def test_on_sqlite_a_thread_beside_the_writer_checkpoints_the_log(
     assert copied and all(busy == 0 and frames == done_ for busy, frames, done_ in copied)
 
 
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's write-ahead log")
 def test_a_failing_checkpoint_is_logged_and_retried_not_raised(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
