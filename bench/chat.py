@@ -549,8 +549,8 @@ def relative_to_relay(results: dict[str, Any]) -> None:
 
     Also the stack's floor for the chat's frames: the relay's CPU per frame (its messages'
     frames up and down) times the chat's frames per message. A chat message is more frames
-    than a relayed one (send, ack, message, and the read marker up and back down), and
-    uvicorn's cost per frame is paid before any chat logic."""
+    than a relayed one (send, ack, message, and the read marker up, and down when it finds no
+    ack or message to ride on), and uvicorn's cost per frame is paid before any chat logic."""
     relays = {level["sessions"]: level for level in results["uvicorn_relay"]}
     for setup in ("embedded", "scaled"):
         for level in results.get(setup, []):

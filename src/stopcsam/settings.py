@@ -331,6 +331,9 @@ CHAT_PING_SECONDS = env_int("CHAT_PING_SECONDS", 60)
 # Under load the chat writer waits this long for a batch to gather (chat/writer.py).
 CHAT_WRITER_GATHER_SECONDS = env_int("CHAT_WRITER_GATHER_MS", 3) / 1000
 CHAT_NOJS_REFRESH_SECONDS = env_int("CHAT_NOJS_REFRESH_SECONDS", 5)
+# The other side's read marker rides on the next ack or message to this side, or comes on its
+# own after this long (chat/sockets.py).
+CHAT_READ_HOLD_SECONDS = env_int("CHAT_READ_HOLD_MS", 1000) / 1000
 # Frame limits and flood throttling (messages per second, burst).
 CHAT_MAX_FRAME_BYTES = 16 * 1024
 CHAT_MAX_MESSAGE_CHARS = 4000

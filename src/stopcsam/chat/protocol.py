@@ -39,9 +39,16 @@ SERVER_FRAMES: dict[str, Schema] = {
         "last_seq": INT,
         "read": INT,
     },
-    "message": {"seq": INT, "sender": STR, "body": STR, "sent_at": STR},
+    # ``read`` on a message or an ack: the other side's new read marker, or null.
+    "message": {"seq": INT, "sender": STR, "body": STR, "sent_at": STR, "read": (int, True)},
     "caught_up": {"seq": INT},
-    "ack": {"client_id": STR, "seq": INT, "duplicate": BOOL, "sent_at": (str, True)},
+    "ack": {
+        "client_id": STR,
+        "seq": INT,
+        "duplicate": BOOL,
+        "sent_at": (str, True),
+        "read": (int, True),
+    },
     "typing": {"sender": STR, "active": BOOL},
     "read": {"sender": STR, "seq": INT},
     "tick": {"remaining": INT},

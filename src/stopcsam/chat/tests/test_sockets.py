@@ -9,7 +9,7 @@ import pytest
 from django.db import OperationalError
 
 from stopcsam.chat import selectors, services
-from stopcsam.chat.models import ChatMessage, SessionState
+from stopcsam.chat.models import ChatMessage, ChatSession, SessionState
 from stopcsam.chat.protocol import CLIENT_FRAMES, FrameError, parse_client_frame
 from stopcsam.chat.sockets import Connection, Peer
 from stopcsam.chat.tests.wsharness import Socket
@@ -57,7 +57,13 @@ def test_participant_and_therapist_chat_both_ways(live, participant, therapist, 
         ack = await p.until("ack")
         sent_at = datetime.fromisoformat(ack.pop("sent_at"))  # the time of the sender's copy
         assert abs(sent_at - live.admitted_at) < timedelta(minutes=5)
-        assert ack == {"type": "ack", "client_id": "c-participant-1", "seq": 1, "duplicate": False}
+        assert ack == {
+            "type": "ack",
+            "client_id": "c-participant-1",
+            "seq": 1,
+            "duplicate": False,
+            "read": None,
+        }
         got = await t.until("message")
         assert (got["seq"], got["sender"], got["body"]) == (1, "participant", WORRY)
         await t.send({"type": "send", "client_id": "c-therapist-1", "body": "How was your week?"})
@@ -469,6 +475,114 @@ def test_typing_and_read_markers_reach_the_other_side(live, participant, therapi
     asyncio.run(scenario())
     live.refresh_from_db()
     assert live.participant_read_seq == 1
+
+
+async def stored_read(session, column: str, seq: int) -> None:
+    """Wait until the writer has stored (and so published) a read marker."""
+
+    def stored() -> bool:
+        return ChatSession.objects.filter(pk=session.pk, **{column: seq}).exists()
+
+    for _ in range(100):
+        if await asyncio.to_thread(stored):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{column} never reached {seq}")
+
+
+def test_a_read_marker_rides_on_the_next_message_or_ack_and_then_never_comes_alone(
+    settings, live, participant, therapist, cookies
+):
+    settings.CHAT_READ_HOLD_SECONDS = 0.6
+    pc = cookies[0](participant)
+    tc = cookies[1](therapist)
+
+    async def scenario() -> None:
+        p = await joined(live, pc)
+        t = await joined(live, tc)
+        await t.send({"type": "send", "client_id": "c-therapist-1", "body": "How was your week?"})
+        assert (await t.until("ack"))["read"] is None
+        await p.until("message")
+        await p.send({"type": "read", "seq": 1})
+        await stored_read(live, "participant_read_seq", 1)
+        await p.send({"type": "send", "client_id": "c-participant-1", "body": WORRY})
+        got = await t.receive()  # the next frame to the therapist, with the marker on it
+        assert (got["type"], got["seq"], got["read"]) == ("message", 2, 1)
+        await p.send({"type": "read", "seq": 1})  # nothing new: no marker at all
+        await t.send({"type": "send", "client_id": "c-therapist-2", "body": "Thank you."})
+        assert (await t.receive()) | {"sent_at": None} == {
+            "type": "ack",
+            "client_id": "c-therapist-2",
+            "seq": 3,
+            "duplicate": False,
+            "sent_at": None,
+            "read": None,
+        }
+        with pytest.raises(TimeoutError):  # told once: the held frame was called off
+            await t.receive(timeout=1.0)
+        await p.until("message")
+        await p.send({"type": "read", "seq": 3})
+        await stored_read(live, "participant_read_seq", 3)
+        await p.send({"type": "send", "client_id": "c-participant-2", "body": WORRY})
+        await p.until("ack")
+        got = await t.receive()
+        assert (got["type"], got["read"]) == ("message", 3)
+        await p.close()
+        await t.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_held_read_marker_comes_alone_when_nothing_else_goes_to_that_side(
+    settings, live, participant, therapist, cookies
+):
+    settings.CHAT_READ_HOLD_SECONDS = 0.5
+    pc = cookies[0](participant)
+    tc = cookies[1](therapist)
+
+    async def scenario() -> None:
+        p = await joined(live, pc)
+        t = await joined(live, tc)
+        await p.send({"type": "send", "client_id": "c-participant-1", "body": WORRY})
+        await p.until("ack")
+        await t.until("message")
+        await t.send({"type": "read", "seq": 1})
+        await stored_read(live, "therapist_read_seq", 1)
+        with pytest.raises(TimeoutError):  # held for a while ...
+            await p.receive(timeout=0.2)
+        got = await p.receive(timeout=2)  # ... then sent on its own
+        assert got == {"type": "read", "sender": "therapist", "seq": 1}
+        await p.close()
+        await t.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_supervisor_reading_along_sees_both_sides_read_markers_at_once(
+    settings, live, participant, therapist, supervisor, cookies
+):
+    settings.CHAT_READ_ALONG_SITES = ["DE"]
+    settings.CHAT_READ_HOLD_SECONDS = 30
+    live.read_along = True
+    live.save(update_fields=["read_along"])
+    pc = cookies[0](participant)
+    tc = cookies[1](therapist)
+    sc = cookies[1](supervisor)
+
+    async def scenario() -> None:
+        p = await joined(live, pc)
+        t = await joined(live, tc)
+        s = await joined(live, sc)
+        await p.send({"type": "send", "client_id": "c-participant-1", "body": WORRY})
+        await t.until("message")
+        await s.until("message")
+        await t.send({"type": "read", "seq": 1})
+        got = await s.receive(timeout=3)
+        assert got == {"type": "read", "sender": "therapist", "seq": 1}
+        for sock in (p, t, s):
+            await sock.close()
+
+    asyncio.run(scenario())
 
 
 def test_every_client_frame_type_has_a_schema_that_refuses_extras():

@@ -68,6 +68,7 @@
     log.appendChild(li);
     log.scrollTop = log.scrollHeight;
     lastSeq = frame.seq;
+    if (frame.sender === role && frame.seq <= readUpTo) { markSeen(li); }
     if (frame.sender !== role && role !== "read_along") { markRead(frame.seq); }
   }
 
@@ -87,13 +88,15 @@
     if (!log || !seq || seq <= readUpTo) { return; }
     readUpTo = seq;
     log.querySelectorAll("li.mine").forEach(function (li) {
-      if (parseInt(li.dataset.seq, 10) <= seq && !li.querySelector(".seen")) {
-        var seen = document.createElement("span");
-        seen.className = "seen";
-        seen.textContent = t.tRead;
-        li.appendChild(seen);
-      }
+      if (parseInt(li.dataset.seq, 10) <= seq) { markSeen(li); }
     });
+  }
+  function markSeen(li) {
+    if (li.querySelector(".seen")) { return; }
+    var seen = document.createElement("span");
+    seen.className = "seen";
+    seen.textContent = t.tRead;
+    li.appendChild(seen);
   }
 
   // The server tells the time left on connect, on each tick and at the warning; between
@@ -133,7 +136,7 @@
         if (frame.warning && timer) { timer.classList.add("warning"); }
         showRead(frame.read);
         break;
-      case "message": addMessage(frame); break;
+      case "message": addMessage(frame); showRead(frame.read); break;
       case "caught_up": flushPending(); markRead(readWanted); break;  // one lost offline
       case "ack":  // our own message: the server sends no echo (docs/chat-protocol.md)
         if (frame.client_id in pending && frame.sent_at) {
@@ -141,6 +144,7 @@
                        sent_at: frame.sent_at });
         }
         delete pending[frame.client_id];
+        showRead(frame.read);  // the other side's marker may ride on an ack or a message
         if (Object.keys(pending).length === 0) { say(""); }
         break;
       case "tick": showRemaining(frame.remaining); break;
