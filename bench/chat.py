@@ -247,13 +247,23 @@ class Tally:
     unacked: set[str] = field(default_factory=set)
     late: int = 0  # delivered after this phase's wait, during the next one
     earlier: Tally | None = None  # the phase before, whose late messages may still come
+    first_sent: float = 0.0  # perf_counter of the phase's first send, and of its last arrival
+    last_arrival: float = 0.0
+
+    def sending(self, key: str) -> None:
+        now = time.perf_counter()
+        self.first_sent = self.first_sent or now
+        self.sent_at[key] = now
+        self.sent += 1
+        self.frames_up += 1
 
     def arrived(self, key: str) -> bool:
         """Count a delivery by its key; False if the key is not ours (the other side's)."""
         started = self.sent_at.pop(key, None)
         if started is not None:
             self.delivered += 1
-            self.latencies.append(time.perf_counter() - started)
+            self.last_arrival = time.perf_counter()
+            self.latencies.append(self.last_arrival - started)
             return True
         if self.earlier is not None and self.earlier.arrived(key):
             self.earlier.late += 1
@@ -290,10 +300,8 @@ class ChatClient:
     async def send(self) -> None:
         self.counter += 1
         client_id = f"{self.role[0]}{self.sid[:10]}-{self.counter:06d}"
-        self.tally.sent_at[client_id] = time.perf_counter()
+        self.tally.sending(client_id)
         self.tally.unacked.add(client_id)
-        self.tally.sent += 1
-        self.tally.frames_up += 1
         body = f"Bench message {self.counter}: how was your week?"
         await self.ws.send(json.dumps({"type": "send", "client_id": client_id, "body": body}))
 
@@ -353,9 +361,7 @@ class RelayClient(ChatClient):
     async def send(self) -> None:
         self.counter += 1
         key = f"{self.role}-{self.sid}-{self.counter}"
-        self.tally.sent_at[key] = time.perf_counter()
-        self.tally.sent += 1
-        self.tally.frames_up += 1
+        self.tally.sending(key)
         await self.ws.send(json.dumps({"k": key, "r": self.role, "b": "Bench message"}))
 
     def on_frame(self, frame: dict[str, Any]) -> None:
@@ -393,7 +399,13 @@ async def settle(tally: Tally, timeout: float = 15) -> None:
 
 
 def summary(tally: Tally, elapsed: float) -> dict[str, Any]:
+    """``messages_per_second``: delivered over the time from the phase's first send to its last
+    arrival. Over the phase's whole wall time (with the clients' random start within the
+    interval, the interval after each client's last send, and the wait for stragglers) a run
+    of 20 s read 1,676 a second at 2,000 sessions and a run of 15 s 1,776, for the bare relays
+    too, where all 2,000 a second offered arrived within milliseconds."""
     ms = [v * 1000 for v in tally.latencies]
+    span = tally.last_arrival - tally.first_sent
     return {
         "messages_sent": tally.sent,
         "acked": tally.acked,
@@ -406,7 +418,8 @@ def summary(tally: Tally, elapsed: float) -> dict[str, Any]:
         "p50_ms": round(percentile(ms, 0.50), 2),
         "p99_ms": round(percentile(ms, 0.99), 2),
         "max_ms": round(max(ms), 2) if ms else None,
-        "messages_per_second": round(tally.delivered / elapsed, 1) if elapsed else 0,
+        "messages_per_second": round(tally.delivered / span, 1) if span > 0 else 0,
+        "seconds": round(elapsed, 2),
     }
 
 
@@ -480,6 +493,7 @@ async def measure(
     await settle(tally)
     return {
         **summary(tally, elapsed),
+        "offered_messages_per_second": round(len(clients) / args.interval, 1),
         "server_cpu_us_per_message": round(cpu_per_message * 1e6, 1),
         "client_cpu_us_per_message": round(client_per_message * 1e6, 1),
         "frames_per_message": frames_per_message,
