@@ -456,6 +456,7 @@ def _message_event(stored: StoredMessage) -> dict[str, Any]:
         "t": "msg",
         "seq": stored.seq,
         "sender": stored.sender,
+        "cid": stored.client_id,
         "sent_at": stored.sent_at.isoformat() if stored.sent_at else "",
         "ct": stored.token,
     }

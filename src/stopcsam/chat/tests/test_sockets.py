@@ -163,6 +163,41 @@ def test_when_messages_cross_the_ack_waits_in_line(wakeups, live):
     assert fetched.call_count == (0 if wakeups == "queued" else 1)
 
 
+@pytest.mark.parametrize("case", ["alone", "something_queued_ahead", "another_tab_sent_it"])
+def test_the_wakeup_of_a_clients_own_send_is_left_to_its_ack(case, live):
+    """The wake-up of this client's own message, next in line, is not queued: the ack goes
+    out in its place, and the run task is not woken for nothing. With anything queued ahead
+    of it, or when another tab of the same side sent it, it keeps its place in line."""
+    mine = store_without_wakeup(live, "participant", "c-participant-1")
+    frames: list[dict] = []
+
+    async def send(message: dict) -> None:
+        frames.append(json.loads(message["text"]))
+
+    async def scenario() -> int:
+        connection = Connection(Peer(live, "participant", "test", "en"), send)
+        connection.delivered = 0
+        if case != "another_tab_sent_it":
+            connection.storing.add("c-participant-1")
+        if case == "something_queued_ahead":
+            connection.inbox.put_nowait(("tick", None))
+        connection.wake(services._message_event(mine))
+        queued = connection.inbox.qsize()
+        connection.storing.clear()
+        if case == "another_tab_sent_it":
+            await connection.handle(*connection.inbox.get_nowait())
+        else:
+            await connection.answer(mine)
+        while not connection.inbox.empty():
+            await connection.handle(*connection.inbox.get_nowait())
+        return queued
+
+    queued = asyncio.run(scenario())
+    assert queued == {"alone": 0, "something_queued_ahead": 2, "another_tab_sent_it": 1}[case]
+    expected = ("message", 1) if case == "another_tab_sent_it" else ("ack", 1)
+    assert [(f["type"], f["seq"]) for f in frames if f["type"] != "tick"] == [expected]
+
+
 def test_a_second_connection_of_the_sender_gets_the_message(live, participant, cookies):
     pc = cookies[0](participant)
 
