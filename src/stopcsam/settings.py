@@ -328,8 +328,8 @@ CHAT_TICK_SECONDS = env_int("CHAT_TICK_SECONDS", 60)
 # Websocket keep-alive pings (uvicorn's default is 20 s). Live sessions get a tick every
 # minute anyway; a ping per connection every 20 s was 7% of all frames at 2,000 sessions.
 CHAT_PING_SECONDS = env_int("CHAT_PING_SECONDS", 60)
-# Under load the chat writer waits this long for a batch to gather (chat/writer.py).
-CHAT_WRITER_GATHER_SECONDS = env_int("CHAT_WRITER_GATHER_MS", 3) / 1000
+# Under load the chat writer waits up to this long for a batch to gather (chat/writer.py).
+CHAT_WRITER_GATHER_SECONDS = env_int("CHAT_WRITER_GATHER_MS", 8) / 1000
 CHAT_NOJS_REFRESH_SECONDS = env_int("CHAT_NOJS_REFRESH_SECONDS", 5)
 # The other side's read marker rides on the next ack or message to this side, or comes on its
 # own after this long (chat/sockets.py).

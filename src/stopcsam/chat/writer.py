@@ -47,6 +47,7 @@ READ_MARK_DELAY = 0.1
 # at 100 sessions 11-18 ms with it, 6-8 ms without (bench/chat.py). A thread of its own does
 # it in the background (PASSIVE: it never blocks the writer), this often.
 CHECKPOINT_SECONDS = 1.0
+GATHER_PER_MESSAGE = 0.001  # see gathering_time
 
 
 @dataclass
@@ -81,7 +82,7 @@ class MessageWriter:
         self.jobs.put(mark)
 
     def run(self) -> None:
-        company = False  # did the last batch have more than one message?
+        last = 0  # messages in the last batch
         held: dict[tuple[int, str], ReadMark] = {}  # read markers not stored yet
         due = 0.0  # when the held markers are stored
         while True:
@@ -97,11 +98,9 @@ class MessageWriter:
                 if self.checkpointer is not None:
                     self.checkpointer.stop()
                 return
-            if company:
-                # Under load, let the batch gather for a moment: a batch's fixed cost (the
-                # transaction, the statements) was most of a message's CPU time on SQLite
-                # (bench/chat.py). Alone, a message is stored at once.
-                time.sleep(settings.CHAT_WRITER_GATHER_SECONDS)
+            gather = gathering_time(last)
+            if gather:
+                time.sleep(gather)
             batch = [first]
             while len(batch) < MAX_BATCH:
                 try:
@@ -113,7 +112,7 @@ class MessageWriter:
                     break
                 batch.append(job)
             sends = [job for job in batch if isinstance(job, SendJob)]
-            company = len(sends) > 1
+            last = len(sends)
             self.leave_checkpoints()
             if sends:
                 self.commit(sends)
@@ -168,6 +167,19 @@ class MessageWriter:
         for loop, answers in by_loop.items():
             with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
                 loop.call_soon_threadsafe(_settle, answers)
+
+
+def gathering_time(last: int) -> float:
+    """How long the writer lets a batch gather, after a batch of ``last`` messages: a
+    millisecond for each message that came along with the first, up to
+    CHAT_WRITER_GATHER_MS. A batch's fixed cost (the transaction, the statements, the pages
+    of the commit) was most of a message's CPU time on SQLite. Alone, a message is stored at
+    once; under a steady load the wait grows while each wait gathers more messages than the
+    one before, which takes about one message a millisecond. A fixed 3 ms cost 277-304 us of
+    CPU per message at 1,000 embedded sessions, a fixed 8 ms 218-243 us, but p99 at 100
+    sessions rose from 2.4 to 7.6 ms, where the goal is 10. Growing: 246-251 us at 1,000,
+    p99 at 100 sessions 1.6-1.9 ms (bench/chat.py; docs/chat-protocol.md has the rest)."""
+    return min(settings.CHAT_WRITER_GATHER_SECONDS, max(0, last - 1) * GATHER_PER_MESSAGE)
 
 
 class Checkpointer:

@@ -5,6 +5,7 @@ import sqlite3
 import threading
 import time
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -120,3 +121,65 @@ def test_a_failing_checkpoint_is_logged_and_retried_not_raised(
     checkpointer.stop()
     assert not checkpointer.thread.is_alive()
     assert "chat checkpoint: the database refused" in caplog.text
+
+
+class RecordingWriter(writer.MessageWriter):
+    """Records which messages each commit stored; the first commit waits for ``release``."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.release = threading.Event()
+        super().__init__()
+
+    def commit(self, batch: list[writer.SendJob]) -> None:
+        if not self.batches:
+            self.release.wait(timeout=5)
+        self.batches.append([job.client_id for job in batch])
+        answers: list[tuple[writer.SendJob, object]] = [
+            (job, services.StoredMessage(n, job.sender, job.client_id, None, True, ""))
+            for n, job in enumerate(batch, start=1)
+        ]
+        batch[0].future.get_loop().call_soon_threadsafe(writer._settle, answers)
+
+
+def stores_in_batches() -> list[list[str]]:
+    """One message alone, then two that come together, then two 50 ms apart."""
+
+    async def store(to: writer.MessageWriter, client_id: str) -> services.StoredMessage:
+        return await to.store(session_id=1, sender="participant", client_id=client_id, body="hi")
+
+    async def scenario() -> list[list[str]]:
+        recording = RecordingWriter()
+        blocker = asyncio.create_task(store(recording, "blocker"))
+        await asyncio.sleep(0.05)  # the writer holds "blocker" in its first commit
+        pair = [asyncio.create_task(store(recording, name)) for name in ("a", "b")]
+        await asyncio.sleep(0.05)
+        recording.release.set()
+        await asyncio.gather(blocker, *pair)  # "a" and "b" came together: company
+        late = asyncio.create_task(store(recording, "c"))
+        await asyncio.sleep(0.05)
+        await asyncio.gather(late, store(recording, "d"))
+        recording.jobs.put(None)
+        await asyncio.to_thread(recording.thread.join, 5)
+        return recording.batches
+
+    return asyncio.run(scenario())
+
+
+def test_after_a_batch_with_company_the_writer_lets_the_next_batch_gather(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.CHAT_WRITER_GATHER_SECONDS = 0.5
+    monkeypatch.setattr(writer, "GATHER_PER_MESSAGE", 0.5)
+    assert stores_in_batches() == [["blocker"], ["a", "b"], ["c", "d"]]
+
+
+def test_without_a_gathering_time_each_message_is_stored_as_it_comes(settings: Any) -> None:
+    settings.CHAT_WRITER_GATHER_SECONDS = 0
+    assert stores_in_batches() == [["blocker"], ["a", "b"], ["c"], ["d"]]
+
+
+def test_the_gathering_time_grows_with_the_last_batch_up_to_the_setting(settings: Any) -> None:
+    settings.CHAT_WRITER_GATHER_SECONDS = 0.008
+    waits = [writer.gathering_time(last) for last in (0, 1, 2, 5, 9, 10, 100)]
+    assert waits == pytest.approx([0, 0, 0.001, 0.004, 0.008, 0.008, 0.008])
