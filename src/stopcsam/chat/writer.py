@@ -47,7 +47,10 @@ READ_MARK_DELAY = 0.1
 # at 100 sessions 11-18 ms with it, 6-8 ms without (bench/chat.py). A thread of its own does
 # it in the background (PASSIVE: it never blocks the writer), this often.
 CHECKPOINT_SECONDS = 1.0
-GATHER_PER_MESSAGE = 0.001  # see gathering_time
+# See gathering_time. 1 ms left the batches of each of the 2 scaled processes small at 1,000
+# sessions (500 messages a second each): 594+288 us of CPU per message (server + PostgreSQL
+# and Redis) against 433+201 with 2 ms; embedded 266 against 218 (bench/chat.py, 15 s).
+GATHER_PER_MESSAGE = 0.002
 
 
 @dataclass
@@ -170,15 +173,15 @@ class MessageWriter:
 
 
 def gathering_time(last: int) -> float:
-    """How long the writer lets a batch gather, after a batch of ``last`` messages: a
-    millisecond for each message that came along with the first, up to
+    """How long the writer lets a batch gather, after a batch of ``last`` messages:
+    GATHER_PER_MESSAGE for each message that came along with the first, up to
     CHAT_WRITER_GATHER_MS. A batch's fixed cost (the transaction, the statements, the pages
-    of the commit) was most of a message's CPU time on SQLite. Alone, a message is stored at
-    once; under a steady load the wait grows while each wait gathers more messages than the
-    one before, which takes about one message a millisecond. A fixed 3 ms cost 277-304 us of
-    CPU per message at 1,000 embedded sessions, a fixed 8 ms 218-243 us, but p99 at 100
-    sessions rose from 2.4 to 7.6 ms, where the goal is 10. Growing: 246-251 us at 1,000,
-    p99 at 100 sessions 1.6-1.9 ms (bench/chat.py; docs/chat-protocol.md has the rest)."""
+    of the commit; on PostgreSQL a round trip and a commit) was most of a message's CPU time.
+    Alone, a message is stored at once; under a steady load the wait grows while each wait
+    gathers more messages than the one before, which takes about one message every
+    GATHER_PER_MESSAGE. A fixed 3 ms cost 277-304 us of CPU per message at 1,000 embedded
+    sessions, a fixed 8 ms 218-243 us, but p99 at 100 sessions rose from 2.4 to 7.6 ms, where
+    the goal is 10 (bench/chat.py; docs/chat-protocol.md has the rest)."""
     return min(settings.CHAT_WRITER_GATHER_SECONDS, max(0, last - 1) * GATHER_PER_MESSAGE)
 
 
