@@ -377,12 +377,19 @@ def percentile(values: list[float], share: float) -> float:
 
 
 async def drive(clients: list[ChatClient], seconds: float, interval: float) -> None:
+    """Each client sends ``seconds / interval`` messages, one every ``interval``, from a random
+    start within the first interval. A count, not a deadline: a deadline that is a multiple of
+    the interval let the clients whose timer woke a moment early send once more, right at
+    the end, and the rate, over the time to the last arrival, read 1,825 a second where 2,000
+    were offered and delivered (a 20 s run, bare relays included)."""
+    sends = max(1, round(seconds / interval))
+
     async def one(client: ChatClient) -> None:
         await asyncio.sleep(random.uniform(0, interval))
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
+        for number in range(sends):
+            if number:
+                await asyncio.sleep(interval)
             await client.send()
-            await asyncio.sleep(interval)
 
     await asyncio.gather(*(one(c) for c in clients))
 

@@ -5,6 +5,7 @@ a shared machine's noise does not fail a build."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib.util
 import json
@@ -87,14 +88,19 @@ def test_chat_bench_loses_nothing() -> None:
     assert goal_values(result, "lost or duplicated") == [0] * len(setups.split(","))
 
 
-def test_chat_bench_rate_counts_from_the_first_send_to_the_last_arrival(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def chat_bench_module(monkeypatch: pytest.MonkeyPatch) -> Any:
     spec = importlib.util.spec_from_file_location("bench_chat", BENCH / "chat.py")
     assert spec is not None and spec.loader is not None
     chat = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "bench_chat", chat)  # its dataclasses look it up there
     spec.loader.exec_module(chat)
+    return chat
+
+
+def test_chat_bench_rate_counts_from_the_first_send_to_the_last_arrival(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    chat = chat_bench_module(monkeypatch)
     clock = iter([10.0, 10.0, 10.5, 11.0])
     monkeypatch.setattr(chat, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
     tally = chat.Tally()
@@ -106,6 +112,30 @@ def test_chat_bench_rate_counts_from_the_first_send_to_the_last_arrival(
     result = chat.summary(tally, 20.0)
     assert (result["messages_per_second"], result["seconds"]) == (2.0, 20.0)
     assert (result["p50_ms"], result["max_ms"]) == (1000.0, 1000.0)
+
+
+def test_chat_bench_clients_each_send_seconds_over_interval_messages(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """However the timers wake: with a deadline, a client whose timer woke early sent once
+    more at the very end, and with sleeps that return at once it would send until the
+    deadline."""
+    chat = chat_bench_module(monkeypatch)
+    sent: list[str] = []
+
+    class Client:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        async def send(self) -> None:
+            sent.append(self.name)
+
+    async def at_once(seconds: float) -> None:
+        return None
+
+    monkeypatch.setattr(chat.asyncio, "sleep", at_once)
+    asyncio.run(chat.drive([Client("a"), Client("b")], seconds=0.2, interval=0.05))
+    assert sorted(sent) == ["a"] * 4 + ["b"] * 4
 
 
 def test_deterrence_bench() -> None:
