@@ -132,6 +132,24 @@ def test_an_ack_never_overtakes_a_message_the_connection_has_not_seen(
     asyncio.run(scenario())
 
 
+def participant_connection(session) -> tuple[Connection, list[dict]]:
+    """A participant's connection without a socket, as after its hello; the frames it
+    writes are collected, decoded."""
+    frames: list[dict] = []
+
+    async def send(message: dict) -> None:
+        frames.append(json.loads(message["text"]))
+
+    connection = Connection(Peer(session, "participant", "test", "en"), send)
+    connection.delivered = 0
+    return connection, frames
+
+
+async def handle_queued(connection: Connection) -> None:
+    while not connection.inbox.empty():
+        await connection.handle(*connection.inbox.get_nowait())
+
+
 @pytest.mark.parametrize("wakeups", ["queued", "lost"])
 def test_when_messages_cross_the_ack_waits_in_line(wakeups, live):
     """The other side's message 1 and this side's message 2 were stored together, so the
@@ -140,20 +158,14 @@ def test_when_messages_cross_the_ack_waits_in_line(wakeups, live):
     wake-ups never come (another process's, lost), the database fills the gap instead."""
     first = store_without_wakeup(live, "therapist", "c-therapist-1")
     mine = store_without_wakeup(live, "participant", "c-participant-1")
-    frames: list[dict] = []
-
-    async def send(message: dict) -> None:
-        frames.append(json.loads(message["text"]))
+    connection, frames = participant_connection(live)
 
     async def scenario() -> None:
-        connection = Connection(Peer(live, "participant", "test", "en"), send)
-        connection.delivered = 0
         if wakeups == "queued":
             for stored in (first, mine):
                 connection.wake(services._message_event(stored))
         await connection.answer(mine)
-        while not connection.inbox.empty():
-            await connection.handle(*connection.inbox.get_nowait())
+        await handle_queued(connection)
 
     fetch = mock.patch.object(selectors, "messages_after", wraps=selectors.messages_after)
     with fetch as fetched:
@@ -169,14 +181,9 @@ def test_the_wakeup_of_a_clients_own_send_is_left_to_its_ack(case, live):
     out in its place, and the run task is not woken for nothing. With anything queued ahead
     of it, or when another tab of the same side sent it, it keeps its place in line."""
     mine = store_without_wakeup(live, "participant", "c-participant-1")
-    frames: list[dict] = []
-
-    async def send(message: dict) -> None:
-        frames.append(json.loads(message["text"]))
+    connection, frames = participant_connection(live)
 
     async def scenario() -> int:
-        connection = Connection(Peer(live, "participant", "test", "en"), send)
-        connection.delivered = 0
         if case != "another_tab_sent_it":
             connection.storing.add("c-participant-1")
         if case == "something_queued_ahead":
@@ -188,8 +195,7 @@ def test_the_wakeup_of_a_clients_own_send_is_left_to_its_ack(case, live):
             await connection.handle(*connection.inbox.get_nowait())
         else:
             await connection.answer(mine)
-        while not connection.inbox.empty():
-            await connection.handle(*connection.inbox.get_nowait())
+        await handle_queued(connection)
         return queued
 
     queued = asyncio.run(scenario())
