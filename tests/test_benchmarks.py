@@ -5,7 +5,6 @@ a shared machine's noise does not fail a build."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib.util
 import json
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.server import postgres_database
+from tests.server import postgres_database, run_in_own_loop
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 SCALED = bool(os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"))
@@ -134,7 +133,7 @@ def test_chat_bench_clients_each_send_seconds_over_interval_messages(
         return None
 
     monkeypatch.setattr(chat.asyncio, "sleep", at_once)
-    asyncio.run(chat.drive([Client("a"), Client("b")], seconds=0.2, interval=0.05))
+    run_in_own_loop(chat.drive([Client("a"), Client("b")], seconds=0.2, interval=0.05))
     assert sorted(sent) == ["a"] * 4 + ["b"] * 4
 
 
