@@ -127,6 +127,68 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_config=None, acces
             ws_ping_interval=60, ws_ping_timeout=60)
 """
 
+# One durable commit of one small row, alone, at a level's message rate, in a process of its own:
+# what persisting each message before its ack costs when messages come too far apart to share
+# a commit (at 100 sessions, one every 10 ms, where p99 must stay under 10 ms). With the bare
+# uvicorn relay's CPU it is the floor of the chat's CPU per message at that rate. The chat's
+# own store does more: it numbers the message and checks its client id.
+COMMIT_FLOOR = """
+import json, sys, time
+target, rate, count = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+TABLE = ("CREATE TABLE floor_message (id {key} PRIMARY KEY, session_id integer NOT NULL, "
+         "seq integer NOT NULL, body text NOT NULL, UNIQUE (session_id, seq))")
+INSERT = "INSERT INTO floor_message (session_id, seq, body) VALUES ({p}, {p}, {p})"
+BODY = "x" * 160  # about a short message's ciphertext
+if target.startswith("postgres"):
+    import psycopg
+    db = psycopg.connect(target, autocommit=True)
+    db.execute("DROP TABLE IF EXISTS floor_message")
+    db.execute(TABLE.format(key="bigserial"))
+    def commit(n):
+        db.execute(INSERT.format(p="%s"), (1, n, BODY), prepare=True)
+else:
+    import sqlite3
+    db = sqlite3.connect(target, isolation_level=None)
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "wal_autocheckpoint=0"):
+        db.execute("PRAGMA " + pragma)  # as the chat's writer has them
+    db.execute(TABLE.format(key="integer"))
+    def commit(n):
+        db.execute("BEGIN IMMEDIATE")
+        db.execute(INSERT.format(p="?"), (1, n, BODY))
+        db.execute("COMMIT")
+cpu, start = time.process_time(), time.perf_counter()
+due = start
+for n in range(count):
+    commit(n)
+    due += 1 / rate
+    wait = due - time.perf_counter()
+    if wait > 0:
+        time.sleep(wait)
+print(json.dumps({"commits": count, "cpu_seconds": time.process_time() - cpu,
+                  "seconds": time.perf_counter() - start}))
+"""
+FLOOR_SECONDS = 3.0
+
+
+def commit_floor(target: str, rate: float, seconds: float = FLOOR_SECONDS) -> dict[str, Any]:
+    """COMMIT_FLOOR at ``rate`` commits a second for ``seconds``: its CPU per commit, and on
+    PostgreSQL the database's too, as the scaled setup's figure counts it."""
+    backing0 = backing_cpu_seconds()
+    out = subprocess.run(
+        [sys.executable, "-c", COMMIT_FLOOR, target, str(rate), str(round(rate * seconds))],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    done = json.loads(out)
+    backing = backing_cpu_since(backing0) if target.startswith("postgres") else 0.0
+    commits = max(1, done["commits"])
+    return {
+        "commits": done["commits"],
+        "commits_per_second": round(done["commits"] / done["seconds"], 1),
+        "cpu_us_per_commit": round((done["cpu_seconds"] + backing) / commits * 1e6, 1),
+    }
+
 
 # --- processes ---------------------------------------------------------------------------------
 
@@ -537,7 +599,11 @@ async def bench_setup(setup: str, levels: list[int], args: argparse.Namespace, t
     for count in levels:
         with chat_server(tmp, setup) as (host, pid, env):
             pairs = make_sessions(env, count)
-            out.append(await run_level(chat_clients(host), pid, pairs, args))
+            level = await run_level(chat_clients(host), pid, pairs, args)
+            target = env.get("DATABASE_URL") or str(tmp / f"{setup}-floor-{count}.sqlite3")
+            rate = len(pairs) * 2 / args.interval
+            level["lone_commit"] = commit_floor(target, rate, min(FLOOR_SECONDS, args.seconds))
+            out.append(level)
     return out
 
 
@@ -571,7 +637,8 @@ def relative_to_relay(results: dict[str, Any]) -> None:
     Also the stack's floor for the chat's frames: the relay's CPU per frame (its messages'
     frames up and down) times the chat's frames per message. A chat message is more frames
     than a relayed one (send, ack, message, and the read marker up, and down when it finds no
-    ack or message to ride on), and uvicorn's cost per frame is paid before any chat logic."""
+    ack or message to ride on), and uvicorn's cost per frame is paid before any chat logic.
+    And ``floor_us_per_message``: that plus a lone commit's CPU time (COMMIT_FLOOR)."""
     relays = {level["sessions"]: level for level in results["uvicorn_relay"]}
     for setup in ("embedded", "scaled"):
         for level in results.get(setup, []):
@@ -582,6 +649,13 @@ def relative_to_relay(results: dict[str, Any]) -> None:
             level["server_cpu_over_uvicorn_relay"] = ratio
             level["uvicorn_floor_for_these_frames_us"] = (
                 round(relay_cpu / frames(relay) * frames(level), 1) if relay_cpu else None
+            )
+            # What a message costs at the least when it is committed alone: uvicorn's CPU for
+            # its frames and one durable commit's (see COMMIT_FLOOR).
+            lone = level.get("lone_commit", {}).get("cpu_us_per_commit")
+            stack = level["uvicorn_floor_for_these_frames_us"]
+            level["floor_us_per_message"] = (
+                round(stack + lone, 1) if stack is not None and lone is not None else None
             )
 
 

@@ -82,9 +82,42 @@ def test_chat_bench_loses_nothing() -> None:
         assert level["server_cpu_over_uvicorn_relay"] == ratio, (setup, level, relay)
         per_frame = round(floor / 3 * (2 + frames["down"]), 1) if floor else None
         assert level["uvicorn_floor_for_these_frames_us"] == per_frame, (setup, level, relay)
+        # A lone commit per message at the level's rate (3 a second) for the run's 1 s.
+        lone = level["lone_commit"]
+        assert lone["commits"] == 3 and lone["cpu_us_per_commit"] > 0, (setup, level)
+        expected = round(per_frame + lone["cpu_us_per_commit"], 1) if per_frame else None
+        assert level["floor_us_per_message"] == expected, (setup, level)
     loop = result["machine"]["python_loop_seconds"]
     assert len(loop) == 2 and all(seconds > 0 for seconds in loop), loop
     assert goal_values(result, "lost or duplicated") == [0] * len(setups.split(","))
+
+
+@pytest.mark.parametrize("vendor", ["sqlite", "postgresql"])
+def test_chat_bench_commit_floor_commits_each_row_alone_at_the_rate(
+    vendor: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    base = os.environ.get("DATABASE_URL", "")
+    if vendor == "postgresql" and not base:
+        pytest.skip("needs DATABASE_URL")
+    chat = chat_bench_module(monkeypatch)
+    with postgres_database(base) if vendor == "postgresql" else contextlib.nullcontext("") as url:
+        target = url or str(tmp_path / "floor.sqlite3")
+        floor = chat.commit_floor(target, rate=100, seconds=0.2)
+        assert floor["commits"] == 20, floor
+        assert floor["commits_per_second"] <= 105, floor  # it waits for the rate, alone
+        assert floor["cpu_us_per_commit"] > 0, floor
+        if vendor == "postgresql":
+            import psycopg
+
+            with psycopg.connect(url) as db:
+                cursor = db.execute("SELECT count(*), max(seq) FROM floor_message")
+                assert cursor.fetchone() == (20, 19)
+        else:
+            import sqlite3
+
+            with contextlib.closing(sqlite3.connect(target)) as db:
+                row = db.execute("SELECT count(*), max(seq) FROM floor_message").fetchone()
+                assert row == (20, 19)
 
 
 def chat_bench_module(monkeypatch: pytest.MonkeyPatch) -> Any:
