@@ -62,9 +62,17 @@ class SendJob:
     future: asyncio.Future[StoredMessage]
 
 
+MARKS = "marks"  # a job that only wakes the writer for the read markers left beside the queue
+
+
 class MessageWriter:
     def __init__(self) -> None:
-        self.jobs: queue.SimpleQueue[SendJob | ReadMark | None] = queue.SimpleQueue()
+        self.jobs: queue.SimpleQueue[SendJob | str | None] = queue.SimpleQueue()
+        # Read markers wait beside the queue, the highest of each side of a session; only the
+        # first of each flush wakes the writer (``marks_told``).
+        self.marks: dict[tuple[int, str], ReadMark] = {}
+        self.marks_told = False
+        self.marks_lock = threading.Lock()
         self.raw: object = None  # the sqlite3 connection whose own checkpoints are off
         self.checkpointer = Checkpointer() if db_connection.vendor == "sqlite" else None
         self.thread = threading.Thread(target=self.run, name="chat-writer", daemon=True)
@@ -79,10 +87,30 @@ class MessageWriter:
         return await future
 
     def mark_read(self, mark: ReadMark) -> None:
-        """Queue a read marker. A browser marks every message it shows as read: through the
-        thread pool, a transaction each, markers overloaded the server at 2,000 sessions
-        (bench/chat.py: p99 12.9 s)."""
-        self.jobs.put(mark)
+        """Leave a read marker for the writer's next flush. A browser marks every message it
+        shows as read: through the thread pool, a transaction each, markers overloaded the
+        server at 2,000 sessions (bench/chat.py: p99 12.9 s). Queued one by one, each woke
+        the idle writer thread: at 100 sessions a wake-up per message for a marker that then
+        waited 0.1 s anyway."""
+        key = (mark.session_id, mark.sender)
+        with self.marks_lock:
+            earlier = self.marks.get(key)
+            if earlier is None or earlier.seq < mark.seq:
+                self.marks[key] = mark
+            wake, self.marks_told = not self.marks_told, True
+        if wake:
+            self.jobs.put(MARKS)
+
+    def take_marks(self, held: dict[tuple[int, str], ReadMark], *, flushing: bool) -> None:
+        """Move the markers left beside the queue into ``held``. Before a flush, the next
+        marker wakes the writer again."""
+        with self.marks_lock:
+            marks, self.marks = self.marks, {}
+            if flushing:
+                self.marks_told = False
+        for key, mark in marks.items():
+            if key not in held or held[key].seq < mark.seq:
+                held[key] = mark
 
     def run(self) -> None:
         last = 0  # messages in the last batch
@@ -92,9 +120,11 @@ class MessageWriter:
             try:
                 first = self.jobs.get(timeout=max(0.0, due - time.monotonic()) if held else None)
             except queue.Empty:
+                self.take_marks(held, flushing=True)
                 self.mark(held)
                 continue
             if first is None:  # shut down: leave no database connection behind
+                self.take_marks(held, flushing=True)
                 if held:
                     self.mark(held)
                 connections.close_all()
@@ -119,14 +149,11 @@ class MessageWriter:
             self.leave_checkpoints()
             if sends:
                 self.commit(sends)
-            for job in batch:
-                if isinstance(job, ReadMark):
-                    if not held:
-                        due = time.monotonic() + READ_MARK_DELAY
-                    key = (job.session_id, job.sender)
-                    if key not in held or held[key].seq < job.seq:
-                        held[key] = job
+            if not held:
+                due = time.monotonic() + READ_MARK_DELAY
+            self.take_marks(held, flushing=False)
             if held and time.monotonic() >= due:
+                self.take_marks(held, flushing=True)
                 self.mark(held)
 
     def leave_checkpoints(self) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import queue
 import sqlite3
 import threading
 import time
@@ -45,6 +46,35 @@ def test_read_markers_are_held_and_stored_together_and_none_is_lost_at_shutdown(
     assert stored[1:] == [[("therapist", 3)]]
     live.refresh_from_db()
     assert (live.participant_read_seq, live.therapist_read_seq) == (3, 3)
+
+
+def test_only_the_first_read_marker_of_a_flush_wakes_the_writer(
+    live: ChatSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services.message_send(
+        session_id=live.pk, sender="therapist", client_id="c-wakes-0001", body="Hello"
+    )
+    puts: list[object] = []
+
+    class CountingQueue(queue.SimpleQueue):  # type: ignore[type-arg]
+        def put(self, item: object, block: bool = True, timeout: float | None = None) -> None:
+            puts.append(item)
+            super().put(item, block, timeout)
+
+    monkeypatch.setattr(writer.queue, "SimpleQueue", CountingQueue)
+    marks = writer.MessageWriter()
+    for _ in range(5):
+        marks.mark_read(services.ReadMark(live.pk, "participant", 1))
+    assert puts == [writer.MARKS]
+    time.sleep(writer.READ_MARK_DELAY * 3)
+    live.refresh_from_db()
+    assert live.participant_read_seq == 1  # stored by the flush it woke
+    marks.mark_read(services.ReadMark(live.pk, "therapist", 1))
+    assert puts == [writer.MARKS, writer.MARKS]  # after a flush, the next one wakes it again
+    marks.jobs.put(None)
+    marks.thread.join(timeout=10)
+    live.refresh_from_db()
+    assert live.therapist_read_seq == 1
 
 
 def test_a_failing_read_marker_does_not_stop_the_writer(
