@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import uuid
 from typing import Any
 
@@ -55,3 +56,32 @@ def test_the_redis_hub_carries_events_between_processes_once() -> None:
 def test_a_redis_outage_does_not_break_publishing() -> None:
     hub = RedisHub("redis://127.0.0.1:1/0", "test")
     hub.publish(1, {"t": "state"})  # no exception: peers catch up by polling
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs REDIS_URL")
+def test_after_a_failed_publish_the_redis_hub_reconnects_and_owes_a_resync() -> None:
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> list[Any]:
+        a, b = RedisHub(REDIS_URL, prefix), RedisHub(REDIS_URL, prefix)
+        on_b: list[Any] = []
+        await b.subscribe(7, on_b.append)
+        await b.subscribe(8, on_b.append)
+        await asyncio.sleep(0.3)
+        on_b.clear()
+        await asyncio.to_thread(a.publish, 7, {"t": "msg", "seq": 1})
+        sock = a.connection._sock
+        assert sock is not None
+        sock.shutdown(socket.SHUT_RDWR)  # the connection breaks under the hub
+        await asyncio.to_thread(a.publish, 8, {"t": "msg", "seq": 1})  # fails, no exception
+        await asyncio.to_thread(a.publish, 7, {"t": "msg", "seq": 2})  # a new connection
+        await asyncio.sleep(0.3)
+        assert b.listener_task is not None
+        b.listener_task.cancel()
+        return on_b
+
+    assert asyncio.run(scenario()) == [
+        {"t": "msg", "seq": 1},
+        {"t": "resync"},  # for session 8, whose wake-up was lost
+        {"t": "msg", "seq": 2},
+    ]
