@@ -12,7 +12,9 @@ DATABASE_URL and REDIS_URL). Each level: N sessions x 2 clients, one message per
 ``--interval`` seconds, then a burst of ``--burst`` messages per client. Beside them, two
 relays (no auth, no persistence) measured with the same load, as lower bounds: a pure
 `websockets` server, and a bare ASGI application under uvicorn configured as `stopcsam serve`
-configures it, the floor of the stack the chat runs on.
+configures it, the floor of the stack the chat runs on. After each level, one durable commit
+at a time at the level's message rate (COMMIT_FLOOR): with uvicorn's cost for the frames, the
+floor of a message that cannot share a commit.
 The chat clients behave as the browser's chat.js does: each marks every message it is shown
 from the other side as read (chat.js sends at most one marker every half second, which at one
 message every 2 s is one per message; ``--no-read-markers`` leaves them out), and none sends
