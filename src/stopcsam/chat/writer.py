@@ -92,11 +92,8 @@ class MessageWriter:
         server at 2,000 sessions (bench/chat.py: p99 12.9 s). Queued one by one, each woke
         the idle writer thread: at 100 sessions a wake-up per message for a marker that then
         waited 0.1 s anyway."""
-        key = (mark.session_id, mark.sender)
         with self.marks_lock:
-            earlier = self.marks.get(key)
-            if earlier is None or earlier.seq < mark.seq:
-                self.marks[key] = mark
+            keep_highest(self.marks, mark)
             wake, self.marks_told = not self.marks_told, True
         if wake:
             self.jobs.put(MARKS)
@@ -108,9 +105,8 @@ class MessageWriter:
             marks, self.marks = self.marks, {}
             if flushing:
                 self.marks_told = False
-        for key, mark in marks.items():
-            if key not in held or held[key].seq < mark.seq:
-                held[key] = mark
+        for mark in marks.values():
+            keep_highest(held, mark)
 
     def run(self) -> None:
         last = 0  # messages in the last batch
@@ -197,6 +193,13 @@ class MessageWriter:
         for loop, answers in by_loop.items():
             with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
                 loop.call_soon_threadsafe(_settle, answers)
+
+
+def keep_highest(marks: dict[tuple[int, str], ReadMark], mark: ReadMark) -> None:
+    """Keep the highest marker of each side of a session: a marker only moves forward."""
+    key = (mark.session_id, mark.sender)
+    if key not in marks or marks[key].seq < mark.seq:
+        marks[key] = mark
 
 
 def gathering_time(last: int) -> float:
