@@ -16,6 +16,7 @@ import os
 import threading
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -107,12 +108,23 @@ class RedisHub(InProcessHub):
         pool = redis.ConnectionPool.from_url(url, socket_timeout=1, socket_connect_timeout=1)
         self.connection = pool.make_connection()
         self.publishing = threading.Lock()
+        self.publisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chat-publish")
         self.listener_task: asyncio.Task[None] | None = None
         self.unsent: set[int] = set()
         self.unsent_lock = threading.Lock()
 
     def publish_many(self, events: list[tuple[int, Event]]) -> None:
         super().publish_many(events)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # the writer's thread, or a reader's: it may wait for Redis
+            self.publish_remote(events)
+            return
+        # An event loop never waits for Redis (a typing indicator): with Redis unreachable, a
+        # publish waits out the socket timeout, and every connection of the loop with it.
+        self.publisher.submit(self.publish_remote, events)
+
+    def publish_remote(self, events: list[tuple[int, Event]]) -> None:
         with self.unsent_lock:
             owed, self.unsent = self.unsent, set()
         outgoing = [*((session_id, {"t": "resync"}) for session_id in sorted(owed)), *events]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import uuid
 from typing import Any
 
@@ -85,3 +86,34 @@ def test_after_a_failed_publish_the_redis_hub_reconnects_and_owes_a_resync() -> 
         {"t": "resync"},  # for session 8, whose wake-up was lost
         {"t": "msg", "seq": 2},
     ]
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs REDIS_URL")
+def test_a_publish_on_the_event_loop_does_not_wait_for_redis() -> None:
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    typing = {"t": "typing", "sender": "therapist", "active": True}
+
+    async def scenario() -> tuple[float, list[Any]]:
+        a, b = RedisHub(REDIS_URL, prefix), RedisHub(REDIS_URL, prefix)
+        on_b: list[Any] = []
+        await b.subscribe(7, on_b.append)
+        await asyncio.sleep(0.3)
+        on_b.clear()
+        send = a.send
+
+        def slow(payload: bytes) -> None:  # Redis answers late
+            time.sleep(0.5)
+            send(payload)
+
+        a.send = slow  # type: ignore[method-assign]
+        started = time.perf_counter()
+        a.publish(7, typing)  # on the event loop, as the sockets publish typing indicators
+        took = time.perf_counter() - started
+        await asyncio.sleep(0.9)
+        assert b.listener_task is not None
+        b.listener_task.cancel()
+        return took, on_b
+
+    took, on_b = asyncio.run(scenario())
+    assert took < 0.25
+    assert on_b == [typing]  # sent all the same, from a thread of its own
