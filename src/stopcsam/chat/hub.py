@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ from stopcsam.chat.protocol import ENCODER
 logger = logging.getLogger("stopcsam.chat.hub")
 
 Event = dict[str, Any]
+REDIS_RETRY_SECONDS = 0.5
 Listener = Callable[[Event], None]
 
 
@@ -112,6 +114,7 @@ class RedisHub(InProcessHub):
         self.listener_task: asyncio.Task[None] | None = None
         self.unsent: set[int] = set()
         self.unsent_lock = threading.Lock()
+        self.down_until = 0.0  # no publish before this (time.monotonic) after a failed one
 
     def publish_many(self, events: list[tuple[int, Event]]) -> None:
         super().publish_many(events)
@@ -125,16 +128,26 @@ class RedisHub(InProcessHub):
         self.publisher.submit(self.publish_remote, events)
 
     def publish_remote(self, events: list[tuple[int, Event]]) -> None:
+        """After a failed publish, Redis is left alone for REDIS_RETRY_SECONDS: each
+        attempt at an unreachable Redis waits out the socket timeout, and the writer would
+        wait that long with every batch, its senders' acks with it."""
         with self.unsent_lock:
             owed, self.unsent = self.unsent, set()
         outgoing = [*((session_id, {"t": "resync"}) for session_id in sorted(owed)), *events]
+        if time.monotonic() < self.down_until:
+            self.owe(outgoing)
+            return
         payload = self.origin + ENCODER.encode(outgoing).encode()
         try:
             self.send(payload)
         except Exception:
             logger.warning("chat hub: Redis publish failed; the sessions resync when it is back")
-            with self.unsent_lock:
-                self.unsent |= {session_id for session_id, _ in outgoing}
+            self.down_until = time.monotonic() + REDIS_RETRY_SECONDS
+            self.owe(outgoing)
+
+    def owe(self, outgoing: list[tuple[int, Event]]) -> None:
+        with self.unsent_lock:
+            self.unsent |= {session_id for session_id, _ in outgoing}
 
     def send(self, payload: bytes) -> None:
         """PUBLISH on the hub's own connection, one publisher at a time. Through redis-py's

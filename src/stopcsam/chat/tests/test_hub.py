@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from stopcsam.chat.hub import InProcessHub, RedisHub
+from stopcsam.chat.hub import REDIS_RETRY_SECONDS, InProcessHub, RedisHub
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
@@ -59,6 +59,25 @@ def test_a_redis_outage_does_not_break_publishing() -> None:
     hub.publish(1, {"t": "state"})  # no exception: peers catch up by polling
 
 
+def test_after_a_failed_publish_the_hub_leaves_redis_alone_for_a_moment() -> None:
+    hub = RedisHub("redis://127.0.0.1:1/0", "test")  # nothing listens there
+    tried: list[bytes] = []
+    send = hub.send
+
+    def counting(payload: bytes) -> None:
+        tried.append(payload)
+        send(payload)
+
+    hub.send = counting  # type: ignore[method-assign]
+    hub.publish(1, {"t": "state"})
+    hub.publish(2, {"t": "state"})  # not tried: the last attempt has just failed
+    assert len(tried) == 1 and hub.unsent == {1, 2}
+    time.sleep(REDIS_RETRY_SECONDS)
+    hub.publish(3, {"t": "state"})
+    assert len(tried) == 2 and hub.unsent == {1, 2, 3}
+    assert tried[1].count(b'"resync"') == 2  # owed to the sessions of the two before
+
+
 @pytest.mark.skipif(not REDIS_URL, reason="needs REDIS_URL")
 def test_after_a_failed_publish_the_redis_hub_reconnects_and_owes_a_resync() -> None:
     prefix = f"test-{uuid.uuid4().hex[:8]}"
@@ -75,6 +94,7 @@ def test_after_a_failed_publish_the_redis_hub_reconnects_and_owes_a_resync() -> 
         assert sock is not None
         sock.shutdown(socket.SHUT_RDWR)  # the connection breaks under the hub
         await asyncio.to_thread(a.publish, 8, {"t": "msg", "seq": 1})  # fails, no exception
+        await asyncio.sleep(REDIS_RETRY_SECONDS)
         await asyncio.to_thread(a.publish, 7, {"t": "msg", "seq": 2})  # a new connection
         await asyncio.sleep(0.3)
         assert b.listener_task is not None
