@@ -115,6 +115,7 @@ class RedisHub(InProcessHub):
         self.unsent: set[int] = set()
         self.unsent_lock = threading.Lock()
         self.down_until = 0.0  # no publish before this (time.monotonic) after a failed one
+        self.retry: threading.Timer | None = None  # pays the resyncs owed after the pause
 
     def publish_many(self, events: list[tuple[int, Event]]) -> None:
         super().publish_many(events)
@@ -130,10 +131,13 @@ class RedisHub(InProcessHub):
     def publish_remote(self, events: list[tuple[int, Event]]) -> None:
         """After a failed publish, Redis is left alone for REDIS_RETRY_SECONDS: each
         attempt at an unreachable Redis waits out the socket timeout, and the writer would
-        wait that long with every batch, its senders' acks with it."""
+        wait that long with every batch, its senders' acks with it. Then the resyncs owed
+        go out, with the next publish or on their own."""
         with self.unsent_lock:
             owed, self.unsent = self.unsent, set()
         outgoing = [*((session_id, {"t": "resync"}) for session_id in sorted(owed)), *events]
+        if not outgoing:
+            return
         if time.monotonic() < self.down_until:
             self.owe(outgoing)
             return
@@ -146,8 +150,21 @@ class RedisHub(InProcessHub):
             self.owe(outgoing)
 
     def owe(self, outgoing: list[tuple[int, Event]]) -> None:
+        """Owe these sessions a resync, and try again once the pause is over, so that a quiet
+        session is not left waiting for the next publish (or the safety poll)."""
         with self.unsent_lock:
             self.unsent |= {session_id for session_id, _ in outgoing}
+            if self.retry is not None:
+                return
+            wait = max(0.0, self.down_until - time.monotonic()) + 0.01
+            self.retry = threading.Timer(wait, self.pay_owed)
+        self.retry.daemon = True
+        self.retry.start()
+
+    def pay_owed(self) -> None:
+        with self.unsent_lock:
+            self.retry = None
+        self.publish_remote([])
 
     def send(self, payload: bytes) -> None:
         """PUBLISH on the hub's own connection, one publisher at a time. Through redis-py's

@@ -57,6 +57,15 @@ def test_the_redis_hub_carries_events_between_processes_once() -> None:
 def test_a_redis_outage_does_not_break_publishing() -> None:
     hub = RedisHub("redis://127.0.0.1:1/0", "test")
     hub.publish(1, {"t": "state"})  # no exception: peers catch up by polling
+    forget_owed(hub)
+
+
+def forget_owed(hub: RedisHub) -> None:
+    """Stop a hub whose Redis never comes back from retrying after the test."""
+    with hub.unsent_lock:
+        hub.unsent.clear()
+        if hub.retry is not None:
+            hub.retry.cancel()
 
 
 def test_after_a_failed_publish_the_hub_leaves_redis_alone_for_a_moment() -> None:
@@ -76,6 +85,7 @@ def test_after_a_failed_publish_the_hub_leaves_redis_alone_for_a_moment() -> Non
     hub.publish(3, {"t": "state"})
     assert len(tried) == 2 and hub.unsent == {1, 2, 3}
     assert tried[1].count(b'"resync"') == 2  # owed to the sessions of the two before
+    forget_owed(hub)
 
 
 @pytest.mark.skipif(not REDIS_URL, reason="needs REDIS_URL")
@@ -137,3 +147,31 @@ def test_a_publish_on_the_event_loop_does_not_wait_for_redis() -> None:
     took, on_b = asyncio.run(scenario())
     assert took < 0.25
     assert on_b == [typing]  # sent all the same, from a thread of its own
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs REDIS_URL")
+def test_a_resync_owed_goes_out_after_the_pause_without_another_publish() -> None:
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> list[Any]:
+        a, b = RedisHub(REDIS_URL, prefix), RedisHub(REDIS_URL, prefix)
+        on_b: list[Any] = []
+        await b.subscribe(7, on_b.append)
+        await asyncio.sleep(0.3)
+        on_b.clear()
+        send = a.send
+        failures = [ConnectionError("Redis is away")]
+
+        def once_failing(payload: bytes) -> None:
+            if failures:
+                raise failures.pop()
+            send(payload)
+
+        a.send = once_failing  # type: ignore[method-assign]
+        await asyncio.to_thread(a.publish, 7, {"t": "msg", "seq": 1})  # lost
+        await asyncio.sleep(REDIS_RETRY_SECONDS + 0.5)  # and nothing else is published
+        assert b.listener_task is not None
+        b.listener_task.cancel()
+        return on_b
+
+    assert asyncio.run(scenario()) == [{"t": "resync"}]
