@@ -54,6 +54,24 @@ def test_the_redis_hub_carries_events_between_processes_once() -> None:
     assert on_b == [{"t": "msg", "seq": 1}]
 
 
+async def publisher_and_listener(*sessions: int) -> tuple[RedisHub, RedisHub, list[Any]]:
+    """Two hubs on one prefix, as in two processes: the first publishes, and the second
+    listens to ``sessions``; what it heard on connecting (a resync) is cleared."""
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    a, b = RedisHub(REDIS_URL, prefix), RedisHub(REDIS_URL, prefix)
+    heard: list[Any] = []
+    for session_id in sessions:
+        await b.subscribe(session_id, heard.append)
+    await asyncio.sleep(0.3)  # the subscription is in place
+    heard.clear()
+    return a, b, heard
+
+
+def stop_listening(hub: RedisHub) -> None:
+    assert hub.listener_task is not None
+    hub.listener_task.cancel()
+
+
 def test_a_redis_outage_does_not_break_publishing() -> None:
     hub = RedisHub("redis://127.0.0.1:1/0", "test")
     hub.publish(1, {"t": "state"})  # no exception: peers catch up by polling
@@ -90,15 +108,8 @@ def test_after_a_failed_publish_the_hub_leaves_redis_alone_for_a_moment() -> Non
 
 @pytest.mark.skipif(not REDIS_URL, reason="needs REDIS_URL")
 def test_after_a_failed_publish_the_redis_hub_reconnects_and_owes_a_resync() -> None:
-    prefix = f"test-{uuid.uuid4().hex[:8]}"
-
     async def scenario() -> list[Any]:
-        a, b = RedisHub(REDIS_URL, prefix), RedisHub(REDIS_URL, prefix)
-        on_b: list[Any] = []
-        await b.subscribe(7, on_b.append)
-        await b.subscribe(8, on_b.append)
-        await asyncio.sleep(0.3)
-        on_b.clear()
+        a, b, on_b = await publisher_and_listener(7, 8)
         await asyncio.to_thread(a.publish, 7, {"t": "msg", "seq": 1})
         sock = a.connection._sock
         assert sock is not None
@@ -107,8 +118,7 @@ def test_after_a_failed_publish_the_redis_hub_reconnects_and_owes_a_resync() -> 
         await asyncio.sleep(REDIS_RETRY_SECONDS)
         await asyncio.to_thread(a.publish, 7, {"t": "msg", "seq": 2})  # a new connection
         await asyncio.sleep(0.3)
-        assert b.listener_task is not None
-        b.listener_task.cancel()
+        stop_listening(b)
         return on_b
 
     assert asyncio.run(scenario()) == [
@@ -120,15 +130,10 @@ def test_after_a_failed_publish_the_redis_hub_reconnects_and_owes_a_resync() -> 
 
 @pytest.mark.skipif(not REDIS_URL, reason="needs REDIS_URL")
 def test_a_publish_on_the_event_loop_does_not_wait_for_redis() -> None:
-    prefix = f"test-{uuid.uuid4().hex[:8]}"
     typing = {"t": "typing", "sender": "therapist", "active": True}
 
     async def scenario() -> tuple[float, list[Any]]:
-        a, b = RedisHub(REDIS_URL, prefix), RedisHub(REDIS_URL, prefix)
-        on_b: list[Any] = []
-        await b.subscribe(7, on_b.append)
-        await asyncio.sleep(0.3)
-        on_b.clear()
+        a, b, on_b = await publisher_and_listener(7)
         send = a.send
 
         def slow(payload: bytes) -> None:  # Redis answers late
@@ -140,8 +145,7 @@ def test_a_publish_on_the_event_loop_does_not_wait_for_redis() -> None:
         a.publish(7, typing)  # on the event loop, as the sockets publish typing indicators
         took = time.perf_counter() - started
         await asyncio.sleep(0.9)
-        assert b.listener_task is not None
-        b.listener_task.cancel()
+        stop_listening(b)
         return took, on_b
 
     took, on_b = asyncio.run(scenario())
@@ -151,14 +155,8 @@ def test_a_publish_on_the_event_loop_does_not_wait_for_redis() -> None:
 
 @pytest.mark.skipif(not REDIS_URL, reason="needs REDIS_URL")
 def test_a_resync_owed_goes_out_after_the_pause_without_another_publish() -> None:
-    prefix = f"test-{uuid.uuid4().hex[:8]}"
-
     async def scenario() -> list[Any]:
-        a, b = RedisHub(REDIS_URL, prefix), RedisHub(REDIS_URL, prefix)
-        on_b: list[Any] = []
-        await b.subscribe(7, on_b.append)
-        await asyncio.sleep(0.3)
-        on_b.clear()
+        a, b, on_b = await publisher_and_listener(7)
         send = a.send
         failures = [ConnectionError("Redis is away")]
 
@@ -170,8 +168,7 @@ def test_a_resync_owed_goes_out_after_the_pause_without_another_publish() -> Non
         a.send = once_failing  # type: ignore[method-assign]
         await asyncio.to_thread(a.publish, 7, {"t": "msg", "seq": 1})  # lost
         await asyncio.sleep(REDIS_RETRY_SECONDS + 0.5)  # and nothing else is published
-        assert b.listener_task is not None
-        b.listener_task.cancel()
+        stop_listening(b)
         return on_b
 
     assert asyncio.run(scenario()) == [{"t": "resync"}]
