@@ -157,9 +157,9 @@ class RedisHub(InProcessHub):
             if self.retry is not None:
                 return
             wait = max(0.0, self.down_until - time.monotonic()) + 0.01
-            self.retry = threading.Timer(wait, self.pay_owed)
-        self.retry.daemon = True
-        self.retry.start()
+            retry = self.retry = threading.Timer(wait, self.pay_owed)
+            retry.daemon = True
+        retry.start()
 
     def pay_owed(self) -> None:
         with self.unsent_lock:

@@ -92,37 +92,36 @@ class MessageWriter:
         server at 2,000 sessions (bench/chat.py: p99 12.9 s). Queued one by one, each woke
         the idle writer thread: at 100 sessions a wake-up per message for a marker that then
         waited 0.1 s anyway."""
+        key = (mark.session_id, mark.sender)
         with self.marks_lock:
-            keep_highest(self.marks, mark)
+            if key not in self.marks or self.marks[key].seq < mark.seq:  # only forward
+                self.marks[key] = mark
             wake, self.marks_told = not self.marks_told, True
         if wake:
             self.jobs.put(MARKS)
 
-    def take_marks(self, held: dict[tuple[int, str], ReadMark], *, flushing: bool) -> None:
-        """Move the markers left beside the queue into ``held``. Before a flush, the next
-        marker wakes the writer again."""
+    def take_marks(self) -> list[ReadMark]:
+        """The markers left beside the queue, for a flush; the next marker wakes the writer
+        again."""
         with self.marks_lock:
             marks, self.marks = self.marks, {}
-            if flushing:
-                self.marks_told = False
-        for mark in marks.values():
-            keep_highest(held, mark)
+            self.marks_told = False
+        return list(marks.values())
 
     def run(self) -> None:
         last = 0  # messages in the last batch
-        held: dict[tuple[int, str], ReadMark] = {}  # read markers not stored yet
-        due = 0.0  # when the held markers are stored
+        due: float | None = None  # when the markers beside the queue are stored
         while True:
             try:
-                first = self.jobs.get(timeout=max(0.0, due - time.monotonic()) if held else None)
+                first = self.jobs.get(
+                    timeout=None if due is None else max(0.0, due - time.monotonic())
+                )
             except queue.Empty:
-                self.take_marks(held, flushing=True)
-                self.mark(held)
+                self.mark(self.take_marks())
+                due = None
                 continue
             if first is None:  # shut down: leave no database connection behind
-                self.take_marks(held, flushing=True)
-                if held:
-                    self.mark(held)
+                self.mark(self.take_marks())
                 connections.close_all()
                 if self.checkpointer is not None:
                     self.checkpointer.stop()
@@ -145,12 +144,11 @@ class MessageWriter:
             self.leave_checkpoints()
             if sends:
                 self.commit(sends)
-            if not held:
+            if due is None and len(sends) < len(batch):  # the first marker of a flush came
                 due = time.monotonic() + READ_MARK_DELAY
-            self.take_marks(held, flushing=False)
-            if held and time.monotonic() >= due:
-                self.take_marks(held, flushing=True)
-                self.mark(held)
+            if due is not None and time.monotonic() >= due:
+                self.mark(self.take_marks())
+                due = None
 
     def leave_checkpoints(self) -> None:
         """Turn off the writer's own checkpoints on each connection it opens (SQLite)."""
@@ -165,9 +163,9 @@ class MessageWriter:
         except DatabaseError:
             db_connection.close()  # the batch meets the same fault and answers for it
 
-    def mark(self, held: dict[tuple[int, str], ReadMark]) -> None:
-        marks = list(held.values())
-        held.clear()
+    def mark(self, marks: list[ReadMark]) -> None:
+        if not marks:
+            return
         try:
             read_marks(marks=marks)
         except DatabaseError:
@@ -193,13 +191,6 @@ class MessageWriter:
         for loop, answers in by_loop.items():
             with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
                 loop.call_soon_threadsafe(_settle, answers)
-
-
-def keep_highest(marks: dict[tuple[int, str], ReadMark], mark: ReadMark) -> None:
-    """Keep the highest marker of each side of a session: a marker only moves forward."""
-    key = (mark.session_id, mark.sender)
-    if key not in marks or marks[key].seq < mark.seq:
-        marks[key] = mark
 
 
 def gathering_time(last: int) -> float:
