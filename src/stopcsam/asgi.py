@@ -12,6 +12,7 @@ whichever server imports it.
 
 from __future__ import annotations
 
+import concurrent.futures
 import gc
 import os
 
@@ -19,6 +20,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "stopcsam.settings")
 
 from django.conf import settings
 from django.core.asgi import get_asgi_application
+from django.db import connections
 
 django_application = get_asgi_application()
 
@@ -37,7 +39,23 @@ def _http_application() -> object:
     return WSGIMiddleware(get_wsgi_application(), workers=settings.STOPCSAM_HTTP_THREADS)  # type: ignore[arg-type]
 
 
-refuse_broken_configuration()
+def _refuse_broken_configuration_off_the_event_loop() -> None:
+    """uvicorn imports this module inside its running event loop (each worker of ``serve
+    --processes N``, or uvicorn run directly), where Django refuses database access; and since
+    Django 6.1 the model checks ask each database what it supports (SQLite: JSON, by a query).
+    The checks run on a thread of their own, which has no event loop, whoever imports this."""
+
+    def check() -> None:
+        try:
+            refuse_broken_configuration()
+        finally:
+            connections.close_all()  # this thread's own connections; it ends here
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(check).result()
+
+
+_refuse_broken_configuration_off_the_event_loop()
 application = anonymising(with_websockets(_http_application()))
 
 

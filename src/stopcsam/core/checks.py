@@ -45,17 +45,24 @@ def check_secrets(app_configs: Any = None, **kwargs: Any) -> list[Error]:
 
 @register()
 def check_scale_out(app_configs: Any = None, **kwargs: Any) -> list[Error]:
-    if settings.STOPCSAM_PROCESSES > 1 and not settings.REDIS_URL:
+    processes = settings.STOPCSAM_PROCESSES
+    return scale_out_problems(processes=processes, given_as=f"STOPCSAM_PROCESSES={processes}")
+
+
+def scale_out_problems(*, processes: int, given_as: str) -> list[Error]:
+    """What refuses ``processes`` ASGI processes; ``given_as`` names where the count came from
+    (the setting, or ``serve --processes``), so that the message points at it."""
+    if processes > 1 and not settings.REDIS_URL:
         return [
             Error(
-                f"STOPCSAM_PROCESSES={settings.STOPCSAM_PROCESSES} needs REDIS_URL: without it, "
+                f"{given_as} needs REDIS_URL: without it, "
                 "processes cannot wake each other and chat messages would not be delivered.",
                 hint="Set REDIS_URL, or run one process (the embedded default).",
                 id="stopcsam.E004",
             )
         ]
-    if settings.STOPCSAM_PROCESSES < 1:
-        return [Error("STOPCSAM_PROCESSES must be at least 1.", id="stopcsam.E005")]
+    if processes < 1:
+        return [Error(f"{given_as}: at least one process must serve.", id="stopcsam.E005")]
     return []
 
 

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import uvicorn
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandParser, SystemCheckError
 from django.utils.module_loading import import_string
+
+from stopcsam.core.checks import scale_out_problems
 
 
 class Command(BaseCommand):
@@ -22,7 +25,14 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["processes"] == 1 and not settings.STOPCSAM_EXTERNAL_WORKERS:
+        processes: int = options["processes"]
+        self._refuse_unsupported_scale_out(processes)
+        if processes > settings.STOPCSAM_PROCESSES:
+            # uvicorn's workers are new interpreters that read the settings (and run the checks)
+            # afresh: they must count the processes started here. The setting is left alone when
+            # it counts more, for a deployment of several serve commands (deploy/two-processes.sh).
+            os.environ["STOPCSAM_PROCESSES"] = str(processes)
+        if processes == 1 and not settings.STOPCSAM_EXTERNAL_WORKERS:
             # The embedded default: background jobs run in threads of this one process.
             for starter in settings.STOPCSAM_EMBEDDED_WORKERS:
                 import_string(starter)()
@@ -30,7 +40,7 @@ class Command(BaseCommand):
             "stopcsam.asgi:application",
             host=options["host"],
             port=options["port"],
-            workers=options["processes"],
+            workers=processes,
             access_log=False,
             log_config=None,
             proxy_headers=False,
@@ -52,3 +62,15 @@ class Command(BaseCommand):
             ws_ping_interval=settings.CHAT_PING_SECONDS,
             ws_ping_timeout=settings.CHAT_PING_SECONDS,
         )
+
+    def _refuse_unsupported_scale_out(self, processes: int) -> None:
+        """The check of STOPCSAM_PROCESSES, for the count given here: the system checks before
+        handle() saw only the setting, and a refused worker would be restarted over and over."""
+        problems = scale_out_problems(processes=processes, given_as=f"--processes {processes}")
+        problems = [p for p in problems if not p.is_silenced()]
+        if problems:
+            issues = "\n".join(self.style.ERROR(str(p)) for p in problems)
+            raise SystemCheckError(
+                self.style.ERROR("SystemCheckError: System check identified some issues:\n")
+                + f"\nERRORS:\n{issues}\n"
+            )
