@@ -19,6 +19,8 @@
   var pending = {};  // client id -> body, until acknowledged
   var socket = null;
   var retry = 500;
+  var resendTimer = null;  // set while refused messages wait to be sent again
+  var resendDelay = 1000;  // doubles up to 30 s while the server keeps refusing; an ack resets it
   var typingSent = false;
   var typingTimer = null;
   var readWanted = 0;  // the last message from the other side shown here
@@ -123,10 +125,27 @@
   }
 
   function flushPending() {
-    Object.keys(pending).forEach(function (id) {
+    Object.keys(pending).forEach(function (id) {  // in the order they were typed
       send({ type: "send", client_id: id, body: pending[id] });
     });
   }
+
+  // The server could not store a message (database outage, or flood throttling) and sent no
+  // ack: send every kept message again later, with the same client ids, so each is stored once.
+  // A reconnect resends them anyway (on caught_up), so the timer runs only while connected.
+  function resendLater() {
+    if (resendTimer !== null) { return; }
+    resendTimer = window.setTimeout(function () {
+      resendTimer = null;
+      flushPending();
+    }, resendDelay);
+    resendDelay = Math.min(resendDelay * 2, 30000);
+  }
+  function stopResending() {
+    window.clearTimeout(resendTimer);
+    resendTimer = null;
+  }
+  function showWaiting() { say(t.tRetrying || t.tSending); }
 
   function onFrame(frame) {
     switch (frame.type) {
@@ -144,6 +163,7 @@
                        sent_at: frame.sent_at });
         }
         delete pending[frame.client_id];
+        resendDelay = 1000;  // the server stores again
         showRead(frame.read);  // the other side's marker may ride on an ack or a message
         if (Object.keys(pending).length === 0) { say(""); }
         break;
@@ -158,9 +178,15 @@
         if (typingLine) { typingLine.textContent = frame.active ? t.tTyping : ""; }
         break;
       case "error":
-        if (frame.client_id && frame.code !== "unavailable" && frame.code !== "rate_limited") {
-          delete pending[frame.client_id];
+        // Kept and sent again: no ack was sent (docs/chat-protocol.md). A frame refused by
+        // the frame rate names no client id, so every kept message goes again (stored once).
+        if ((frame.code === "unavailable" || frame.code === "rate_limited") &&
+            Object.keys(pending).length) {
+          resendLater();
+          showWaiting();
+          break;
         }
+        if (frame.client_id) { delete pending[frame.client_id]; }
         say(frame.message);
         break;
       default: break;
@@ -179,6 +205,7 @@
       try { onFrame(JSON.parse(event.data)); } catch (e) { /* a frame we do not know */ }
     };
     socket.onclose = function (event) {
+      stopResending();  // caught_up after the reconnect resends what is kept
       if (event.code === 4403 || event.code === 4404) { return; }  // not ours: stay on HTML
       say(t.tOffline);
       window.setTimeout(connect, retry);
@@ -195,8 +222,12 @@
       var id = newClientId();
       pending[id] = text;
       box.value = "";
-      say(t.tSending);
-      send({ type: "send", client_id: id, body: text });
+      if (resendTimer === null) {
+        say(t.tSending);
+        send({ type: "send", client_id: id, body: text });
+      } else {
+        showWaiting();  // after the messages already waiting, not before them
+      }
       send({ type: "typing", active: false });
       typingSent = false;
     });
