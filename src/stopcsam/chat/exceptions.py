@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import traceback
+
 from django.utils.translation import gettext_lazy as _
 
 
@@ -45,3 +47,11 @@ class NotAllowedError(ChatError):
 class StorageUnavailableError(ChatError):
     code = "unavailable"
     message = _("The message could not be saved. It was not sent; please try again.")
+
+
+def fault_summary(fault: BaseException) -> str:
+    """A fault of ours, for the log: its kind and place, never its text, which may quote a
+    message."""
+    frames = traceback.extract_tb(fault.__traceback__)
+    place = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    return f"{type(fault).__name__}{place}"

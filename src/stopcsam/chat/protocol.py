@@ -88,7 +88,7 @@ def parse_client_frame(text: str) -> dict[str, Any]:
         raise FrameError("too_large")
     try:
         frame = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting too deep
         raise FrameError("bad_frame") from exc
     if not conforms(frame, CLIENT_FRAMES):
         raise FrameError("bad_frame")

@@ -44,8 +44,10 @@ from stopcsam.core.audit import audit_record
 BODY_CONTEXT = "chat.message.body"  # the context of ChatMessage.body, bound into each tag
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 SENDERS = frozenset(Sender.values)  # Sender.values builds a new list on each use
-# Control characters other than tab and newline never belong in a chat message.
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# Control characters other than tab and newline never belong in a chat message, nor do lone
+# surrogates: JSON can carry one ("\\ud800"), but no encoding can store it (its encryption
+# failed, and took the writer thread with it).
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from django_otp.models import Device
 from stopcsam.accounts.models import Participant, StaffUser
 from stopcsam.accounts.sessions import SESSION_KEY
 from stopcsam.chat import selectors, services, timing
-from stopcsam.chat.exceptions import ChatError, NotAllowedError
+from stopcsam.chat.exceptions import ChatError, NotAllowedError, fault_summary
 from stopcsam.chat.hub import get_hub
 from stopcsam.chat.models import ChatSession, Sender, SessionState
 from stopcsam.chat.protocol import FrameError, encode, parse_client_frame
@@ -44,6 +44,7 @@ BODY_CONTEXT = "chat.message.body"
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_FLOOD = 1008
+CLOSE_INTERNAL = 1011
 MAX_DROPPED = 50
 SAFETY_POLL_TICKS = 2
 T = TypeVar("T")
@@ -294,15 +295,18 @@ class Connection:
         the next is read once one is answered. Handing them to the run task through the inbox
         woke a second task per message (bench/chat.py: 3% less CPU per message at 1,000
         sessions, p50 10 against 14 ms)."""
-        while True:
-            event = await receive()
-            if event["type"] == "websocket.disconnect":
-                self.inbox.put_nowait(("closed", None))
-                return
-            work = self.take_frame(event.get("text"))
-            if work is not None:
-                async with self.turn:
-                    await self.handle(*work)
+        try:
+            while True:
+                event = await receive()
+                if event["type"] == "websocket.disconnect":
+                    self.inbox.put_nowait(("closed", None))
+                    return
+                work = self.take_frame(event.get("text"))
+                if work is not None:
+                    async with self.turn:
+                        await self.handle(*work)
+        except Exception as fault:  # a fault of ours; the client reconnects and catches up
+            self.fail(fault)
 
     def take_frame(self, text: str | None) -> tuple[str, Any] | None:
         """What a frame asks of this socket, or None when it asks nothing of it: read markers
@@ -325,9 +329,19 @@ class Connection:
         return None
 
     async def tick(self) -> None:
-        while True:
-            await asyncio.sleep(self.next_tick_in())
-            self.inbox.put_nowait(("tick", None))
+        try:
+            while True:
+                await asyncio.sleep(self.next_tick_in())
+                self.inbox.put_nowait(("tick", None))
+        except Exception as fault:
+            self.fail(fault)
+
+    def fail(self, fault: Exception) -> None:
+        """A task of this connection met a fault of ours: close the socket (1011) rather than
+        leave it open and deaf. The client reconnects and catches up from the database. The
+        log names the fault's kind and place, never its text, which may quote a message."""
+        logger.error("chat socket: %s; the connection closes", fault_summary(fault))
+        self.inbox.put_nowait(("failed", None))
 
     def next_tick_in(self) -> float:
         left = timing.remaining_seconds(self.session, clock.now())
@@ -353,6 +367,9 @@ class Connection:
             await self.write_read()
         elif kind == "error":
             await self.refuse(item)
+        elif kind == "failed":
+            await self.send({"type": "websocket.close", "code": CLOSE_INTERNAL})
+            self.open = False
 
     async def write(self, text: str) -> None:
         try:
@@ -489,7 +506,7 @@ class Connection:
         if kind == "msg":
             await self.on_message_event(event)
         elif kind == "resync":
-            await self.catch_up()
+            await self.resync()
         elif kind == "state":
             await self.refresh_state()
         elif kind in ("typing", "read") and event.get("sender") != self.peer.role:
@@ -546,6 +563,18 @@ class Connection:
             if len(missed) < 500:
                 return
 
+    async def resync(self) -> None:
+        """Re-read the session after wake-ups may have been lost: a change of state (the
+        participant admitted or the session ended on another process while Redis was away)
+        as well as messages. A poll of a connection with nothing new is this one lookup."""
+        fresh = await in_thread(_reload, pk=self.session.pk)
+        changed = _shown_state(fresh) != _shown_state(self.session)
+        self.session = fresh
+        if changed:
+            await self.emit_state()
+        if self.delivered is not None and fresh.last_seq > self.delivered:
+            await self.catch_up()
+
     async def refresh_state(self) -> None:
         self.session = await in_thread(_reload, pk=self.session.pk)
         await self.emit_state()
@@ -573,13 +602,13 @@ class Connection:
         )
 
     async def safety_poll(self) -> None:
-        """Fetch what a lost wake-up would have brought, every SAFETY_POLL_TICKS ticks. Lost
-        wake-ups are already made good by ``resync`` (after Redis is back, after a failed
-        publish, on a resend) and by gap detection; polling on every tick cost more than the
-        messages themselves (bench/chat.py)."""
+        """Re-read what a lost wake-up would have brought (a change of state, messages),
+        every SAFETY_POLL_TICKS ticks. Lost wake-ups are already made good by ``resync``
+        (after Redis is back, after a failed publish, on a resend) and by gap detection;
+        polling on every tick cost more than the messages themselves (bench/chat.py)."""
         self.ticks += 1
         if self.ticks % SAFETY_POLL_TICKS == 0:
-            await self.catch_up()
+            await self.resync()
 
     async def handle_tick(self) -> None:
         now = clock.now()
@@ -601,6 +630,12 @@ class Connection:
 
 def _reload(*, pk: int) -> ChatSession:
     return ChatSession.objects.select_related("therapist").get(pk=pk)
+
+
+def _shown_state(session: ChatSession) -> tuple[object, ...]:
+    """What a ``state`` frame shows of a session, but for the clock and the read markers
+    (which come on their own)."""
+    return (session.state, session.admitted_at, session.ended_at, session.read_along)
 
 
 ERROR_MESSAGES = {

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import DatabaseError, connections
 from django.db import connection as db_connection
 
-from stopcsam.chat.exceptions import ChatError, StorageUnavailableError
+from stopcsam.chat.exceptions import ChatError, StorageUnavailableError, fault_summary
 from stopcsam.chat.services import (
     ReadMark,
     SendRequest,
@@ -172,8 +172,8 @@ class MessageWriter:
             # A marker is a courtesy: the next one the browser sends carries this one too.
             logger.warning("chat writer: the database refused read markers; they are dropped")
             db_connection.close()
-        except Exception:  # never let a marker stop the thread that stores the messages
-            logger.exception("chat writer: read markers failed; they are dropped")
+        except Exception as fault:  # never let a marker stop the thread that stores messages
+            logger.error("chat writer: %s; read markers dropped", fault_summary(fault))
 
     def commit(self, batch: list[SendJob]) -> None:
         requests = [SendRequest(j.session_id, j.sender, j.client_id, j.body) for j in batch]
@@ -184,6 +184,10 @@ class MessageWriter:
             logger.warning("chat writer: the database refused a batch; senders get an error")
             results = [StorageUnavailableError() for _ in batch]
             db_connection.close()  # the next batch opens a fresh connection
+        except Exception as fault:  # a fault of ours: it must not stop the thread
+            logger.error("chat writer: %s; each message is tried alone", fault_summary(fault))
+            db_connection.close()
+            results = [_alone(request) for request in requests] if len(batch) > 1 else [ChatError()]
         # One hand-over per event loop and batch, not one per message (bench/chat.py).
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[SendJob, object]]] = {}
         for job, result in zip(batch, results, strict=True):
@@ -191,6 +195,21 @@ class MessageWriter:
         for loop, answers in by_loop.items():
             with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
                 loop.call_soon_threadsafe(_settle, answers)
+
+
+def _alone(request: SendRequest) -> StoredMessage | ChatError:
+    """One message of a batch that failed for a fault of ours, stored on its own: only the
+    message that meets the fault is refused (and not to be sent again: ``ChatError``)."""
+    try:
+        (result,) = messages_send(requests=[request])
+    except DatabaseError:
+        db_connection.close()
+        return StorageUnavailableError()
+    except Exception as fault:
+        logger.error("chat writer: %s storing a message; it is refused", fault_summary(fault))
+        db_connection.close()
+        return ChatError()
+    return result
 
 
 def gathering_time(last: int) -> float:

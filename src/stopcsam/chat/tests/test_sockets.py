@@ -9,6 +9,7 @@ import pytest
 from django.db import OperationalError
 
 from stopcsam.chat import selectors, services
+from stopcsam.chat.hub import get_hub
 from stopcsam.chat.models import ChatMessage, ChatSession, SessionState
 from stopcsam.chat.protocol import CLIENT_FRAMES, FrameError, parse_client_frame
 from stopcsam.chat.sockets import Connection, Peer
@@ -326,6 +327,7 @@ def test_bad_frames_get_an_error_frame_and_the_connection_lives_on(live, partici
             {"type": "hello", "after": True},
             {"type": "upload", "file": "x"},
             {"type": "read", "seq": -1},
+            "[" * 16_000,  # nested too deep for the JSON parser (a RecursionError)
         ):
             await p.send(bad)
             assert (await p.until("error"))["code"] == "bad_frame"
@@ -436,6 +438,34 @@ def test_the_therapist_admits_and_ends_and_both_see_the_state(
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("how", ["resync", "safety-poll"])
+def test_a_lost_change_of_state_is_made_good(how, settings, book, participant, therapist, cookies):
+    """The therapist admits on another process while Redis is away: the wake-up is lost.
+    The participant's page leaves the waiting room on the next ``resync`` (Redis is back) or
+    safety poll all the same."""
+    settings.CHAT_TICK_SECONDS = 0.2
+    session = book(participant.participant, therapist.user)
+    pc = cookies[0](participant)
+
+    async def scenario() -> None:
+        p = Socket(path(session), cookie=pc)
+        assert await p.connect()
+        assert (await p.receive())["state"] == "waiting"
+        await p.send({"type": "hello", "after": 0})
+        await p.until("caught_up")
+        with mock.patch("stopcsam.chat.services.get_hub"):  # the wake-up is lost
+            await asyncio.to_thread(
+                services.session_admit, session=session, therapist=therapist.user
+            )
+        if how == "resync":
+            get_hub().publish(session.pk, {"t": "resync"})
+        state = await p.until("state", timeout=3)
+        assert state["state"] == "live" and state["remaining"] > 0
+        await p.close()
+
+    asyncio.run(scenario())
+
+
 def test_the_timer_warns_and_forces_the_end(settings, live, participant, cookies):
     settings.CHAT_SESSION_SECONDS = 2
     settings.CHAT_WARNING_SECONDS = 1
@@ -446,15 +476,66 @@ def test_the_timer_warns_and_forces_the_end(settings, live, participant, cookies
 
     async def scenario() -> None:
         p = await joined(live, pc)
-        warning = await p.until("warning", timeout=5)
-        assert warning["remaining"] <= 1
-        state = await p.until("state", timeout=5)
-        assert state["state"] == "ended"
+        frames = [await p.receive()]
+        while frames[-1]["type"] != "state":
+            frames.append(await p.receive())
+        assert frames[-1]["state"] == "ended"
+        warnings = [f["remaining"] for f in frames if f["type"] == "warning"]
+        assert len(warnings) == 1 and warnings[0] <= 1
+        assert [f for f in frames if f["type"] == "tick"]  # the countdown, while live
         await p.close()
 
     asyncio.run(scenario())
     live.refresh_from_db()
     assert (live.state, live.ended_by) == (SessionState.ENDED, "timer")
+
+
+def test_a_lone_surrogate_is_dropped_from_a_message_and_the_writer_lives_on(
+    live, participant, cookies
+):
+    """JSON can carry half of a UTF-16 pair ("\\ud800"); no encoding can store it. It once
+    failed the message's encryption and stopped the process's writer thread."""
+    pc = cookies[0](participant)
+
+    async def scenario() -> None:
+        p = await joined(live, pc)
+        await p.send('{"type":"send","client_id":"c-participant-1","body":"I am worried \\ud800"}')
+        assert (await p.until("ack"))["seq"] == 1
+        await p.send('{"type":"send","client_id":"c-participant-2","body":"\\udfff"}')
+        error = await p.until("error")  # nothing is left of it
+        assert (error["code"], error["client_id"]) == ("invalid", "c-participant-2")
+        await p.send({"type": "send", "client_id": "c-participant-3", "body": WORRY})
+        assert (await p.until("ack"))["seq"] == 2
+        await p.close()
+
+    asyncio.run(scenario())
+    assert [m.body for m in selectors.messages_after(session_id=live.pk, after=0)] == [
+        "I am worried ",
+        WORRY,
+    ]
+
+
+def test_a_fault_of_ours_closes_the_connection_and_logs_no_content(
+    live, participant, cookies, caplog
+):
+    """A connection whose reading task met an unexpected fault is closed (1011), not left
+    open and deaf; the client reconnects and catches up. The log quotes no frame."""
+    pc = cookies[0](participant)
+
+    async def scenario() -> None:
+        p = await joined(live, pc)
+        with mock.patch.object(Connection, "on_ping", side_effect=RuntimeError(WORRY)):
+            await p.send({"type": "ping"})
+            assert (await p.until("__closed__"))["code"] == 1011
+        p = await joined(live, pc)  # a new connection works
+        await p.send({"type": "ping"})
+        assert (await p.until("pong"))["type"] == "pong"
+        await p.close()
+
+    asyncio.run(scenario())
+    faults = [r.getMessage() for r in caplog.records if r.name == "stopcsam.chat.sockets"]
+    assert len(faults) == 1 and faults[0].startswith("chat socket: RuntimeError at ")
+    assert WORRY not in caplog.text
 
 
 def test_a_send_during_a_database_outage_gets_an_error_not_an_ack(live, participant, cookies):
@@ -624,6 +705,38 @@ def test_a_supervisor_reading_along_sees_both_sides_read_markers_at_once(
             await sock.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("allowed", [False, True], ids=["site-not-listed", "reading-along"])
+def test_a_supervisor_joins_only_to_read_along_and_may_do_nothing_else(
+    allowed, settings, live, participant, supervisor, cookies
+):
+    """A supervisor of the same site joins only where the site allows reading along, and
+    then may not write, admit or end."""
+    settings.CHAT_READ_ALONG_SITES = ["DE"] if allowed else []
+    live.read_along = allowed
+    live.save(update_fields=["read_along"])
+    sc = cookies[1](supervisor)
+
+    async def scenario() -> None:
+        sock = Socket(path(live), cookie=sc)
+        if not allowed:
+            assert not await sock.connect()
+            assert sock.close_code == 4403
+            return
+        s = await joined(live, sc)
+        for frame in (
+            {"type": "send", "client_id": "c-supervisor-1", "body": WORRY},
+            {"type": "admit"},
+            {"type": "end"},
+        ):
+            await s.send(frame)
+            assert (await s.until("error"))["code"] == "forbidden"
+        await s.close()
+
+    asyncio.run(scenario())
+    live.refresh_from_db()
+    assert live.state == SessionState.LIVE and not ChatMessage.objects.exists()
 
 
 def test_every_client_frame_type_has_a_schema_that_refuses_extras():

@@ -93,6 +93,43 @@ def test_a_failing_read_marker_does_not_stop_the_writer(
     assert not marks.thread.is_alive()
 
 
+def test_a_fault_of_ours_in_a_batch_refuses_only_the_message_that_meets_it(
+    live: ChatSession, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fault that is not the database's must not stop the thread that stores every
+    message of the process: the batch is tried one message at a time, and only the message
+    that meets the fault is refused (a ``ChatError``: not to be sent again)."""
+    real = writer.messages_send
+
+    def fails_on_poison(*, requests: list[services.SendRequest]) -> list[Any]:
+        if any(r.body == "poison" for r in requests):
+            raise RuntimeError("I am worried about my urges")  # a text the log must not show
+        return real(requests=requests)
+
+    monkeypatch.setattr(writer, "messages_send", fails_on_poison)
+    monkeypatch.setattr(writer, "gathering_time", lambda last: 0.05)  # gather all three
+    store = writer.MessageWriter()
+
+    async def send_three() -> list[object]:
+        sends = [
+            store.store(session_id=live.pk, sender="participant", client_id=cid, body=body)
+            for cid, body in (
+                ("c-fault-0001", "Hello"),
+                ("c-fault-0002", "poison"),
+                ("c-fault-0003", "Hello again"),
+            )
+        ]
+        return await asyncio.wait_for(asyncio.gather(*sends, return_exceptions=True), 10)
+
+    first, poison, third = asyncio.run(send_three())
+    assert (first.seq, third.seq) == (1, 2)  # type: ignore[union-attr]
+    assert type(poison) is services.ChatError
+    assert store.thread.is_alive()
+    store.jobs.put(None)
+    store.thread.join(timeout=10)
+    assert "RuntimeError at " in caplog.text and "urges" not in caplog.text
+
+
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's write-ahead log")
 def test_on_sqlite_a_thread_beside_the_writer_checkpoints_the_log(
     live: ChatSession, monkeypatch: pytest.MonkeyPatch
