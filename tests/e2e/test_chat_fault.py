@@ -3,7 +3,9 @@ chat across the two processes while one process is killed with SIGKILL and resta
 Redis is restarted once. Every acknowledged message must be stored exactly once and reach the
 other side exactly once, in order.
 
-A send during a database outage is covered in src/stopcsam/chat/tests/test_sockets.py.
+A send during a database outage, for real (PostgreSQL refusing every connection, or SQLite
+locked by another process), gets an error and no acknowledgement; sent again once the
+database is back, it is stored once and reaches the other side once.
 """
 
 from __future__ import annotations
@@ -126,6 +128,38 @@ class Cluster:
         if self.redis is not None:
             self.redis.kill()
             self.redis.wait()
+
+    @contextlib.contextmanager
+    def database_outage(self) -> Iterator[None]:
+        """PostgreSQL: the database takes no connections and its open ones are cut. SQLite:
+        another process holds the write lock (the server gives up after its 20 s timeout)."""
+        url = self.env.get("DATABASE_URL", "")
+        if url:
+            import psycopg
+
+            name = url.rsplit("/", 1)[1]
+            with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
+                admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                    [name],
+                )
+                try:
+                    yield
+                finally:
+                    admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+            return
+        import sqlite3
+
+        locker = sqlite3.connect(
+            Path(self.env["STOPCSAM_VAR_DIR"]) / "stopcsam.sqlite3", isolation_level=None
+        )
+        locker.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
 
 
 @pytest.fixture
@@ -298,3 +332,53 @@ def test_nothing_is_lost_or_doubled_through_a_killed_process_and_a_redis_restart
         text = log.read_text()
         assert not re.search(r"127\.0\.0\.1:\d+ - ", text)
         assert "message 1" not in text
+
+
+def test_a_send_during_a_database_outage_gets_an_error_and_no_ack(cluster: Cluster) -> None:
+    (item,) = cluster.shell_json(SETUP.replace("PAIRS", "1"))
+    a, b = cluster.ports
+    path = f"/ws/chat/{item['public_id']}"
+
+    async def scenario() -> None:
+        from websockets.asyncio.client import connect
+
+        async def joined(port: int, sid: str) -> Any:
+            headers = {"Cookie": f"sid={sid}", "Origin": f"http://127.0.0.1:{port}"}
+            ws = await connect(f"ws://127.0.0.1:{port}{path}", additional_headers=headers)
+            await ws.send(json.dumps({"type": "hello", "after": 0}))
+            while json.loads(await ws.recv())["type"] != "caught_up":
+                pass
+            return ws
+
+        async def until(ws: Any, kind: str, timeout: float) -> dict[str, Any]:
+            async with asyncio.timeout(timeout):
+                while True:
+                    frame = json.loads(await ws.recv())
+                    if frame["type"] in (kind, "ack", "error"):
+                        assert frame["type"] == kind, frame
+                        return frame
+
+        participant, therapist = await joined(a, item["p"]), await joined(b, item["t"])
+        first = {"type": "send", "client_id": "outage-0001", "body": "I am worried about my urges"}
+        await participant.send(json.dumps(first))
+        assert (await until(participant, "ack", 10))["seq"] == 1
+        assert (await until(therapist, "message", 10))["seq"] == 1
+        second = {"type": "send", "client_id": "outage-0002", "body": "Are you still there?"}
+        with cluster.database_outage():
+            await participant.send(json.dumps(second))
+            error = await until(participant, "error", 40)  # no ack came before it
+            assert (error["code"], error["client_id"]) == ("unavailable", "outage-0002")
+        await participant.send(json.dumps(second))  # the client sends it again, same id
+        ack = await until(participant, "ack", 20)
+        assert (ack["seq"], ack["duplicate"]) == (2, False)
+        got = await until(therapist, "message", 10)
+        assert (got["seq"], got["body"]) == (2, "Are you still there?")
+        await participant.close()
+        await therapist.close()
+
+    run_in_own_loop(scenario())
+    stored = cluster.shell_json(COUNT)
+    assert sorted((client_id, n) for _, client_id, n in stored) == [
+        ("outage-0001", 1),
+        ("outage-0002", 1),
+    ]
