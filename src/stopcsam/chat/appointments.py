@@ -2,14 +2,15 @@
 
 Each hook is a dotted path in settings (None: not wired). An appointment is a dict with
 ``appointment_ref``, ``participant_id``, ``therapist_id``, ``starts_at``, ``ends_at`` (aware
-UTC datetimes), ``number`` (k), ``of`` (n) and ``language``.
+UTC datetimes), ``number`` (k), ``of`` (n) and ``language``. A wired source answers None for
+an appointment it does not know: scheduling's way of saying it was cancelled.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -25,10 +26,20 @@ def _hook(name: str) -> Callable[..., Any] | None:
     return import_string(path) if path else None
 
 
-def appointment_fetch(*, appointment_ref: str) -> Appointment | None:
+class Lookup(NamedTuple):
+    appointment: Appointment | None  # as the source gives it, when complete
+    gone: bool  # the source is wired and does not know it (cancelled); False when not wired
+
+
+def appointment_lookup(*, appointment_ref: str) -> Lookup:
     source = _hook("STOPCSAM_APPOINTMENT_SOURCE")
-    found = source(appointment_ref=appointment_ref) if source else None
-    return found if found and found.keys() >= REQUIRED_KEYS else None
+    if source is None:
+        return Lookup(None, gone=False)
+    found = source(appointment_ref=appointment_ref)
+    if not found:
+        return Lookup(None, gone=True)
+    # An incomplete answer is a fault of the source, not a cancellation.
+    return Lookup(found if found.keys() >= REQUIRED_KEYS else None, gone=False)
 
 
 def appointments_list(

@@ -24,6 +24,11 @@ class SessionState(models.TextChoices):
     WAITING = "waiting", _("Waiting to be admitted")
     LIVE = "live", _("In progress")
     ENDED = "ended", _("Ended")
+    CANCELLED = "cancelled", _("Cancelled")  # its appointment was: never attended
+
+
+# A session in one of these states takes nobody in and no message any more.
+CLOSED_STATES = (SessionState.ENDED, SessionState.CANCELLED)
 
 
 class Sender(models.TextChoices):
@@ -56,6 +61,9 @@ class ChatSession(models.Model):
     therapist_read_seq = models.PositiveIntegerField(default=0)
     feedback = models.PositiveSmallIntegerField(null=True, blank=True)
     read_along = models.BooleanField(default=False)
+    # The appointment source has given this appointment at least once: once it no longer
+    # knows it, it was cancelled. Sessions it never knew (benchmarks, tests) are left alone.
+    source_confirmed = models.BooleanField(default=False)
     shredded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -19,8 +19,8 @@ from django.utils.module_loading import import_string
 from stopcsam.accounts.models import Participant, Role, StaffUser
 from stopcsam.chat import appointments
 from stopcsam.chat.exceptions import SessionNotFoundError
-from stopcsam.chat.models import ChatMessage, ChatSession, Escalation, SessionState
-from stopcsam.chat.services import session_sync
+from stopcsam.chat.models import CLOSED_STATES, ChatMessage, ChatSession, Escalation
+from stopcsam.chat.services import session_cancel, session_sync_confirmed
 from stopcsam.core import clock
 from stopcsam.core.audit import audit_record
 
@@ -38,13 +38,19 @@ class MessageView:
 
 
 def _refresh(public_id: str) -> ChatSession | None:
+    """The session as its appointment now stands: moved, or cancelled once the wired source
+    no longer knows an appointment it gave before. A session the source never gave (a
+    benchmark's, or with no source wired) is left as it is."""
     session = ChatSession.objects.select_related("therapist__site").filter(public_id=public_id)
     found = session.first()
-    if found is not None and found.state != SessionState.ENDED:
-        fresh = appointments.appointment_fetch(appointment_ref=found.appointment_ref)
-        if fresh is not None:
-            session_sync(appointment=fresh)
-            found.refresh_from_db()
+    if found is None or found.state in CLOSED_STATES:
+        return found
+    fresh, gone = appointments.appointment_lookup(appointment_ref=found.appointment_ref)
+    if fresh is not None:
+        session_sync_confirmed(appointment=fresh)
+        found.refresh_from_db()
+    elif gone and found.source_confirmed:
+        session_cancel(session=found)
     return found
 
 
@@ -76,7 +82,7 @@ def sessions_of_participant(*, participant: Participant) -> list[ChatSession]:
     since = clock.now() - LIST_SINCE
     for item in appointments.appointments_list(participant_id=participant.pk, since=since):
         if item["participant_id"] == participant.pk:
-            session_sync(appointment=item)
+            session_sync_confirmed(appointment=item)
     return list(ChatSession.objects.filter(participant=participant, starts_at__gte=since))
 
 
@@ -84,7 +90,7 @@ def sessions_of_therapist(*, user: StaffUser) -> list[ChatSession]:
     since = clock.now() - LIST_SINCE
     for item in appointments.appointments_list(therapist_id=user.pk, since=since):
         if item["therapist_id"] == user.pk:
-            session_sync(appointment=item)
+            session_sync_confirmed(appointment=item)
     return list(ChatSession.objects.filter(therapist=user, starts_at__gte=since))
 
 

@@ -30,6 +30,7 @@ from stopcsam.chat.exceptions import (
 )
 from stopcsam.chat.hub import get_hub
 from stopcsam.chat.models import (
+    CLOSED_STATES,
     ChatSession,
     Escalation,
     RiskLevel,
@@ -95,9 +96,37 @@ def session_sync(*, appointment: Mapping[str, Any]) -> ChatSession:
     return session
 
 
+def session_sync_confirmed(*, appointment: Mapping[str, Any]) -> ChatSession:
+    """``session_sync`` for an appointment that the wired source has just given: from now
+    on, the source not knowing it means that it was cancelled (``session_cancel``)."""
+    session = session_sync(appointment=appointment)
+    if not session.source_confirmed:
+        session.source_confirmed = True
+        session.save(update_fields=["source_confirmed"])
+    return session
+
+
+def session_cancel(*, session: ChatSession) -> ChatSession:
+    """The appointment was cancelled: nobody enters or writes any more, and it is never
+    attended. Open sockets learn of it as they learn of any change of state."""
+    with transaction.atomic():
+        updated = (
+            ChatSession.objects.filter(pk=session.pk)
+            .exclude(state__in=CLOSED_STATES)
+            .update(state=SessionState.CANCELLED)
+        )
+        if updated:
+            audit_record(actor="system", action="chat.cancel", subject=session.audit_ref)
+            publish_on_commit(session.pk, {"t": "state"})
+    session.refresh_from_db()
+    return session
+
+
 def session_enter(*, session: ChatSession, role: str) -> ChatSession:
-    """The participant arrives: from now on they wait to be admitted (not a no-show)."""
+    """The participant arrives: from now on they wait to be admitted (not a no-show). A
+    cancelled session refuses them (``SessionEndedError``)."""
     session_expire_if_due(session=session)
+    _refuse_if_cancelled(session)
     if session.state == SessionState.ENDED:
         return session
     if clock.now() < timing.opens_at(session):
@@ -115,13 +144,19 @@ def session_enter(*, session: ChatSession, role: str) -> ChatSession:
             )
             publish_on_commit(session.pk, {"t": "state"})
     session.refresh_from_db()
+    _refuse_if_cancelled(session)  # cancelled while the caller's copy said otherwise
     return session
+
+
+def _refuse_if_cancelled(session: ChatSession) -> None:
+    if session.state == SessionState.CANCELLED:
+        raise SessionEndedError
 
 
 def session_admit(*, session: ChatSession, therapist: StaffUser) -> ChatSession:
     if session.therapist_id != therapist.pk:
         raise NotAllowedError
-    if session.state == SessionState.ENDED:
+    if session.state in CLOSED_STATES:
         raise SessionEndedError
     with transaction.atomic():
         updated = ChatSession.objects.filter(pk=session.pk, state=SessionState.WAITING).update(
@@ -131,26 +166,30 @@ def session_admit(*, session: ChatSession, therapist: StaffUser) -> ChatSession:
             audit_record(actor=therapist.audit_ref, action="chat.admit", subject=session.audit_ref)
             publish_on_commit(session.pk, {"t": "state"})
     session.refresh_from_db()
+    if session.state in CLOSED_STATES:
+        raise SessionEndedError  # closed while the caller's copy said otherwise
     if session.state != SessionState.LIVE:
         raise SessionNotOpenError  # nobody is waiting yet
     return session
 
 
 def session_end(*, session: ChatSession, ended_by: str, actor: str) -> ChatSession:
-    """End a session (the therapist's choice or the timer); idempotent."""
+    """End a session (the therapist's choice or the timer); idempotent. Attended when the
+    participant had been admitted."""
     with transaction.atomic():
         updated = ChatSession.objects.filter(
             pk=session.pk, state__in=[SessionState.LIVE, SessionState.WAITING]
         ).update(state=SessionState.ENDED, ended_at=clock.now(), ended_by=ended_by)
+        # The row as this update left it (and locks): the caller's copy may predate an admit.
+        session.refresh_from_db()
         if updated:
             audit_record(
                 actor=actor, action="chat.end", subject=session.audit_ref, detail={"by": ended_by}
             )
             publish_on_commit(session.pk, {"t": "state"})
-            if session.admitted_at is not None or session.state == SessionState.LIVE:
+            if session.admitted_at is not None:
                 ref = session.appointment_ref
                 transaction.on_commit(lambda: appointments.notify_attended(appointment_ref=ref))
-    session.refresh_from_db()
     return session
 
 
@@ -450,7 +489,7 @@ def _store_postgresql(requests: list[SendRequest], tokens: list[str], now: datet
 
 def _not_live(session_id: int) -> ChatError:
     state = ChatSession.objects.filter(pk=session_id).values_list("state", flat=True).first()
-    return SessionEndedError() if state == SessionState.ENDED else SessionNotLiveError()
+    return SessionEndedError() if state in CLOSED_STATES else SessionNotLiveError()
 
 
 def _message_event(stored: StoredMessage) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.contrib import messages as django_messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -18,7 +19,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from stopcsam.accounts.decorators import participant_required, staff_verified_required
 from stopcsam.chat import selectors, services, timing
-from stopcsam.chat.exceptions import ChatError, SessionNotFoundError, SessionNotOpenError
+from stopcsam.chat.exceptions import (
+    ChatError,
+    SessionEndedError,
+    SessionNotFoundError,
+    SessionNotOpenError,
+)
 from stopcsam.chat.forms import (
     EscalationForm,
     FeedbackForm,
@@ -82,6 +88,9 @@ def participant_session(request: HttpRequest, public_id: str) -> HttpResponseBas
         session = services.session_enter(session=session, role=Sender.PARTICIPANT)
     except SessionNotOpenError:
         return render(request, "chat/not_open.html", _live_context(session, None, "participant"))
+    except SessionEndedError:  # the appointment was cancelled; a message posted is not stored
+        status = 400 if request.method == "POST" else 200
+        return render(request, "chat/session.html", {"session": session}, status=status)
     form, status = _posted_message(request, session, Sender.PARTICIPANT)
     if form is None:
         return redirect(request.path + "#latest", permanent=False)
@@ -182,9 +191,10 @@ def _console_action(request: HttpRequest, session: ChatSession) -> HttpResponseB
             if form is not None:
                 return _render_console(request, session, selectors.THERAPIST, form, status=400)
     except ChatError as error:
-        form = MessageForm()
-        form.add_error(None, str(error.message))
-        return _render_console(request, session, selectors.THERAPIST, form, status=400)
+        # An admit or an end refused, said above the page: an unbound form takes no error, and
+        # the compose form is shown only while the session is live.
+        django_messages.error(request, str(error.message))
+        return _render_console(request, session, selectors.THERAPIST, MessageForm(), status=400)
     return redirect(request.path + "#latest")
 
 

@@ -406,3 +406,13 @@ def test_the_pseudonym_is_stable_and_keyed(settings, participant):
     assert selectors.study_id(participant_id=participant.participant.pk + 1) != first
     settings.STOPCSAM_PARTICIPANT_STUDY_ID = "stopcsam.chat.tests.fakes.study_id"
     assert selectors.study_id(participant_id=7) == "S-0007"
+
+
+def test_the_end_counts_as_attended_from_the_row_not_the_callers_copy(book, participant, therapist):
+    session = book(participant.participant, therapist.user)
+    services.session_enter(session=session, role="participant")
+    stale = ChatSession.objects.get(pk=session.pk)  # a copy taken before the admit
+    services.session_admit(session=session, therapist=therapist.user)
+    services.session_end(session=stale, ended_by="therapist", actor="staff:1")
+    assert [session.appointment_ref] == fakes.ATTENDED
+    assert stale.state == SessionState.ENDED
