@@ -96,6 +96,8 @@ class Peer:
     role: str  # participant | therapist | read_along
     actor: str
     language: str
+    session_key: str = ""  # the Django session behind the socket
+    person: int = 0  # the participant's id, or the member of staff's
 
 
 def authenticate(*, cookie: str, public_id: str) -> Peer | None:
@@ -114,10 +116,27 @@ def authenticate(*, cookie: str, public_id: str) -> Peer | None:
     try:
         participant_id = store.get(SESSION_KEY)
         if isinstance(participant_id, int):
-            return _participant_peer(participant_id, public_id)
-        return _staff_peer(store, public_id)
+            peer = _participant_peer(participant_id, public_id)
+        else:
+            peer = _staff_peer(store, public_id)
     except ChatError:
         return None
+    if peer is not None:
+        peer.session_key = morsel.value
+    return peer
+
+
+def still_signed_in(peer: Peer) -> bool:
+    """Is the Django session behind an open socket still signed in as the same person, and
+    may a member of staff still sign in? After a logout, an expired session or a deactivated
+    account, the socket is closed (checked with each safety poll)."""
+    from django.contrib.sessions.backends.db import SessionStore
+
+    store = SessionStore(session_key=peer.session_key)
+    if peer.role == Sender.PARTICIPANT:
+        return bool(store.get(SESSION_KEY) == peer.person)
+    user = get_user(SimpleNamespace(session=store))  # type: ignore[arg-type]
+    return isinstance(user, StaffUser) and user.is_active and user.pk == peer.person
 
 
 def _participant_peer(participant_id: int, public_id: str) -> Peer | None:
@@ -126,7 +145,9 @@ def _participant_peer(participant_id: int, public_id: str) -> Peer | None:
         return None
     session = selectors.session_for_participant(participant=participant, public_id=public_id)
     session = services.session_enter(session=session, role=Sender.PARTICIPANT)
-    return Peer(session, Sender.PARTICIPANT, participant.audit_ref, session.language)
+    return Peer(
+        session, Sender.PARTICIPANT, participant.audit_ref, session.language, person=participant.pk
+    )
 
 
 def _staff_peer(store: Any, public_id: str) -> Peer | None:
@@ -140,7 +161,7 @@ def _staff_peer(store: Any, public_id: str) -> Peer | None:
     services.session_expire_if_due(session=session)
     selectors.transcript_for_staff(user=user, session=session, via=f"socket.{access}")
     role = Sender.THERAPIST if access == selectors.THERAPIST else "read_along"
-    return Peer(session, role, user.audit_ref, session.language)
+    return Peer(session, role, user.audit_ref, session.language, person=user.pk)
 
 
 async def application(scope: Scope, receive: Any, send: Send) -> None:
@@ -608,6 +629,10 @@ class Connection:
         polling on every tick cost more than the messages themselves (bench/chat.py)."""
         self.ticks += 1
         if self.ticks % SAFETY_POLL_TICKS == 0:
+            if not await in_thread(still_signed_in, peer=self.peer):
+                await self.send({"type": "websocket.close", "code": CLOSE_FORBIDDEN})
+                self.open = False
+                return
             await self.resync()
 
     async def handle_tick(self) -> None:

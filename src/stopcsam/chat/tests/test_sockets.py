@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from unittest import mock
 
 import pytest
+from django.contrib.sessions.models import Session
 from django.db import OperationalError
 
 from stopcsam.chat import selectors, services
@@ -462,6 +463,33 @@ def test_a_lost_change_of_state_is_made_good(how, settings, book, participant, t
         state = await p.until("state", timeout=3)
         assert state["state"] == "live" and state["remaining"] > 0
         await p.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("how", ["participant-logs-out", "staff-deactivated", "still-signed-in"])
+def test_a_socket_whose_sign_in_ended_is_closed(
+    how, settings, live, participant, therapist, cookies
+):
+    """Each safety poll checks the Django session behind the socket: after a logout (or an
+    expired session) or a deactivated staff account, the socket is closed (4403)."""
+    settings.CHAT_TICK_SECONDS = 0.1
+    cookie = cookies[1](therapist) if how == "staff-deactivated" else cookies[0](participant)
+
+    async def scenario() -> None:
+        sock = await joined(live, cookie)
+        if how == "participant-logs-out":
+            key = cookie.removeprefix("sid=")
+            await asyncio.to_thread(Session.objects.filter(session_key=key).delete)
+        elif how == "staff-deactivated":
+            therapist.user.is_active = False
+            await asyncio.to_thread(therapist.user.save, update_fields=["is_active"])
+        if how == "still-signed-in":
+            with pytest.raises(TimeoutError):  # ticks keep coming, and polls (every other)
+                await asyncio.wait_for(sock.until("__closed__"), 1.5)
+        else:
+            assert (await asyncio.wait_for(sock.until("__closed__"), 3))["code"] == 4403
+        await sock.close()
 
     asyncio.run(scenario())
 
