@@ -633,6 +633,7 @@ class Connection:
                 await self.send({"type": "websocket.close", "code": CLOSE_FORBIDDEN})
                 self.open = False
                 return
+            await in_thread(selectors.session_refresh, public_id=self.session.public_id)
             await self.resync()
 
     async def handle_tick(self) -> None:

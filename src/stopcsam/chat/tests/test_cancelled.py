@@ -185,3 +185,26 @@ def test_the_therapist_can_neither_admit_nor_write(
     assert console.post(console_url(session), body).status_code == 400
     assert not ChatMessage.objects.exists()
     assert ChatSession.objects.get(pk=session.pk).admitted_at is None
+
+
+def test_an_open_socket_learns_of_the_cancellation_by_its_safety_poll(
+    settings, book, participant, therapist, participant_client
+):
+    import asyncio
+
+    from stopcsam.chat.tests.wsharness import Socket
+
+    settings.CHAT_TICK_SECONDS = 0.1
+    session = opened(book(participant.participant, therapist.user), participant.participant)
+    cookie = f"sid={participant_client(participant).cookies['sid'].value}"
+
+    async def scenario() -> None:
+        sock = Socket(f"/ws/chat/{session.public_id}", cookie=cookie)
+        assert await sock.connect()
+        assert (await sock.receive())["state"] == "waiting"
+        cancel(session)  # nobody loads a page
+        state = await asyncio.wait_for(sock.until("state"), 3)
+        assert state["state"] == "cancelled"
+        await sock.close()
+
+    asyncio.run(scenario())
