@@ -41,6 +41,9 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 # code runs in separate worker processes instead.
 STOPCSAM_EMBEDDED_WORKERS: list[str] = []
 STOPCSAM_EXTERNAL_WORKERS = env_bool("STOPCSAM_EXTERNAL_WORKERS")
+# Jobs of other apps that the background worker runs every minute (dotted paths of functions
+# without arguments, idempotent; scheduling's sweep calls them).
+STOPCSAM_EVERY_MINUTE: list[str] = []
 
 # A movable clock for end-to-end tests (see core/clock.py); refused outside demo/debug mode.
 STOPCSAM_TEST_CLOCK = env_bool("STOPCSAM_TEST_CLOCK")
@@ -310,6 +313,8 @@ STOPCSAM_DEMO_SEEDERS += ["stopcsam.scheduling.demo.seed_scheduling_demo"]
 # === chat settings (owned by the chat app) ===
 # Real-time chat (docs/chat-protocol.md): a lean ASGI websocket endpoint beside Django.
 STOPCSAM_WEBSOCKET_APP = "stopcsam.chat.sockets.application"
+# Sessions left live with nobody connected are ended at their forced end all the same.
+STOPCSAM_EVERY_MINUTE += ["stopcsam.chat.services.sessions_expire_due"]
 # Scheduling tells chat about appointments through these dotted paths (docs/therapists.md).
 STOPCSAM_APPOINTMENT_SOURCE: str | None = "stopcsam.scheduling.selectors.chat_appointment"
 STOPCSAM_APPOINTMENTS_FOR: str | None = "stopcsam.scheduling.selectors.chat_appointments"

@@ -193,6 +193,16 @@ def session_end(*, session: ChatSession, ended_by: str, actor: str) -> ChatSessi
     return session
 
 
+def sessions_expire_due() -> int:
+    """End every live session past its forced end, whether or not anybody is connected (an
+    open socket ends its own at once; this is for sessions everybody left, which would stay
+    live and never be counted as attended). Run every minute by the background worker
+    (STOPCSAM_EVERY_MINUTE). How many it ended."""
+    length = timedelta(seconds=settings.CHAT_SESSION_SECONDS + settings.CHAT_GRACE_SECONDS)
+    due = ChatSession.objects.filter(state=SessionState.LIVE, admitted_at__lte=clock.now() - length)
+    return sum(session_expire_if_due(session=session) for session in due)
+
+
 def session_expire_if_due(*, session: ChatSession) -> bool:
     """Force the end once the planned end plus the grace period has passed."""
     forced = timing.forced_end_at(session)

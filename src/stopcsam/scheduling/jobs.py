@@ -31,10 +31,22 @@ huey = _make_huey()
 
 @huey.periodic_task(crontab(minute="*"))
 def sweep_sessions() -> dict[str, int]:
-    """Every minute: mark no-shows and leave reminders for the coming day."""
+    """Every minute: mark no-shows and leave reminders for the coming day; then the other
+    apps' minute jobs (STOPCSAM_EVERY_MINUTE), each on its own: one that fails is logged and
+    the others run."""
+    from django.utils.module_loading import import_string
+
     from stopcsam.scheduling import services
 
     result = {"no_shows": services.no_shows_mark(), "reminders": services.reminders_create()}
+    for path in settings.STOPCSAM_EVERY_MINUTE:
+        try:
+            done = import_string(path)()
+        except Exception as fault:  # never let one app's job stop the sweep
+            logger.error("minute job %s failed: %s", path, type(fault).__name__)
+            _close_connections()
+            continue
+        result[path.rsplit(".", 1)[1]] = int(done or 0)
     _close_connections()
     return result
 

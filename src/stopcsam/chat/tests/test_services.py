@@ -416,3 +416,31 @@ def test_the_end_counts_as_attended_from_the_row_not_the_callers_copy(book, part
     services.session_end(session=stale, ended_by="therapist", actor="staff:1")
     assert [session.appointment_ref] == fakes.ATTENDED
     assert stale.state == SessionState.ENDED
+
+
+def test_a_session_everybody_left_is_ended_by_the_minute_sweep(
+    live: ChatSession,
+    book,
+    other_participant,
+    therapist,
+    settings,  # type: ignore[no-untyped-def]
+) -> None:
+    """Nobody is connected to end it at its forced end: the background worker's minute sweep
+    does, and the appointment counts as attended. A session still within its time is left."""
+    from stopcsam.scheduling import jobs
+
+    fresh = book(other_participant.participant, therapist.user)
+    services.session_enter(session=fresh, role="participant")
+    fresh = services.session_admit(session=fresh, therapist=therapist.user)
+    overdue = settings.CHAT_SESSION_SECONDS + settings.CHAT_GRACE_SECONDS + 1
+    ChatSession.objects.filter(pk=live.pk).update(
+        admitted_at=clock.now() - timedelta(seconds=overdue)
+    )
+    result = jobs.sweep_sessions.call_local()
+    assert result["sessions_expire_due"] == 1
+    live.refresh_from_db()
+    fresh.refresh_from_db()
+    assert (live.state, live.ended_by) == (SessionState.ENDED, "timer")
+    assert fresh.state == SessionState.LIVE
+    assert [live.appointment_ref] == fakes.ATTENDED
+    assert services.sessions_expire_due() == 0  # idempotent
