@@ -260,14 +260,17 @@ def test_inside_a_transaction_a_send_is_part_of_it(live):
     class Undo(Exception):
         pass
 
-    with pytest.raises(Undo), transaction.atomic():
-        assert send(live, WORRY, "client-aaaa-1") == 1
-        assert send(live, WORRY, "client-aaaa-1") == 1  # a resend, within the same transaction
-        raise Undo
-    live.refresh_from_db()
-    assert live.last_seq == 0
-    assert not ChatMessage.objects.filter(session=live).exists()
-    assert send(live, WORRY, "client-aaaa-2") == 1  # no gap
+    with mock.patch("stopcsam.chat.services.get_hub") as hub:
+        with pytest.raises(Undo), transaction.atomic():
+            assert send(live, WORRY, "client-aaaa-1") == 1
+            assert send(live, WORRY, "client-aaaa-1") == 1  # a resend, in the same transaction
+            raise Undo
+        assert hub.mock_calls == []  # a wake-up only after a commit: none for a rollback
+        live.refresh_from_db()
+        assert live.last_seq == 0
+        assert not ChatMessage.objects.filter(session=live).exists()
+        assert send(live, WORRY, "client-aaaa-2") == 1  # no gap
+        assert hub.return_value.publish_many.call_count == 1  # committed: woken once
 
 
 def test_the_raw_database_holds_no_plaintext(live):
