@@ -75,10 +75,13 @@ def session_for_staff(*, user: StaffUser, public_id: str) -> tuple[ChatSession, 
         raise SessionNotFoundError
     if session.therapist_id == user.pk:
         return session, THERAPIST
+    # Only where the participant was told (the session's flag) and the site still allows it:
+    # a site taken off CHAT_READ_ALONG_SITES stops reading along in sessions already booked.
     if (
         user.role == Role.SUPERVISOR
         and session.read_along
         and user.site_id == session.therapist.site_id
+        and session.therapist.site.code in settings.CHAT_READ_ALONG_SITES
     ):
         return session, READ_ALONG
     raise SessionNotFoundError

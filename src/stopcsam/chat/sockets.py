@@ -129,14 +129,17 @@ def authenticate(*, cookie: str, public_id: str) -> Peer | None:
 def still_signed_in(peer: Peer) -> bool:
     """Is the Django session behind an open socket still signed in as the same person, and
     may a member of staff still sign in? After a logout, an expired session or a deactivated
-    account, the socket is closed (checked with each safety poll)."""
+    account, or for a supervisor whose site no longer reads along, the socket is closed
+    (checked with each safety poll)."""
     from django.contrib.sessions.backends.db import SessionStore
 
     store = SessionStore(session_key=peer.session_key)
     if peer.role == Sender.PARTICIPANT:
         return bool(store.get(SESSION_KEY) == peer.person)
     user = get_user(SimpleNamespace(session=store))  # type: ignore[arg-type]
-    return isinstance(user, StaffUser) and user.is_active and user.pk == peer.person
+    if not isinstance(user, StaffUser) or not user.is_active or user.pk != peer.person:
+        return False
+    return peer.role != "read_along" or user.site.code in settings.CHAT_READ_ALONG_SITES
 
 
 def _participant_peer(participant_id: int, public_id: str) -> Peer | None:

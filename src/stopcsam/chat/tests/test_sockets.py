@@ -467,18 +467,30 @@ def test_a_lost_change_of_state_is_made_good(how, settings, book, participant, t
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("how", ["participant-logs-out", "staff-deactivated", "still-signed-in"])
+@pytest.mark.parametrize(
+    "how",
+    ["participant-logs-out", "staff-deactivated", "site-stops-reading-along", "still-signed-in"],
+)
 def test_a_socket_whose_sign_in_ended_is_closed(
-    how, settings, live, participant, therapist, cookies
+    how, settings, live, participant, therapist, supervisor, cookies
 ):
     """Each safety poll checks the Django session behind the socket: after a logout (or an
-    expired session) or a deactivated staff account, the socket is closed (4403)."""
+    expired session), a deactivated staff account, or a supervisor's site taken off the
+    read-along list, the socket is closed (4403)."""
     settings.CHAT_TICK_SECONDS = 0.1
-    cookie = cookies[1](therapist) if how == "staff-deactivated" else cookies[0](participant)
+    settings.CHAT_READ_ALONG_SITES = ["DE"]
+    live.read_along = True
+    live.save(update_fields=["read_along"])
+    cookie = {
+        "staff-deactivated": lambda: cookies[1](therapist),
+        "site-stops-reading-along": lambda: cookies[1](supervisor),
+    }.get(how, lambda: cookies[0](participant))()
 
     async def scenario() -> None:
         sock = await joined(live, cookie)
-        if how == "participant-logs-out":
+        if how == "site-stops-reading-along":
+            settings.CHAT_READ_ALONG_SITES = []
+        elif how == "participant-logs-out":
             key = cookie.removeprefix("sid=")
             await asyncio.to_thread(Session.objects.filter(session_key=key).delete)
         elif how == "staff-deactivated":
@@ -735,14 +747,19 @@ def test_a_supervisor_reading_along_sees_both_sides_read_markers_at_once(
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("allowed", [False, True], ids=["site-not-listed", "reading-along"])
+@pytest.mark.parametrize(
+    ("allowed", "told"),
+    [(False, False), (False, True), (True, True)],
+    ids=["site-not-listed", "site-taken-off-the-list", "reading-along"],
+)
 def test_a_supervisor_joins_only_to_read_along_and_may_do_nothing_else(
-    allowed, settings, live, participant, supervisor, cookies
+    allowed, told, settings, live, participant, supervisor, cookies
 ):
-    """A supervisor of the same site joins only where the site allows reading along, and
-    then may not write, admit or end."""
+    """A supervisor of the same site joins only where the participant was told (the
+    session's flag) and the site still allows reading along, and then may not write, admit or
+    end."""
     settings.CHAT_READ_ALONG_SITES = ["DE"] if allowed else []
-    live.read_along = allowed
+    live.read_along = told
     live.save(update_fields=["read_along"])
     sc = cookies[1](supervisor)
 
