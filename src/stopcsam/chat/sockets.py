@@ -208,6 +208,36 @@ class TokenBucket:
         return True
 
 
+@dataclass
+class Allowance:
+    """One person's flood allowance in a session, shared by every socket of theirs in this
+    process: a second tab, or a hundred, does not multiply the rate."""
+
+    frames: TokenBucket
+    sends: TokenBucket
+    sockets: int = 0
+
+
+_allowances: dict[tuple[int, str, int], Allowance] = {}
+
+
+def allowance_take(peer: Peer) -> Allowance:
+    key = (peer.session.pk, peer.role, peer.person)
+    found = _allowances.get(key)
+    if found is None:
+        found = _allowances[key] = Allowance(
+            TokenBucket(*settings.CHAT_FRAME_RATE), TokenBucket(*settings.CHAT_SEND_RATE)
+        )
+    found.sockets += 1
+    return found
+
+
+def allowance_leave(peer: Peer, allowance: Allowance) -> None:
+    allowance.sockets -= 1
+    if allowance.sockets == 0:
+        _allowances.pop((peer.session.pk, peer.role, peer.person), None)
+
+
 class Connection:
     def __init__(self, peer: Peer, send: Send) -> None:
         self.peer = peer
@@ -225,8 +255,8 @@ class Connection:
         self.awaiting: dict[int, services.StoredMessage] = {}  # acks behind earlier messages
         self.storing: set[str] = set()  # client ids of this client's sends being stored
         self.warned = False
-        self.frames = TokenBucket(*settings.CHAT_FRAME_RATE)
-        self.sends = TokenBucket(*settings.CHAT_SEND_RATE)
+        self.allowance = allowance_take(peer)
+        self.frames, self.sends = self.allowance.frames, self.allowance.sends
         self.dropped = 0
         self.open = True
         self.ticks = 0
@@ -312,6 +342,7 @@ class Connection:
                 task.cancel()
             if self.read_timer is not None:
                 self.read_timer.cancel()
+            allowance_leave(self.peer, self.allowance)
             await hub.unsubscribe(self.session.pk, self.wake)
 
     async def read_frames(self, receive: Any) -> None:

@@ -10,6 +10,7 @@ from django.contrib.sessions.models import Session
 from django.db import OperationalError
 
 from stopcsam.chat import selectors, services
+from stopcsam.chat import sockets as sockets_module
 from stopcsam.chat.hub import get_hub
 from stopcsam.chat.models import ChatMessage, ChatSession, SessionState
 from stopcsam.chat.protocol import CLIENT_FRAMES, FrameError, parse_client_frame
@@ -387,6 +388,33 @@ def test_errors_are_in_the_participants_language(live, participant, cookies):
         await sock.close()
 
     asyncio.run(scenario())
+
+
+def test_more_sockets_do_not_multiply_a_persons_allowance(live, participant, cookies):
+    """The send allowance (burst 10) belongs to the person in the session, not the socket:
+    30 messages spread over three sockets get no more acks than one socket would."""
+    pc = cookies[0](participant)
+
+    async def scenario() -> None:
+        socks = [await joined(live, pc) for _ in range(3)]
+        for n in range(30):
+            frame = {"type": "send", "client_id": f"c-spread-{n:04d}", "body": "Hello"}
+            await socks[n % 3].send(frame)
+        acks = 0
+        for sock in socks:
+            answered = 0
+            while answered < 10:
+                frame = await sock.receive()
+                if frame["type"] in ("ack", "error"):
+                    answered += 1
+                    acks += frame["type"] == "ack"
+        assert 5 <= acks <= 15  # about the one burst, not three
+        for sock in socks:
+            await sock.close()
+
+    asyncio.run(scenario())
+    key = (live.pk, "participant", participant.participant.pk)
+    assert key not in sockets_module._allowances  # released with the last socket
 
 
 def test_a_flood_is_throttled_and_then_cut_off(live, participant, cookies):
