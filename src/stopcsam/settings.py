@@ -314,7 +314,11 @@ STOPCSAM_DEMO_SEEDERS += ["stopcsam.scheduling.demo.seed_scheduling_demo"]
 # Real-time chat (docs/chat-protocol.md): a lean ASGI websocket endpoint beside Django.
 STOPCSAM_WEBSOCKET_APP = "stopcsam.chat.sockets.application"
 # Sessions left live with nobody connected are ended at their forced end all the same.
-STOPCSAM_EVERY_MINUTE += ["stopcsam.chat.services.sessions_expire_due"]
+STOPCSAM_EVERY_MINUTE += [
+    "stopcsam.chat.services.sessions_expire_due",
+    # Retention, applied as soon as it is due (`stopcsam chat_retention` does it by hand).
+    "stopcsam.chat.services.sessions_shred_expired",
+]
 # Scheduling tells chat about appointments through these dotted paths (docs/therapists.md).
 STOPCSAM_APPOINTMENT_SOURCE: str | None = "stopcsam.scheduling.selectors.chat_appointment"
 STOPCSAM_APPOINTMENTS_FOR: str | None = "stopcsam.scheduling.selectors.chat_appointments"
@@ -322,6 +326,9 @@ STOPCSAM_APPOINTMENT_JOINED: str | None = "stopcsam.scheduling.services.appointm
 STOPCSAM_APPOINTMENT_ATTENDED: str | None = "stopcsam.scheduling.services.appointment_mark_attended"
 # The participant's pseudonymous study id for the therapist console (None: a keyed pseudonym).
 STOPCSAM_PARTICIPANT_STUDY_ID: str | None = "stopcsam.study.selectors.participant_study_id"
+# When each participant's last study time point closes; retention counts from the later of it
+# and their last session (None: from the last session alone).
+STOPCSAM_LAST_TIME_POINTS: str | None = "stopcsam.study.selectors.last_time_points"
 # Times in seconds: a session opens before its start, lasts, warns before its end, and is
 # closed by force after the end plus a grace period.
 CHAT_OPEN_BEFORE_SECONDS = env_int("CHAT_OPEN_BEFORE_SECONDS", 10 * 60)
@@ -348,7 +355,8 @@ CHAT_FRAME_RATE = (10.0, 40)
 CHAT_READ_ALONG_SITES = env_list("CHAT_READ_ALONG_SITES")
 # The structured session guide per session number (JSON file; docs/therapists.md). Empty: none.
 CHAT_SESSION_GUIDE_FILE = env_str("CHAT_SESSION_GUIDE_FILE")
-# Transcripts are crypto-shredded this many days after the participant's last session.
+# Transcripts are shredded this many days after the participant's last study time point
+# (the later of their last chat session and their schedule's last window; docs/therapists.md).
 CHAT_RETENTION_DAYS = env_int("CHAT_RETENTION_DAYS", 365)
 # Redis channel prefix, so several deployments can share one Redis.
 CHAT_REDIS_PREFIX = env_str("CHAT_REDIS_PREFIX", "stopcsam")

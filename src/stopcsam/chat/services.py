@@ -636,23 +636,46 @@ def session_shred(*, session: ChatSession, actor: str) -> None:
 
 
 def sessions_shred_expired(*, dry_run: bool = False) -> int:
-    """Shred every session of participants whose last session ended before the cut-off."""
-    from django.db.models import Max
+    """Shred every session of participants whose retention clock has run out.
+
+    The clock starts at the later of the end of their last session and the close of their
+    last study time point (the STOPCSAM_LAST_TIME_POINTS hook). A few queries per batch of
+    participants, never one per session to select them.
+    """
+    from django.db.models import Count, Max, Q
 
     cutoff = clock.now() - timedelta(days=settings.CHAT_RETENTION_DAYS)
-    expired_participants = (
+    # Only a last session before the cut-off can let the later of the two be before it.
+    candidates = list(
         ChatSession.objects.values("participant_id")
-        .annotate(last=Max("ends_at"))
-        .filter(last__lt=cutoff)
-        .values("participant_id")
+        .annotate(last=Max("ends_at"), left=Count("pk", filter=Q(shredded_at__isnull=True)))
+        .filter(last__lt=cutoff, left__gt=0)
+        .values_list("participant_id", flat=True)
     )
-    due = ChatSession.objects.filter(
-        participant_id__in=expired_participants, shredded_at__isnull=True
-    )
-    if dry_run:
-        return due.count()
-    shredded = 0
-    for session in due.iterator():
-        session_shred(session=session, actor="system:retention")
-        shredded += 1
-    return shredded
+    count = 0
+    for start in range(0, len(candidates), 500):  # batches stay under SQLite's variable limit
+        expired = _past_last_time_point(candidates[start : start + 500], cutoff)
+        due = ChatSession.objects.filter(participant_id__in=expired, shredded_at__isnull=True)
+        if dry_run:
+            count += due.count()
+            continue
+        for session in due.iterator():
+            session_shred(session=session, actor="system:retention")
+            count += 1
+    return count
+
+
+def _past_last_time_point(participant_ids: list[int], cutoff: datetime) -> list[int]:
+    """Those whose last study time point closed before ``cutoff``, or who have none (no
+    enrolment: their last session is the clock). An undated one means still in the study."""
+    from django.utils.module_loading import import_string
+
+    hook = settings.STOPCSAM_LAST_TIME_POINTS
+    if not hook:
+        return participant_ids
+    closes = import_string(hook)(participant_ids=participant_ids)
+    return [
+        pid
+        for pid in participant_ids
+        if pid not in closes or (closes[pid] is not None and closes[pid] < cutoff)
+    ]

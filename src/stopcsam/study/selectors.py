@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -182,6 +183,31 @@ def course_length(participant: Participant) -> int:
     if enrolment is None:
         return 4
     return parsed_protocol(enrolment.protocol).course_sessions
+
+
+# --- hooks for chat (called by dotted path; chat never imports study) ----------------------
+
+
+def last_time_points(*, participant_ids: Collection[int]) -> dict[int, datetime | None]:
+    """When each participant's last study time point closes: chat's retention clock.
+
+    Participants without an enrolment are left out (chat then goes by its own sessions).
+    None means the schedule cannot be dated yet (randomization has not happened): the
+    participant is still in the study. Someone who withdrew before that never will be
+    dated, so their withdrawal ends it. One query, however many participants.
+    """
+    enrolments = Enrolment.objects.select_related("protocol").filter(
+        participant_id__in=participant_ids
+    )
+    return {enrolment.participant_id: _last_window_close(enrolment) for enrolment in enrolments}
+
+
+def _last_window_close(enrolment: Enrolment) -> datetime | None:
+    spans = [window(enrolment, point) for point in parsed_protocol(enrolment.protocol).schedule]
+    closes = [span.closes for span in spans if span is not None]
+    if len(closes) == len(spans):
+        return max(closes)
+    return enrolment.withdrawn_at
 
 
 # --- CONSORT --------------------------------------------------------------------------------

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 
+from stopcsam.accounts.services import participant_create
 from stopcsam.chat import services
 from stopcsam.chat.models import ChatMessage, ChatSession
+from stopcsam.core import clock
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,3 +35,100 @@ def test_old_transcripts_are_shredded_and_recent_ones_kept(
     assert list(ChatMessage.objects.values_list("session_id", flat=True)) == [recent.pk]
     old.refresh_from_db()
     assert old.shredded_at is not None
+
+
+# --- the clock starts at the later of the last session and the last study time point --------
+
+LAST_TIME_POINTS: dict[int, datetime | None] = {}  # participant id -> close; absent: no study
+HOOK = "stopcsam.chat.tests.test_retention.fake_last_time_points"
+
+
+def fake_last_time_points(*, participant_ids: list[int]) -> dict[int, datetime | None]:
+    return {pid: LAST_TIME_POINTS[pid] for pid in participant_ids if pid in LAST_TIME_POINTS}
+
+
+@pytest.fixture
+def study_clock(settings) -> Iterator[dict[int, datetime | None]]:
+    settings.CHAT_RETENTION_DAYS = 30
+    settings.STOPCSAM_LAST_TIME_POINTS = HOOK
+    LAST_TIME_POINTS.clear()
+    yield LAST_TIME_POINTS
+    LAST_TIME_POINTS.clear()
+
+
+def _chatted(book, therapist, *, days_ago: int) -> ChatSession:
+    participant, _codename = participant_create(language="en")
+    session = book(participant, therapist.user, starts_in=timedelta(days=-days_ago))
+    ChatSession.objects.filter(pk=session.pk).update(state="live", admitted_at=session.starts_at)
+    services.message_send(
+        session_id=session.pk, sender="participant", client_id=f"c-{session.pk:08d}", body="Hello"
+    )
+    return session
+
+
+def _kept(session: ChatSession) -> bool:
+    session.refresh_from_db()
+    return session.shredded_at is None and session.messages.exists()
+
+
+def test_a_recent_study_time_point_keeps_an_old_transcript(study_clock, book, therapist):
+    session = _chatted(book, therapist, days_ago=200)
+    study_clock[session.participant_id] = clock.now() - timedelta(days=5)
+    assert services.sessions_shred_expired() == 0
+    assert _kept(session)
+
+
+def test_a_time_point_not_yet_dated_keeps_everything(study_clock, book, therapist):
+    session = _chatted(book, therapist, days_ago=200)
+    study_clock[session.participant_id] = None  # not randomized yet: still in the study
+    assert services.sessions_shred_expired() == 0
+    assert _kept(session)
+
+
+def test_transcripts_past_both_clocks_are_shredded(study_clock, book, therapist):
+    past_both = _chatted(book, therapist, days_ago=60)
+    study_clock[past_both.participant_id] = clock.now() - timedelta(days=31)
+    recent_chat = _chatted(book, therapist, days_ago=5)
+    study_clock[recent_chat.participant_id] = clock.now() - timedelta(days=90)
+    assert services.sessions_shred_expired() == 1
+    assert not _kept(past_both)
+    assert _kept(recent_chat)
+
+
+def test_without_enrolment_the_last_session_is_the_clock(study_clock, book, therapist):
+    old = _chatted(book, therapist, days_ago=40)
+    later = book(old.participant, therapist.user, starts_in=timedelta(days=-35))
+    recent = _chatted(book, therapist, days_ago=20)
+    assert services.sessions_shred_expired() == 2
+    assert not _kept(old)
+    later.refresh_from_db()
+    assert later.shredded_at is not None
+    assert _kept(recent)
+
+
+def test_a_participant_keeps_everything_while_any_session_is_recent(study_clock, book, therapist):
+    old = _chatted(book, therapist, days_ago=90)
+    book(old.participant, therapist.user, starts_in=timedelta(days=-3))
+    assert services.sessions_shred_expired() == 0
+    assert _kept(old)
+
+
+def test_a_dry_run_counts_by_the_same_clock_and_deletes_nothing(study_clock, book, therapist):
+    due = _chatted(book, therapist, days_ago=60)
+    in_study = _chatted(book, therapist, days_ago=60)
+    study_clock[in_study.participant_id] = clock.now() - timedelta(days=2)
+    out = StringIO()
+    call_command("chat_retention", "--dry-run", stdout=out)
+    assert "would shred 1" in out.getvalue()
+    assert _kept(due)
+    assert _kept(in_study)
+
+
+def test_choosing_what_to_shred_takes_a_few_queries_whatever_the_number(
+    study_clock, book, therapist, django_assert_max_num_queries
+):
+    for days_ago in (40, 50, 60, 70, 80, 90):
+        session = _chatted(book, therapist, days_ago=days_ago)
+        study_clock[session.participant_id] = clock.now() - timedelta(days=days_ago)
+    with django_assert_max_num_queries(2):  # candidates, then the count (the hook is a fake)
+        assert services.sessions_shred_expired(dry_run=True) == 6

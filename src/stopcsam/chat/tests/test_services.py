@@ -441,6 +441,7 @@ def test_a_session_everybody_left_is_ended_by_the_minute_sweep(
     )
     result = jobs.sweep_sessions.call_local()
     assert result["sessions_expire_due"] == 1
+    assert result["sessions_shred_expired"] == 0  # retention runs beside it; nothing is due
     live.refresh_from_db()
     fresh.refresh_from_db()
     assert (live.state, live.ended_by) == (SessionState.ENDED, "timer")

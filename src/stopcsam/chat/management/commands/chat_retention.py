@@ -9,8 +9,10 @@ from stopcsam.chat.services import sessions_shred_expired
 
 class Command(BaseCommand):
     help = (
-        "Delete transcripts, notes and escalations of participants whose last chat session "
-        "ended more than CHAT_RETENTION_DAYS ago. Run daily (cron or systemd timer)."
+        "Delete transcripts, notes and escalations of participants whose last study time "
+        "point (their last chat session or the last window of their study schedule, whichever "
+        "is later) is more than CHAT_RETENTION_DAYS ago. The background worker does it every "
+        "minute; this runs it by hand."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
