@@ -54,10 +54,10 @@ def _refresh(public_id: str) -> ChatSession | None:
     return found
 
 
-def session_refresh(*, public_id: str) -> None:
-    """Bring a session in line with its appointment (moved or cancelled), for a socket's
+def session_refresh(*, public_id: str) -> ChatSession | None:
+    """The session brought in line with its appointment (moved or cancelled), for a socket's
     safety poll: an open socket learns of a cancellation by the state event it publishes."""
-    _refresh(public_id)
+    return _refresh(public_id)
 
 
 def session_for_participant(*, participant: Participant, public_id: str) -> ChatSession:

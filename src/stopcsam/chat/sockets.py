@@ -618,11 +618,12 @@ class Connection:
             if len(missed) < 500:
                 return
 
-    async def resync(self) -> None:
+    async def resync(self, fresh: ChatSession | None = None) -> None:
         """Re-read the session after wake-ups may have been lost: a change of state (the
         participant admitted or the session ended on another process while Redis was away)
-        as well as messages. A poll of a connection with nothing new is this one lookup."""
-        fresh = await in_thread(_reload, pk=self.session.pk)
+        as well as messages. ``fresh``: the session as the safety poll just read it."""
+        if fresh is None:
+            fresh = await in_thread(_reload, pk=self.session.pk)
         changed = _shown_state(fresh) != _shown_state(self.session)
         self.session = fresh
         if changed:
@@ -663,12 +664,12 @@ class Connection:
         polling on every tick cost more than the messages themselves (bench/chat.py)."""
         self.ticks += 1
         if self.ticks % SAFETY_POLL_TICKS == 0:
-            if not await in_thread(still_signed_in, peer=self.peer):
+            signed_in, fresh = await in_thread(_poll, peer=self.peer)
+            if not signed_in:
                 await self.send({"type": "websocket.close", "code": CLOSE_FORBIDDEN})
                 self.open = False
                 return
-            await in_thread(selectors.session_refresh, public_id=self.session.public_id)
-            await self.resync()
+            await self.resync(fresh)
 
     async def handle_tick(self) -> None:
         now = clock.now()
@@ -690,6 +691,14 @@ class Connection:
 
 def _reload(*, pk: int) -> ChatSession:
     return ChatSession.objects.select_related("therapist").get(pk=pk)
+
+
+def _poll(*, peer: Peer) -> tuple[bool, ChatSession | None]:
+    """The safety poll's reads, in one trip to a reader thread: is the socket's sign-in still
+    good, and the session as its appointment now stands."""
+    if not still_signed_in(peer):
+        return False, None
+    return True, selectors.session_refresh(public_id=peer.session.public_id)
 
 
 def _shown_state(session: ChatSession) -> tuple[object, ...]:

@@ -187,7 +187,7 @@ class MessageWriter:
         except Exception as fault:  # a fault of ours: it must not stop the thread
             logger.error("chat writer: %s; each message is tried alone", fault_summary(fault))
             db_connection.close()
-            results = [_alone(request) for request in requests] if len(batch) > 1 else [ChatError()]
+            results = [_alone(request) for request in requests]
         # One hand-over per event loop and batch, not one per message (bench/chat.py).
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[SendJob, object]]] = {}
         for job, result in zip(batch, results, strict=True):
