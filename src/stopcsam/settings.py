@@ -190,7 +190,7 @@ STAFF_INVITATION_DAYS = 7
 AUDIT_DB_TRIGGERS = True
 
 # Sessions live on the server; the browser holds only an opaque id.
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_ENGINE = "stopcsam.accounts.session_store"  # the database engine, and a signal on delete
 SESSION_COOKIE_NAME = "sid"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Strict"

@@ -1,7 +1,8 @@
 """Fan-out between websocket connections: a wake-up after commit, never the source of truth.
 
 A connection subscribes to its session and receives small events (``msg`` with the stored
-ciphertext, ``state``, ``typing``, ``read``, ``resync``). A lost event costs only latency:
+ciphertext, ``state``, ``typing``, ``read``, ``resync``); events for the whole process, such as
+``recheck`` of a sign-in, go to the channel ``EVERYONE``. A lost event costs only latency:
 connections fetch anything they missed from the database (on a gap, on ``resync``, and on a
 periodic poll). Two implementations: in-process (the embedded default) and Redis pub/sub
 (several processes). ``publish`` is thread-safe and never raises.
@@ -29,6 +30,7 @@ logger = logging.getLogger("stopcsam.chat.hub")
 Event = dict[str, Any]
 REDIS_RETRY_SECONDS = 0.5
 Listener = Callable[[Event], None]
+EVERYONE = 0  # no chat session has this id: events for every process, not one session
 
 
 class Hub(Protocol):
@@ -74,8 +76,10 @@ class InProcessHub:
             listener(event)
 
     def deliver_all(self, event: Event) -> None:
+        """To every session's listeners (not to EVERYONE's, which are no session's)."""
         for session_id in tuple(self.listeners):
-            self.deliver(session_id, event)
+            if session_id != EVERYONE:
+                self.deliver(session_id, event)
 
     async def subscribe(self, session_id: int, listener: Listener) -> None:
         self.loop = asyncio.get_running_loop()

@@ -6,6 +6,7 @@ Every change that others must see is published to the hub only after its transac
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -28,7 +29,7 @@ from stopcsam.chat.exceptions import (
     SessionNotLiveError,
     SessionNotOpenError,
 )
-from stopcsam.chat.hub import get_hub
+from stopcsam.chat.hub import EVERYONE, get_hub
 from stopcsam.chat.models import (
     CLOSED_STATES,
     ChatSession,
@@ -66,6 +67,24 @@ RESYNC: dict[str, Any] = {"t": "resync"}
 
 def publish_on_commit(session_id: int, event: dict[str, Any]) -> None:
     transaction.on_commit(lambda: get_hub().publish(session_id, event))
+
+
+def sign_in_tags(*, session_key: str = "", staff_id: int = 0) -> list[str]:
+    """How a socket's sign-in is named in a ``recheck`` wake-up: a digest of the Django
+    session's key (the key itself is a credential, and the wake-up may cross Redis), and the
+    member of staff's id."""
+    tags = [hashlib.sha256(session_key.encode()).hexdigest()[:32]] if session_key else []
+    return tags + ([f"staff-{staff_id}"] if staff_id else [])
+
+
+def sockets_recheck(*, session_key: str = "", staff_id: int = 0) -> None:
+    """After a sign-in ended or changed (a logout, "stop and erase", a deactivated member of
+    staff), the sockets open with it, in every process, check it again at once and close
+    if it no longer allows them (4403). Without this they closed only at their next safety
+    poll, two ticks later. Only a wake-up: each socket re-reads its sign-in from the database."""
+    tags = sign_in_tags(session_key=session_key, staff_id=staff_id)
+    if tags:
+        publish_on_commit(EVERYONE, {"t": "recheck", "who": tags})
 
 
 # --- lifecycle -------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
+from importlib import import_module
 from types import SimpleNamespace
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -32,7 +33,7 @@ from stopcsam.accounts.models import Participant, StaffUser
 from stopcsam.accounts.sessions import SESSION_KEY
 from stopcsam.chat import selectors, services, timing
 from stopcsam.chat.exceptions import ChatError, NotAllowedError, fault_summary
-from stopcsam.chat.hub import get_hub
+from stopcsam.chat.hub import EVERYONE, get_hub
 from stopcsam.chat.models import ChatSession, Sender, SessionState
 from stopcsam.chat.protocol import FrameError, encode, parse_client_frame
 from stopcsam.chat.writer import get_readers, get_writer
@@ -102,7 +103,7 @@ class Peer:
 
 def authenticate(*, cookie: str, public_id: str) -> Peer | None:
     """Who holds this Django session, and may they join this chat session?"""
-    from django.contrib.sessions.backends.db import SessionStore
+    SessionStore = import_module(settings.SESSION_ENGINE).SessionStore
 
     jar = SimpleCookie()
     try:
@@ -131,9 +132,7 @@ def still_signed_in(peer: Peer) -> bool:
     may a member of staff still sign in? After a logout, an expired session or a deactivated
     account, or for a supervisor whose site no longer reads along, the socket is closed
     (checked with each safety poll)."""
-    from django.contrib.sessions.backends.db import SessionStore
-
-    store = SessionStore(session_key=peer.session_key)
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=peer.session_key)
     if peer.role == Sender.PARTICIPANT:
         return bool(store.get(SESSION_KEY) == peer.person)
     user = get_user(SimpleNamespace(session=store))  # type: ignore[arg-type]
@@ -260,6 +259,8 @@ class Connection:
         self.dropped = 0
         self.open = True
         self.ticks = 0
+        staff_id = 0 if peer.role == Sender.PARTICIPANT else peer.person
+        self.sign_ins = services.sign_in_tags(session_key=peer.session_key, staff_id=staff_id)
 
     def wake(self, event: dict[str, Any]) -> None:
         kind = event.get("t")
@@ -326,6 +327,9 @@ class Connection:
     async def run(self, receive: Any) -> None:
         hub = get_hub()
         await hub.subscribe(self.session.pk, self.wake)
+        await hub.subscribe(EVERYONE, _recheck)  # once per process: a set keeps one
+        for tag in self.sign_ins:
+            _signed_in.setdefault(tag, set()).add(self)
         tasks: list[asyncio.Task[None]] = []
         try:
             await self.emit_state()  # before any frame of the client's is answered
@@ -343,6 +347,12 @@ class Connection:
             if self.read_timer is not None:
                 self.read_timer.cancel()
             allowance_leave(self.peer, self.allowance)
+            for tag in self.sign_ins:
+                found = _signed_in.get(tag)
+                if found is not None:
+                    found.discard(self)
+                    if not found:
+                        del _signed_in[tag]
             await hub.unsubscribe(self.session.pk, self.wake)
 
     async def read_frames(self, receive: Any) -> None:
@@ -564,6 +574,8 @@ class Connection:
             await self.resync()
         elif kind == "state":
             await self.refresh_state()
+        elif kind == "recheck":
+            await self.recheck()
         elif kind in ("typing", "read") and event.get("sender") != self.peer.role:
             if kind == "typing":
                 await self.write(encode("typing", sender=event["sender"], active=event["active"]))
@@ -664,12 +676,18 @@ class Connection:
         polling on every tick cost more than the messages themselves (bench/chat.py)."""
         self.ticks += 1
         if self.ticks % SAFETY_POLL_TICKS == 0:
-            signed_in, fresh = await in_thread(_poll, peer=self.peer)
-            if not signed_in:
-                await self.send({"type": "websocket.close", "code": CLOSE_FORBIDDEN})
-                self.open = False
-                return
-            await self.resync(fresh)
+            await self.recheck()
+
+    async def recheck(self) -> None:
+        """Close the socket (4403) if its sign-in no longer allows it; else bring the session
+        up to date. On each safety poll, and at once when a sign-in ended or changed anywhere
+        (a ``recheck`` wake-up naming this socket's)."""
+        signed_in, fresh = await in_thread(_poll, peer=self.peer)
+        if not signed_in:
+            await self.send({"type": "websocket.close", "code": CLOSE_FORBIDDEN})
+            self.open = False
+            return
+        await self.resync(fresh)
 
     async def handle_tick(self) -> None:
         now = clock.now()
@@ -687,6 +705,19 @@ class Connection:
             await self.write(encode("warning", remaining=left))
         await self.write(encode("tick", remaining=left))
         await self.safety_poll()
+
+
+# This process's open connections by the tags of their sign-ins (services.sign_in_tags).
+_signed_in: dict[str, set[Connection]] = {}
+
+
+def _recheck(event: dict[str, Any]) -> None:
+    """The hub's listener on EVERYONE: wake the connections a ``recheck`` names."""
+    if event.get("t") != "recheck":
+        return
+    named = {conn for tag in event.get("who", ()) for conn in _signed_in.get(tag, ())}
+    for conn in named:
+        conn.inbox.put_nowait(("hub", event))
 
 
 def _reload(*, pk: int) -> ChatSession:

@@ -28,3 +28,10 @@ FUNNEL_STEPS = (
 # or "cancelled"). The study counts adherence from it.
 session_outcome = Signal()
 SESSION_OUTCOMES = ("attended", "no_show", "cancelled")
+
+# A sign-in ended or changed. Sent with keyword arguments ``session_key`` (str; a Django
+# session was deleted: a logout, "stop and erase", a new key at login) or ``staff_id`` (int; a
+# member of staff's account changed: deactivated, moved to another site, a new password). The
+# chat closes the sockets that sign-in no longer allows at once, instead of at their next
+# safety poll.
+sign_in_changed = Signal()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from stopcsam.chat.hub import REDIS_RETRY_SECONDS, InProcessHub, RedisHub
+from stopcsam.chat.hub import EVERYONE, REDIS_RETRY_SECONDS, InProcessHub, RedisHub
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
@@ -27,6 +27,35 @@ def test_the_in_process_hub_wakes_listeners_of_that_session_only() -> None:
         return got
 
     assert asyncio.run(scenario()) == [{"t": "state"}]
+
+
+def test_a_resync_of_every_session_is_not_sent_to_the_process_wide_listeners() -> None:
+    """A resync goes to each session's listeners once; those on EVERYONE (the sign-in
+    rechecks) are no session's and would pass it on to every connection a second time."""
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        hub = InProcessHub()
+        sessions: list[Any] = []
+        everyone: list[Any] = []
+        await hub.subscribe(3, sessions.append)
+        await hub.subscribe(EVERYONE, everyone.append)
+        hub.deliver_all({"t": "resync"})
+        hub.publish(EVERYONE, {"t": "recheck", "who": ["staff-1"]})
+        return sessions, everyone
+
+    assert asyncio.run(scenario()) == ([{"t": "resync"}], [{"t": "recheck", "who": ["staff-1"]}])
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs REDIS_URL")
+def test_the_redis_hub_carries_a_process_wide_event_to_the_other_process() -> None:
+    async def scenario() -> list[Any]:
+        a, b, heard = await publisher_and_listener(EVERYONE)
+        await asyncio.to_thread(a.publish, EVERYONE, {"t": "recheck", "who": ["staff-2"]})
+        await asyncio.sleep(0.3)
+        stop_listening(b)
+        return heard
+
+    assert asyncio.run(scenario()) == [{"t": "recheck", "who": ["staff-2"]}]
 
 
 @pytest.mark.skipif(not REDIS_URL, reason="needs REDIS_URL")

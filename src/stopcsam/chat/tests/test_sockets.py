@@ -8,6 +8,7 @@ from unittest import mock
 import pytest
 from django.contrib.sessions.models import Session
 from django.db import OperationalError
+from django.urls import reverse
 
 from stopcsam.chat import selectors, services
 from stopcsam.chat import sockets as sockets_module
@@ -532,6 +533,48 @@ def test_a_socket_whose_sign_in_ended_is_closed(
         await sock.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("how", ["participant-logs-out", "staff-logs-out", "staff-deactivated"])
+def test_a_socket_closes_at_once_when_its_sign_in_ends(
+    how, settings, live, participant, therapist, participant_client, staff_client
+):
+    """Not at the next safety poll (no tick comes within the test): the logout, or the change
+    to the account, wakes the sockets signed in with it to check again. The other side's
+    socket stays open."""
+    settings.CHAT_TICK_SECONDS = 60
+    as_participant, as_therapist = participant_client(participant), staff_client(therapist)
+
+    async def scenario() -> None:
+        p = await joined(live, f"sid={as_participant.cookies['sid'].value}")
+        t = await joined(live, f"sid={as_therapist.cookies['sid'].value}")
+        if how == "participant-logs-out":
+            await asyncio.to_thread(as_participant.post, reverse("accounts:logout"))
+            gone, stays = p, t
+        elif how == "staff-logs-out":
+            await asyncio.to_thread(as_therapist.post, reverse("accounts:staff_logout"))
+            gone, stays = t, p
+        else:
+            therapist.user.is_active = False
+            await asyncio.to_thread(therapist.user.save)
+            gone, stays = t, p
+        assert (await asyncio.wait_for(gone.until("__closed__"), 2))["code"] == 4403
+        await stays.send({"type": "ping"})
+        assert (await stays.until("pong"))["type"] == "pong"
+        await stays.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_sign_in_bookkeeping_save_wakes_no_socket(therapist):
+    """A save at sign-in (the last login, failed attempts) changes nothing a socket depends
+    on; any other save of a member of staff's account re-checks their sockets."""
+    published: list[tuple[int, dict]] = []
+    with mock.patch.object(services, "publish_on_commit", lambda *a: published.append(a)):
+        therapist.user.save(update_fields=["last_login", "failed_logins"])
+        assert published == []
+        therapist.user.save(update_fields=["site"])
+    assert published == [(0, {"t": "recheck", "who": [f"staff-{therapist.user.pk}"]})]
 
 
 def test_the_timer_warns_and_forces_the_end(settings, live, participant, cookies):
