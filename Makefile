@@ -13,7 +13,7 @@ FIND_PYTHON := for c in $(PYTHON_CANDIDATES); do \
 	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo $$p; break; }; \
 	done
 
-.PHONY: demo test lint typecheck browser-deps clean messages extract-messages
+.PHONY: demo test lint typecheck browser-deps clean messages extract-messages screenshots
 
 $(STAMP): pyproject.toml
 	@base=$$($(FIND_PYTHON)); \
@@ -61,6 +61,11 @@ node_modules/axe-core/axe.min.js: package.json package-lock.json
 
 test: $(STAMP) messages browser-deps node_modules/axe-core/axe.min.js lint typecheck
 	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(VENV)/bin/pytest
+
+# The README's screenshots, from the browser journey.
+screenshots: $(STAMP) messages browser-deps node_modules/axe-core/axe.min.js
+	STOPCSAM_SCREENSHOTS=$(CURDIR)/docs/screenshots PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
+		$(VENV)/bin/pytest tests/e2e/test_journey.py -k front_door
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,7 +21,11 @@ from tests.e2e.audit import PageAudit
 from tests.server import RunningServer
 
 DEMO_PROTOCOL = Path(stopcsam.study.__file__).parent / "protocols" / "demo.yaml"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# The journey's screenshots go to STOPCSAM_SCREENSHOTS (`make screenshots` names
+# docs/screenshots), or else to a temporary directory: a test run leaves the checkout as it was.
+SCREENSHOTS = Path(
+    os.environ.get("STOPCSAM_SCREENSHOTS") or Path(tempfile.gettempdir()) / "stopcsam-screenshots"
+)
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 # The default zone scheduling shows each language (scheduling/forms.py): the browser is put

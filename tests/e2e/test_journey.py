@@ -9,7 +9,7 @@ A second participant is allocated to the waiting list and is offered the chat af
 
 Every participant page is audited (axe-core with JavaScript on, page budget, no third-party
 request), with JavaScript on and off, in English, German, Czech and Spanish. The en-js run
-writes the screenshots in docs/screenshots/.
+takes the screenshots (`make screenshots` writes them to docs/screenshots/).
 """
 
 from __future__ import annotations
