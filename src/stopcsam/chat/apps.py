@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.apps import AppConfig
+from django.db.models.signals import post_delete
 
 
 class ChatConfig(AppConfig):
@@ -14,6 +15,9 @@ class ChatConfig(AppConfig):
         from stopcsam.core.signals import sign_in_changed
 
         sign_in_changed.connect(_sign_in_changed, dispatch_uid="chat.sign_in_changed")
+        post_delete.connect(
+            _session_deleted, sender="chat.ChatSession", dispatch_uid="chat.session_deleted"
+        )
 
 
 def _sign_in_changed(
@@ -22,3 +26,12 @@ def _sign_in_changed(
     from stopcsam.chat.services import sockets_recheck
 
     sockets_recheck(session_key=session_key, staff_id=staff_id)
+
+
+def _session_deleted(sender: Any, *, instance: Any, **kwargs: Any) -> None:
+    """A chat session erased with its participant ("stop and erase"): the sockets still open
+    on it (the therapist's) check again, find it gone and close, now rather than at their
+    next safety poll."""
+    from stopcsam.chat.services import publish_on_commit
+
+    publish_on_commit(instance.pk, {"t": "recheck"})

@@ -41,23 +41,19 @@ def _refresh(public_id: str) -> ChatSession | None:
     """The session as its appointment now stands: moved, or cancelled once the wired source
     no longer knows an appointment it gave before. A session the source never gave (a
     benchmark's, or with no source wired) is left as it is."""
-    session = ChatSession.objects.select_related("therapist__site").filter(public_id=public_id)
-    found = session.first()
+    rows = ChatSession.objects.select_related("therapist__site")
+    found = rows.filter(public_id=public_id).first()
     if found is None or found.state in CLOSED_STATES:
         return found
     fresh, gone = appointments.appointment_lookup(appointment_ref=found.appointment_ref)
     if fresh is not None:
         session_sync_confirmed(appointment=fresh)
-        found.refresh_from_db()
-    elif gone and found.source_confirmed:
+        # Read again with its therapist (handed over, perhaps): refresh_from_db() would drop
+        # the related rows, and a socket reads them on its event loop.
+        return rows.get(pk=found.pk)
+    if gone and found.source_confirmed:
         session_cancel(session=found)
     return found
-
-
-def session_refresh(*, public_id: str) -> ChatSession | None:
-    """The session brought in line with its appointment (moved or cancelled), for a socket's
-    safety poll: an open socket learns of a cancellation by the state event it publishes."""
-    return _refresh(public_id)
 
 
 def session_for_participant(*, participant: Participant, public_id: str) -> ChatSession:

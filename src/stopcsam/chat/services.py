@@ -112,6 +112,8 @@ def session_sync(*, appointment: Mapping[str, Any]) -> ChatSession:
             setattr(session, name, fields[name])
         if changed:
             session.save(update_fields=[n.removesuffix("_id") for n in changed])
+        if "therapist" in changed:  # handed over: the first therapist's sockets close now
+            publish_on_commit(session.pk, {"t": "recheck"})
     return session
 
 
@@ -175,6 +177,7 @@ def _refuse_if_cancelled(session: ChatSession) -> None:
 def session_admit(*, session: ChatSession, therapist: StaffUser) -> ChatSession:
     if session.therapist_id != therapist.pk:
         raise NotAllowedError
+    session_expire_if_due(session=session)  # nobody is admitted after the appointment
     if session.state in CLOSED_STATES:
         raise SessionEndedError
     with transaction.atomic():
@@ -192,13 +195,19 @@ def session_admit(*, session: ChatSession, therapist: StaffUser) -> ChatSession:
     return session
 
 
-def session_end(*, session: ChatSession, ended_by: str, actor: str) -> ChatSession:
-    """End a session (the therapist's choice or the timer); idempotent. Attended when the
-    participant had been admitted."""
+def session_end(
+    *,
+    session: ChatSession,
+    ended_by: str,
+    actor: str,
+    states: tuple[str, ...] = (SessionState.LIVE, SessionState.WAITING),
+) -> ChatSession:
+    """End a session in one of ``states`` (the therapist's choice or the timer); idempotent.
+    Attended when the participant had been admitted."""
     with transaction.atomic():
-        updated = ChatSession.objects.filter(
-            pk=session.pk, state__in=[SessionState.LIVE, SessionState.WAITING]
-        ).update(state=SessionState.ENDED, ended_at=clock.now(), ended_by=ended_by)
+        updated = ChatSession.objects.filter(pk=session.pk, state__in=states).update(
+            state=SessionState.ENDED, ended_at=clock.now(), ended_by=ended_by
+        )
         # The row as this update left it (and locks): the caller's copy may predate an admit.
         session.refresh_from_db()
         if updated:
@@ -213,19 +222,33 @@ def session_end(*, session: ChatSession, ended_by: str, actor: str) -> ChatSessi
 
 
 def sessions_expire_due() -> int:
-    """End every live session past its forced end, whether or not anybody is connected (an
+    """End every session past its forced end, whether or not anybody is connected (an
     open socket ends its own at once; this is for sessions everybody left, which would stay
-    live and never be counted as attended). Run every minute by the background worker
-    (STOPCSAM_EVERY_MINUTE). How many it ended."""
-    length = timedelta(seconds=settings.CHAT_SESSION_SECONDS + settings.CHAT_GRACE_SECONDS)
-    due = ChatSession.objects.filter(state=SessionState.LIVE, admitted_at__lte=clock.now() - length)
-    return sum(session_expire_if_due(session=session) for session in due)
+    live and never be counted as attended), and close every session nobody admitted by its
+    booked end plus the grace period (a participant left in the waiting room is told it
+    ended). Run every minute by the background worker (STOPCSAM_EVERY_MINUTE). How many it
+    ended."""
+    now, grace = clock.now(), timedelta(seconds=settings.CHAT_GRACE_SECONDS)
+    length = timedelta(seconds=settings.CHAT_SESSION_SECONDS) + grace
+    live = ChatSession.objects.filter(state=SessionState.LIVE, admitted_at__lte=now - length)
+    unadmitted = ChatSession.objects.filter(state__in=UNADMITTED, ends_at__lte=now - grace)
+    return sum(session_expire_if_due(session=session) for session in [*live, *unadmitted])
+
+
+UNADMITTED = (SessionState.SCHEDULED, SessionState.WAITING)
 
 
 def session_expire_if_due(*, session: ChatSession) -> bool:
-    """Force the end once the planned end plus the grace period has passed."""
+    """Force the end once the planned end plus the grace period has passed; close a session
+    nobody admitted once its booked end plus the grace period has (not attended)."""
+    now = clock.now()
+    if session.state in UNADMITTED:
+        if now < timing.closes_unadmitted_at(session):
+            return False
+        session_end(session=session, ended_by="timer", actor="system", states=UNADMITTED)
+        return session.state == SessionState.ENDED
     forced = timing.forced_end_at(session)
-    if session.state != SessionState.LIVE or forced is None or clock.now() < forced:
+    if session.state != SessionState.LIVE or forced is None or now < forced:
         return False
     session_end(session=session, ended_by="timer", actor="system")
     return True

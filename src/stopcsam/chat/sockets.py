@@ -127,18 +127,31 @@ def authenticate(*, cookie: str, public_id: str) -> Peer | None:
     return peer
 
 
-def still_signed_in(peer: Peer) -> bool:
-    """Is the Django session behind an open socket still signed in as the same person, and
-    may a member of staff still sign in? After a logout, an expired session or a deactivated
-    account, or for a supervisor whose site no longer reads along, the socket is closed
-    (checked with each safety poll)."""
+def still_allowed(peer: Peer) -> ChatSession | None:
+    """The session as its appointment now stands, if the socket may stay open; None if it
+    must close (4403). The same checks as at the handshake: the Django session behind the
+    socket still signed in as the same person, and that person still let into this session in
+    the same role. So a logout, an expired session, "stop and erase", a deactivated account or
+    a withdrawn one-time-code device, an appointment handed over to another therapist, a
+    supervisor moved to another site or no longer a supervisor, and a site no longer reading
+    along all close it. Run by each safety poll, and at once on a ``recheck`` wake-up."""
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=peer.session_key)
-    if peer.role == Sender.PARTICIPANT:
-        return bool(store.get(SESSION_KEY) == peer.person)
-    user = get_user(SimpleNamespace(session=store))  # type: ignore[arg-type]
-    if not isinstance(user, StaffUser) or not user.is_active or user.pk != peer.person:
-        return False
-    return peer.role != "read_along" or user.site.code in settings.CHAT_READ_ALONG_SITES
+    public_id = peer.session.public_id
+    try:
+        if peer.role == Sender.PARTICIPANT:
+            if store.get(SESSION_KEY) != peer.person:
+                return None
+            participant = Participant.objects.filter(pk=peer.person).first()
+            if participant is None:
+                return None
+            return selectors.session_for_participant(participant=participant, public_id=public_id)
+        user = _verified_staff(store)
+        if user is None or user.pk != peer.person:
+            return None
+        session, access = selectors.session_for_staff(user=user, public_id=public_id)
+    except ChatError:
+        return None
+    return session if _staff_role(access) == peer.role else None
 
 
 def _participant_peer(participant_id: int, public_id: str) -> Peer | None:
@@ -153,17 +166,29 @@ def _participant_peer(participant_id: int, public_id: str) -> Peer | None:
 
 
 def _staff_peer(store: Any, public_id: str) -> Peer | None:
+    user = _verified_staff(store)
+    if user is None:
+        return None
+    session, access = selectors.session_for_staff(user=user, public_id=public_id)
+    services.session_expire_if_due(session=session)
+    selectors.transcript_for_staff(user=user, session=session, via=f"socket.{access}")
+    return Peer(session, _staff_role(access), user.audit_ref, session.language, person=user.pk)
+
+
+def _verified_staff(store: Any) -> StaffUser | None:
+    """The active member of staff signed in with this Django session, with password and a
+    confirmed one-time-code device: a password alone never reaches a transcript."""
     user = get_user(SimpleNamespace(session=store))  # type: ignore[arg-type]
     if not isinstance(user, StaffUser) or not user.is_active:
         return None
     device = Device.from_persistent_id(store.get(DEVICE_ID_SESSION_KEY) or "")
     if device is None or device.user_id != user.pk or not device.confirmed:
-        return None  # a password alone never reaches a transcript
-    session, access = selectors.session_for_staff(user=user, public_id=public_id)
-    services.session_expire_if_due(session=session)
-    selectors.transcript_for_staff(user=user, session=session, via=f"socket.{access}")
-    role = Sender.THERAPIST if access == selectors.THERAPIST else "read_along"
-    return Peer(session, role, user.audit_ref, session.language, person=user.pk)
+        return None
+    return user
+
+
+def _staff_role(access: str) -> str:
+    return Sender.THERAPIST if access == selectors.THERAPIST else "read_along"
 
 
 async def application(scope: Scope, receive: Any, send: Send) -> None:
@@ -340,7 +365,12 @@ class Connection:
             while self.open:
                 kind, item = await self.inbox.get()
                 async with self.turn:
-                    await self.handle(kind, item)
+                    try:
+                        await self.handle(kind, item)
+                    except Exception as fault:  # as in read_frames: close, never stay deaf
+                        if kind == "failed":
+                            break  # not even the close went out: the socket is gone
+                        self.fail(fault)
         finally:
             for task in tasks:
                 task.cancel()
@@ -549,10 +579,7 @@ class Connection:
     async def on_admit(self, frame: dict[str, Any]) -> None:
         if self.peer.role != Sender.THERAPIST:
             raise NotAllowedError
-        therapist = self.session.therapist
-        self.session = await in_thread(
-            services.session_admit, session=self.session, therapist=therapist
-        )
+        self.session = await in_thread(_admit, session=self.session, therapist_id=self.peer.person)
 
     async def on_end(self, frame: dict[str, Any]) -> None:
         if self.peer.role != Sender.THERAPIST:
@@ -682,8 +709,8 @@ class Connection:
         """Close the socket (4403) if its sign-in no longer allows it; else bring the session
         up to date. On each safety poll, and at once when a sign-in ended or changed anywhere
         (a ``recheck`` wake-up naming this socket's)."""
-        signed_in, fresh = await in_thread(_poll, peer=self.peer)
-        if not signed_in:
+        fresh = await in_thread(still_allowed, peer=self.peer)
+        if fresh is None:
             await self.send({"type": "websocket.close", "code": CLOSE_FORBIDDEN})
             self.open = False
             return
@@ -720,16 +747,14 @@ def _recheck(event: dict[str, Any]) -> None:
         conn.inbox.put_nowait(("hub", event))
 
 
+def _admit(*, session: ChatSession, therapist_id: int) -> ChatSession:
+    """Admit on a reader thread: the therapist's row is read there, never on the loop."""
+    therapist = StaffUser.objects.get(pk=therapist_id)
+    return services.session_admit(session=session, therapist=therapist)
+
+
 def _reload(*, pk: int) -> ChatSession:
     return ChatSession.objects.select_related("therapist").get(pk=pk)
-
-
-def _poll(*, peer: Peer) -> tuple[bool, ChatSession | None]:
-    """The safety poll's reads, in one trip to a reader thread: is the socket's sign-in still
-    good, and the session as its appointment now stands."""
-    if not still_signed_in(peer):
-        return False, None
-    return True, selectors.session_refresh(public_id=peer.session.public_id)
 
 
 def _shown_state(session: ChatSession) -> tuple[object, ...]:

@@ -25,6 +25,12 @@ def forced_end_at(session: ChatSession) -> datetime | None:
     return planned + timedelta(seconds=settings.CHAT_GRACE_SECONDS) if planned else None
 
 
+def closes_unadmitted_at(session: ChatSession) -> datetime:
+    """A session nobody admitted closes at its booked end plus the grace period: a waiting
+    room does not stay open, nor a session start, hours or days after the appointment."""
+    return session.ends_at + timedelta(seconds=settings.CHAT_GRACE_SECONDS)
+
+
 def remaining_seconds(session: ChatSession, now: datetime) -> int | None:
     planned = deadline(session)
     return None if planned is None else int((planned - now).total_seconds())

@@ -93,12 +93,30 @@ def participant_session(request: HttpRequest, public_id: str) -> HttpResponseBas
         return render(request, "chat/session.html", {"session": session}, status=status)
     form, status = _posted_message(request, session, Sender.PARTICIPANT)
     if form is None:
-        return redirect(request.path + "#latest", permanent=False)
+        return _back_to_latest(request)
     context = _live_context(session, form, "participant")
     context["messages_shown"] = _shown(session, _tail(session), Sender.PARTICIPANT)
-    context["auto"] = request.GET.get("auto") == "1" or session.state == SessionState.WAITING
+    context.update(_refreshing(request))
+    context["auto"] = context["auto"] or session.state == SessionState.WAITING
     context["feedback_form"] = FeedbackForm()
     return render(request, "chat/session.html", context, status=status)
+
+
+def _refreshing(request: HttpRequest) -> dict[str, bool]:
+    """Automatic refresh without JavaScript. A page that refreshes itself would wipe a
+    message half written, so it shows no compose form, only a link to write: the page
+    without the refresh (``write``), whose form carries ``auto`` so that sending goes back to
+    the refreshing page (``_back_to_latest``)."""
+    return {
+        "auto": request.GET.get("auto") == "1",
+        "resume_auto": request.GET.get("write") == "1" or request.POST.get("auto") == "1",
+    }
+
+
+def _back_to_latest(request: HttpRequest) -> HttpResponse:
+    """After a post: the end of the transcript, refreshing itself again if it did before."""
+    resume = request.POST.get("auto") == "1" or request.GET.get("auto") == "1"
+    return redirect(request.path + ("?auto=1" if resume else "") + "#latest")
 
 
 def _posted_message(
@@ -195,7 +213,7 @@ def _console_action(request: HttpRequest, session: ChatSession) -> HttpResponseB
         # the compose form is shown only while the session is live.
         django_messages.error(request, str(error.message))
         return _render_console(request, session, selectors.THERAPIST, MessageForm(), status=400)
-    return redirect(request.path + "#latest")
+    return _back_to_latest(request)
 
 
 def _render_console(
@@ -237,7 +255,7 @@ def _render_console(
         ),
         escalation_form=EscalationForm(),
         guide=selectors.session_guide(number=session.number, language=get_language() or "en"),
-        auto=request.GET.get("auto") == "1",
+        **_refreshing(request),
     )
     return render(request, "chat/console.html", context, status=status)
 

@@ -448,3 +448,44 @@ def test_a_session_everybody_left_is_ended_by_the_minute_sweep(
     assert fresh.state == SessionState.LIVE
     assert [live.appointment_ref] == fakes.ATTENDED
     assert services.sessions_expire_due() == 0  # idempotent
+
+
+@pytest.mark.parametrize("arrived", [True, False])
+def test_a_session_nobody_admitted_closes_at_its_booked_end_plus_the_grace_period(
+    arrived, book, participant, other_participant, therapist, settings
+):
+    """A waiting room does not stay open, nor a session start, after the appointment: the
+    minute sweep closes it (not attended), a late arrival finds it ended, and the therapist
+    can no longer admit. A session still within its booked time is left alone."""
+    past = book(participant.participant, therapist.user, starts_in=-timedelta(hours=3))
+    if arrived:  # on time, and left waiting
+        with mock.patch("stopcsam.core.clock.now", return_value=past.starts_at):
+            past = services.session_enter(session=past, role="participant")
+        assert past.state == SessionState.WAITING
+    soon = book(other_participant.participant, therapist.user, starts_in=timedelta(minutes=1))
+    assert services.sessions_expire_due() == 1
+    past.refresh_from_db()
+    assert (past.state, past.ended_by, past.admitted_at) == (SessionState.ENDED, "timer", None)
+    assert fakes.ATTENDED == []
+    assert services.session_enter(session=past, role="participant").state == SessionState.ENDED
+    with pytest.raises(SessionEndedError):
+        services.session_admit(session=past, therapist=therapist.user)
+    soon.refresh_from_db()
+    assert soon.state == SessionState.SCHEDULED
+    assert services.sessions_expire_due() == 0
+
+
+def test_the_waiting_room_closes_exactly_at_the_booked_end_plus_the_grace_period(
+    book, participant, therapist, settings
+):
+    session = book(participant.participant, therapist.user, starts_in=-timedelta(minutes=10))
+    session = services.session_enter(session=session, role="participant")
+    closes = session.ends_at + timedelta(seconds=settings.CHAT_GRACE_SECONDS)
+    with mock.patch("stopcsam.core.clock.now", return_value=closes - timedelta(seconds=1)):
+        assert services.session_expire_if_due(session=session) is False
+        assert services.session_admit(session=session, therapist=therapist.user).state == "live"
+    session = book(participant.participant, therapist.user, starts_in=-timedelta(minutes=5))
+    session = services.session_enter(session=session, role="participant")
+    closes = session.ends_at + timedelta(seconds=settings.CHAT_GRACE_SECONDS)
+    with mock.patch("stopcsam.core.clock.now", return_value=closes):
+        assert services.session_expire_if_due(session=session) is True

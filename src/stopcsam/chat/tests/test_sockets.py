@@ -10,13 +10,16 @@ from django.contrib.sessions.models import Session
 from django.db import OperationalError
 from django.urls import reverse
 
+from stopcsam.accounts.models import Role
 from stopcsam.chat import selectors, services
 from stopcsam.chat import sockets as sockets_module
 from stopcsam.chat.hub import get_hub
 from stopcsam.chat.models import ChatMessage, ChatSession, SessionState
 from stopcsam.chat.protocol import CLIENT_FRAMES, FrameError, parse_client_frame
 from stopcsam.chat.sockets import Connection, Peer
+from stopcsam.chat.tests import fakes
 from stopcsam.chat.tests.wsharness import Socket
+from stopcsam.conftest import _staff
 from stopcsam.core.models import AuditEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -564,6 +567,70 @@ def test_a_socket_closes_at_once_when_its_sign_in_ends(
         await stays.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    "how", ["handed-over", "supervisor-moved", "no-longer-supervisor", "participant-erased"]
+)
+def test_a_socket_closes_at_once_when_its_person_may_no_longer_see_the_session(
+    how, settings, book, participant, therapist, supervisor, site_de, site_es, cookies
+):
+    """The socket's right is the handshake's: this person, let into this session in this
+    role. An appointment handed over to another therapist, a supervisor moved to another
+    site (that reads along too) or no longer a supervisor, or the session erased with its
+    participant: the socket closes (4403) at once, not at the next safety poll."""
+    settings.CHAT_TICK_SECONDS = 60
+    settings.CHAT_READ_ALONG_SITES = ["DE", "ES"]
+    session = book(participant.participant, therapist.user)
+    session.read_along = True
+    session.save(update_fields=["read_along"])
+    services.session_enter(session=session, role="participant")
+    staff = supervisor if how in ("supervisor-moved", "no-longer-supervisor") else therapist
+    cookie = cookies[1](staff)
+
+    async def scenario() -> None:
+        sock = await joined(session, cookie)
+        if how == "handed-over":
+            other = await asyncio.to_thread(_staff, "bernd", Role.THERAPIST, site_de, ["en"])
+            appointment = fakes.APPOINTMENTS[session.appointment_ref]
+            appointment["therapist_id"] = other.user.pk
+            await asyncio.to_thread(services.session_sync_confirmed, appointment=appointment)
+        elif how == "supervisor-moved":
+            supervisor.user.site = site_es
+            await asyncio.to_thread(supervisor.user.save, update_fields=["site"])
+        elif how == "no-longer-supervisor":
+            supervisor.user.role = Role.THERAPIST
+            await asyncio.to_thread(supervisor.user.save, update_fields=["role"])
+        else:
+            await asyncio.to_thread(participant.participant.delete)
+        assert (await asyncio.wait_for(sock.until("__closed__"), 2))["code"] == 4403
+        await sock.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_therapist_admits_through_the_socket_after_the_session_was_read_again(
+    book, participant, therapist, cookies
+):
+    """``admit`` reads the therapist on a reader thread: the session a poll or a resync
+    read again (with the appointment source wired) holds no therapist row for the loop."""
+    session = book(participant.participant, therapist.user)
+    services.session_enter(session=session, role="participant")
+    cookie = cookies[1](therapist)
+
+    async def scenario() -> dict:
+        sock = Socket(path(session), cookie=cookie)
+        assert await sock.connect()
+        assert (await sock.receive())["state"] == "waiting"
+        await sock.send({"type": "hello", "after": 0})  # read again, without its therapist
+        await sock.until("caught_up")
+        await sock.send({"type": "admit"})
+        frame = await sock.until("state")
+        await sock.close()
+        return frame
+
+    with mock.patch.object(sockets_module, "_reload", lambda *, pk: ChatSession.objects.get(pk=pk)):
+        assert asyncio.run(scenario())["state"] == "live"
 
 
 def test_a_sign_in_bookkeeping_save_wakes_no_socket(therapist):

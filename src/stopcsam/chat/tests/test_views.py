@@ -59,6 +59,33 @@ def test_a_participant_chats_without_javascript_and_a_double_post_is_stored_once
     assert WORRY in client.get(session_url(live)).content.decode()
 
 
+@pytest.mark.parametrize("who", ["participant", "therapist"])
+def test_a_page_that_refreshes_itself_never_wipes_a_message_being_written(
+    who, live, participant, therapist, participant_client, staff_client
+):
+    """Without JavaScript, a page refreshing every few seconds would wipe a half-written
+    message: it shows a link to write instead of the form (the form stays there for
+    chat.js, hidden without it). The page to write on does not refresh, and sending goes
+    back to the refreshing page. A page that never refreshed stays that way."""
+    client = participant_client(participant) if who == "participant" else staff_client(therapist)
+    url = session_url(live) if who == "participant" else console_url(live)
+    auto = client.get(url + "?auto=1").content.decode()
+    assert '<meta http-equiv="refresh"' in auto
+    assert f'href="{url}?write=1#compose"' in auto
+    assert 'class="compose js-only"' in auto
+    write = client.get(url + "?write=1").content.decode()
+    assert '<meta http-equiv="refresh"' not in write
+    assert 'class="compose"' in write
+    assert '<input type="hidden" name="auto" value="1">' in write
+    sent = client.post(url, {"body": WORRY, "client_id": client_id_of(write), "auto": "1"})
+    assert (sent.status_code, sent["Location"]) == (302, f"{url}?auto=1#latest")
+    plain = client.get(url).content.decode()
+    assert 'name="auto"' not in plain and "?write=1" not in plain
+    again = client.post(url, {"body": WORRY, "client_id": client_id_of(plain)})
+    assert again["Location"] == f"{url}#latest"
+    assert ChatMessage.objects.count() == 2
+
+
 def test_an_empty_message_gets_a_clear_error(live, participant, participant_client):
     client = participant_client(participant)
     response = client.post(session_url(live), {"body": "", "client_id": "f-abcdefgh"})
