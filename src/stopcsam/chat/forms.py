@@ -13,8 +13,17 @@ def new_client_id() -> str:
     return "f-" + secrets.token_urlsafe(12)
 
 
+class MessageField(forms.CharField):
+    """A browser sends each line break of a textarea as CRLF but counts it as one character
+    against ``maxlength``; the chat stores it as LF (services.message_clean). Counted as LF
+    here too, the form takes what the socket takes."""
+
+    def to_python(self, value: object) -> str:
+        return str(super().to_python(value)).replace("\r\n", "\n")
+
+
 class MessageForm(forms.Form):
-    body = forms.CharField(
+    body = MessageField(
         label=_("Your message"),
         max_length=settings.CHAT_MAX_MESSAGE_CHARS,
         widget=forms.Textarea(attrs={"rows": 3}),

@@ -14,7 +14,6 @@ import re
 import time
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
-from http.cookies import SimpleCookie
 from importlib import import_module
 from types import SimpleNamespace
 from typing import Any, TypeVar
@@ -23,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 from django.conf import settings
 from django.contrib.auth import get_user
 from django.db import DatabaseError, connection
+from django.http.cookie import parse_cookie
 from django.http.request import validate_host
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
@@ -105,15 +105,12 @@ def authenticate(*, cookie: str, public_id: str) -> Peer | None:
     """Who holds this Django session, and may they join this chat session?"""
     SessionStore = import_module(settings.SESSION_ENGINE).SessionStore
 
-    jar = SimpleCookie()
-    try:
-        jar.load(cookie)
-    except Exception:
+    # Django's own parser, as for a page: one malformed cookie of another name does not
+    # lose the session's (SimpleCookie dropped them all).
+    key = parse_cookie(cookie).get(settings.SESSION_COOKIE_NAME)
+    if not key:
         return None
-    morsel = jar.get(settings.SESSION_COOKIE_NAME)
-    if morsel is None:
-        return None
-    store = SessionStore(session_key=morsel.value)
+    store = SessionStore(session_key=key)
     try:
         participant_id = store.get(SESSION_KEY)
         if isinstance(participant_id, int):
@@ -123,7 +120,7 @@ def authenticate(*, cookie: str, public_id: str) -> Peer | None:
     except ChatError:
         return None
     if peer is not None:
-        peer.session_key = morsel.value
+        peer.session_key = key
     return peer
 
 

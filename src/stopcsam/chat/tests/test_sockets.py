@@ -307,6 +307,16 @@ def test_nobody_joins_a_session_that_is_not_theirs(
     asyncio.run(scenario())
 
 
+def test_a_malformed_cookie_of_another_name_does_not_lose_the_session(live, participant, cookies):
+    cookie = "theme=a b; " + cookies[0](participant) + '; other="unterminated'
+
+    async def scenario() -> None:
+        sock = await joined(live, cookie)
+        await sock.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_handshake_from_another_site_is_refused(live, participant, cookies):
     cookie = cookies[0](participant)
 

@@ -5,7 +5,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from stopcsam.chat import services
+from stopcsam.chat import selectors, services
 from stopcsam.chat.models import ChatMessage, SessionState
 from stopcsam.core.models import AuditEvent
 
@@ -84,6 +84,21 @@ def test_a_page_that_refreshes_itself_never_wipes_a_message_being_written(
     again = client.post(url, {"body": WORRY, "client_id": client_id_of(plain)})
     assert again["Location"] == f"{url}#latest"
     assert ChatMessage.objects.count() == 2
+
+
+def test_the_form_counts_a_line_break_as_one_character_as_the_socket_does(
+    live, participant, participant_client, settings
+):
+    """Browsers send a textarea's line breaks as CRLF and count each as one character."""
+    settings.CHAT_MAX_MESSAGE_CHARS = 40
+    client = participant_client(participant)
+    body = "I am worried\r\n" * 3 + "!"  # 40 characters as written, 43 as sent
+    response = client.post(session_url(live), {"body": body, "client_id": "f-abcdefgh"})
+    assert response.status_code == 302
+    (stored,) = selectors.messages_after(session_id=live.pk, after=0)
+    assert stored.body == "I am worried\nI am worried\nI am worried\n!"
+    too_long = client.post(session_url(live), {"body": "x" * 41, "client_id": "f-bcdefghi"})
+    assert too_long.status_code == 400
 
 
 def test_an_empty_message_gets_a_clear_error(live, participant, participant_client):
