@@ -334,31 +334,69 @@ def test_nothing_is_lost_or_doubled_through_a_killed_process_and_a_redis_restart
         assert "message 1" not in text
 
 
+async def joined(port: int, path: str, sid: str) -> Any:
+    from websockets.asyncio.client import connect
+
+    headers = {"Cookie": f"sid={sid}", "Origin": f"http://127.0.0.1:{port}"}
+    ws = await connect(f"ws://127.0.0.1:{port}{path}", additional_headers=headers)
+    await ws.send(json.dumps({"type": "hello", "after": 0}))
+    while json.loads(await ws.recv())["type"] != "caught_up":
+        pass
+    return ws
+
+
+async def until(ws: Any, kind: str, timeout: float) -> dict[str, Any]:
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = json.loads(await ws.recv())
+            if frame["type"] in (kind, "ack", "error"):
+                assert frame["type"] == kind, frame
+                return frame
+
+
+LOGOUT = """
+from importlib import import_module
+from django.conf import settings
+import_module(settings.SESSION_ENGINE).SessionStore(session_key="KEY").flush()
+print("JSON[]")
+"""
+
+
+def test_a_logout_in_another_process_closes_the_socket_at_once(cluster: Cluster) -> None:
+    """The participant's socket is on one server process; the sign-in ends in another
+    process (here a management shell): the recheck crosses Redis and the socket closes
+    (4403) long before its first safety poll (a tick is 60 s)."""
+    (item,) = cluster.shell_json(SETUP.replace("PAIRS", "1"))
+    path = f"/ws/chat/{item['public_id']}"
+
+    async def scenario() -> int | None:
+        from websockets.exceptions import ConnectionClosed
+
+        participant = await joined(cluster.ports[0], path, item["p"])
+        therapist = await joined(cluster.ports[1], path, item["t"])
+        await asyncio.to_thread(cluster.shell_json, LOGOUT.replace("KEY", item["p"]))
+        code = None
+        with contextlib.suppress(ConnectionClosed):
+            async with asyncio.timeout(5):
+                while True:
+                    await participant.recv()
+        code = participant.close_code
+        await therapist.send(json.dumps({"type": "ping"}))
+        assert (await until(therapist, "pong", 5))["type"] == "pong"  # the other side stays
+        await therapist.close()
+        return code
+
+    assert run_in_own_loop(scenario()) == 4403
+
+
 def test_a_send_during_a_database_outage_gets_an_error_and_no_ack(cluster: Cluster) -> None:
     (item,) = cluster.shell_json(SETUP.replace("PAIRS", "1"))
     a, b = cluster.ports
     path = f"/ws/chat/{item['public_id']}"
 
     async def scenario() -> None:
-        from websockets.asyncio.client import connect
-
-        async def joined(port: int, sid: str) -> Any:
-            headers = {"Cookie": f"sid={sid}", "Origin": f"http://127.0.0.1:{port}"}
-            ws = await connect(f"ws://127.0.0.1:{port}{path}", additional_headers=headers)
-            await ws.send(json.dumps({"type": "hello", "after": 0}))
-            while json.loads(await ws.recv())["type"] != "caught_up":
-                pass
-            return ws
-
-        async def until(ws: Any, kind: str, timeout: float) -> dict[str, Any]:
-            async with asyncio.timeout(timeout):
-                while True:
-                    frame = json.loads(await ws.recv())
-                    if frame["type"] in (kind, "ack", "error"):
-                        assert frame["type"] == kind, frame
-                        return frame
-
-        participant, therapist = await joined(a, item["p"]), await joined(b, item["t"])
+        participant = await joined(a, path, item["p"])
+        therapist = await joined(b, path, item["t"])
         first = {"type": "send", "client_id": "outage-0001", "body": "I am worried about my urges"}
         await participant.send(json.dumps(first))
         assert (await until(participant, "ack", 10))["seq"] == 1
