@@ -138,9 +138,11 @@ def _database() -> dict[str, object]:
             # (the chat writer's batch) keeps its statement journal in memory rather than
             # in a temporary file opened, written and unlinked per batch: 7.4 -> 4.2 writes
             # per chat message, server CPU per message 306 -> 290 us (bench/chat.py).
+            # secure_delete=ON: a deletion zeroes what it deleted, so an erased or shredded
+            # transcript leaves no ciphertext in free pages (core/erasure.py).
             "init_command": (
                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
-                " PRAGMA temp_store=MEMORY;"
+                " PRAGMA temp_store=MEMORY; PRAGMA secure_delete=ON;"
             ),
         },
     }

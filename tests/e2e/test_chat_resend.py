@@ -191,3 +191,19 @@ def test_messages_refused_by_the_flood_limit_arrive_without_a_reconnect(
     stored = chat_server.shell_json(STORED.replace("PUBLIC_ID", public_id))
     assert [row[0] for row in stored] == list(range(1, 13))
     assert len({row[2] for row in stored}) == 12  # each message stored once
+
+
+def test_a_page_signed_out_elsewhere_loads_again_and_shows_the_login(
+    chat_server: RunningServer, participant: tuple[Any, str], browser: Any
+) -> None:
+    """The participant logs out in another tab: the server closes the chat's socket (4403)
+    and the page loads again, which leads to the login, instead of a page that looks live
+    and keeps what is typed as "Sending…" for ever."""
+    page, public_id = participant
+    admit(chat_server, page, public_id)
+    other = page.context.new_page()
+    other.goto(chat_server.url + "/en/me/")
+    with other.expect_navigation():
+        other.get_by_role("button", name="Log out").click()
+    page.wait_for_url(re.compile(r"/login/"), timeout=10_000)
+    assert page.get_by_label("Your codename").is_visible()

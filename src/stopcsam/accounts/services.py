@@ -28,6 +28,7 @@ from stopcsam.accounts.exceptions import (
 )
 from stopcsam.accounts.models import Participant, Role, Site, StaffInvitation, StaffUser
 from stopcsam.core.audit import audit_record
+from stopcsam.core.erasure import forget_deleted
 
 
 def _codename_hasher() -> PasswordHasher:
@@ -91,6 +92,7 @@ def participant_delete(*, participant: Participant) -> None:
         ref = participant.audit_ref
         participant.delete()
         audit_record(actor="participant", action="participant.deleted", subject=ref)
+        forget_deleted()
 
 
 # --- staff ----------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from stopcsam.chat.models import (
 from stopcsam.chat.protocol import ENCODER
 from stopcsam.core import clock, crypto
 from stopcsam.core.audit import audit_record
+from stopcsam.core.erasure import forget_deleted
 
 BODY_CONTEXT = "chat.message.body"  # the context of ChatMessage.body, bound into each tag
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -610,11 +611,14 @@ def read_marks(*, marks: list[ReadMark]) -> None:
 
 
 def feedback_record(*, session: ChatSession, rating: int) -> None:
-    if session.state != SessionState.ENDED:
+    """The participant's one answer to the feedback question, for a session that took place
+    (ended after an admission). A second answer (the form sent twice, another tab) leaves the
+    first one as it was."""
+    if session.state != SessionState.ENDED or session.admitted_at is None:
         raise SessionNotLiveError
     if rating not in range(1, 6):
         raise InvalidMessageError
-    ChatSession.objects.filter(pk=session.pk).update(feedback=rating)
+    ChatSession.objects.filter(pk=session.pk, feedback__isnull=True).update(feedback=rating)
 
 
 def note_save(
@@ -675,6 +679,7 @@ def session_shred(*, session: ChatSession, actor: str) -> None:
         session.escalations.all().delete()
         ChatSession.objects.filter(pk=session.pk).update(shredded_at=clock.now())
         audit_record(actor=actor, action="chat.shred", subject=session.audit_ref)
+        forget_deleted()
 
 
 def sessions_shred_expired(*, dry_run: bool = False) -> int:

@@ -281,6 +281,7 @@ class Connection:
         self.dropped = 0
         self.open = True
         self.ticks = 0
+        self.typing_shown = False  # the other side was told this client is typing
         staff_id = 0 if peer.role == Sender.PARTICIPANT else peer.person
         self.sign_ins = services.sign_in_tags(session_key=peer.session_key, staff_id=staff_id)
 
@@ -374,6 +375,8 @@ class Connection:
             if self.read_timer is not None:
                 self.read_timer.cancel()
             allowance_leave(self.peer, self.allowance)
+            if self.typing_shown:  # gone mid-sentence: the other side stops showing it
+                self.typing(False)
             for tag in self.sign_ins:
                 found = _signed_in.get(tag)
                 if found is not None:
@@ -561,6 +564,7 @@ class Connection:
 
     def typing(self, active: bool) -> None:
         if self.peer.role != "read_along" and self.session.state == SessionState.LIVE:
+            self.typing_shown = active
             event = {"t": "typing", "sender": self.peer.role, "active": active}
             get_hub().publish(self.session.pk, event)
 

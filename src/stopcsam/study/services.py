@@ -14,6 +14,7 @@ from django.db.models import F
 from stopcsam.accounts.models import Participant
 from stopcsam.core import clock
 from stopcsam.core.audit import audit_record
+from stopcsam.core.erasure import forget_deleted
 from stopcsam.core.instruments import Answer, Instrument, score
 from stopcsam.study import randomization
 from stopcsam.study.exceptions import (
@@ -340,6 +341,7 @@ def withdraw(*, enrolment: Enrolment, erase: bool) -> None:
             participant = enrolment.participant
             participant.delete()  # cascades to enrolment, consents, responses
             audit_record(actor="participant", action="study.withdrawn_and_erased", subject=ref)
+            forget_deleted()
             return
         Enrolment.objects.filter(pk=enrolment.pk).update(
             status=Enrolment.Status.WITHDRAWN, withdrawn_at=now, chat_offered=False

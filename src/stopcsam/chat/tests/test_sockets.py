@@ -787,6 +787,27 @@ def test_typing_and_read_markers_reach_the_other_side(live, participant, therapi
     assert live.participant_read_seq == 1
 
 
+def test_a_client_that_leaves_while_typing_stops_showing_as_typing(
+    live, participant, therapist, cookies
+):
+    pc, tc = cookies[0](participant), cookies[1](therapist)
+
+    async def scenario() -> None:
+        p = await joined(live, pc)
+        t = await joined(live, tc)
+        await p.send({"type": "typing", "active": True})
+        assert (await t.until("typing"))["active"] is True
+        await p.close()  # the tab closed mid-sentence
+        assert await t.until("typing", timeout=2) == {
+            "type": "typing",
+            "sender": "participant",
+            "active": False,
+        }
+        await t.close()
+
+    asyncio.run(scenario())
+
+
 async def stored_read(session, column: str, seq: int) -> None:
     """Wait until the writer has stored (and so published) a read marker."""
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
@@ -155,6 +156,43 @@ def test_the_therapist_admits_chats_and_ends_without_javascript(
     assert response.status_code == 200
     session.refresh_from_db()
     assert session.feedback == 4
+
+
+def test_feedback_is_asked_once_and_only_after_a_session_that_took_place(
+    live, book, other_participant, participant, therapist, participant_client, settings
+):
+    client = participant_client(participant)
+    services.session_end(session=live, ended_by="therapist", actor="t")
+    url = reverse("chat:feedback", args=[live.public_id])
+    assert client.post(url, {"rating": "4"}).status_code == 200
+    assert client.post(url, {"rating": "1"}).status_code == 200  # the form sent again
+    live.refresh_from_db()
+    assert live.feedback == 4  # the first answer stands
+    missed = book(other_participant.participant, therapist.user, starts_in=timedelta(hours=-3))
+    services.sessions_expire_due()  # nobody admitted: closed, not attended
+    other = participant_client(other_participant)
+    page = other.get(session_url(missed)).content.decode()
+    assert "This session did not take place." in page and 'name="rating"' not in page
+    refused = other.post(reverse("chat:feedback", args=[missed.public_id]), {"rating": "5"})
+    assert refused.status_code == 400
+    missed.refresh_from_db()
+    assert missed.feedback is None
+
+
+def test_a_supervisor_reading_along_sees_neither_side_as_you(
+    settings, live, supervisor, therapist, staff_client
+):
+    settings.CHAT_READ_ALONG_SITES = ["DE"]
+    live.read_along = True
+    live.save(update_fields=["read_along"])
+    services.message_send(
+        session_id=live.pk, sender="therapist", client_id="c-therapist-1", body="How was your week?"
+    )
+    reading = staff_client(supervisor).get(console_url(live)).content.decode()
+    assert '<span class="who">Therapist</span>' in reading
+    assert ">You<" not in reading and " mine" not in reading
+    own = staff_client(therapist).get(console_url(live)).content.decode()
+    assert '<span class="who">You</span>' in own
 
 
 def test_feedback_out_of_range_is_refused(live, participant, participant_client):

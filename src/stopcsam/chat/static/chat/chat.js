@@ -27,6 +27,7 @@
   var readSent = 0;    // the last read marker sent
   var readTimer = null;
   var readUpTo = 0;    // how far the other side has read our messages
+  var failures = 0;    // connections in a row that never opened
 
   if (log) {
     log.querySelectorAll("li[data-seq]").forEach(function (li) {
@@ -175,7 +176,11 @@
         break;
       case "read": showRead(frame.seq); break;
       case "typing":
-        if (typingLine) { typingLine.textContent = frame.active ? t.tTyping : ""; }
+        // A supervisor reading along sees either side typing, and is told which.
+        if (typingLine) {
+          var typist = frame.sender === "therapist" && t.tTypingTherapist ? t.tTypingTherapist : t.tTyping;
+          typingLine.textContent = frame.active ? typist : "";
+        }
         break;
       case "error":
         // Kept and sent again: no ack was sent (docs/chat-protocol.md). A frame refused by
@@ -186,17 +191,54 @@
           showWaiting();
           break;
         }
-        if (frame.client_id) { delete pending[frame.client_id]; }
+        if (frame.client_id in pending) {  // refused for good: give the text back to edit
+          if (box && !box.value) { box.value = pending[frame.client_id]; }
+          delete pending[frame.client_id];
+        }
         say(frame.message);
         break;
       default: break;
     }
   }
 
+  // The page, loaded again, shows what is true now: signed out, not yours, ended, cancelled.
+  // At most once in 30 s, so that a server refusing for another reason cannot make the page
+  // reload in a loop.
+  function reloadOnce() {
+    var last = 0;
+    try { last = parseInt(window.sessionStorage.getItem("chat-reloaded") || "0", 10); } catch (e) { /* none */ }
+    if (Date.now() - last < 30000) { say(t.tOffline); return; }
+    try { window.sessionStorage.setItem("chat-reloaded", String(Date.now())); } catch (e) { /* none */ }
+    window.location.reload();
+  }
+
+  // A handshake the server refuses reaches the page as a failed connection (1006), like a
+  // network fault. After a few, ask the page itself: a redirect (signed out), 403 or 404, or
+  // another state than this page's, and the page loads again; a network fault, and it keeps
+  // trying to connect.
+  function probe() {
+    if (!window.fetch) { return; }
+    window.fetch(window.location.href, { redirect: "manual", cache: "no-store", credentials: "same-origin" })
+      .then(function (response) {
+        if (response.type === "opaqueredirect" || response.status === 403 || response.status === 404) {
+          reloadOnce();
+          return null;
+        }
+        return response.ok ? response.text() : null;
+      })
+      .then(function (html) {
+        if (html && html.indexOf('data-state="' + state + '"') === -1) { reloadOnce(); }
+      })
+      .catch(function () { /* the network: the next connection will tell */ });
+  }
+
   function connect() {
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    var opened = false;
     socket = new WebSocket(scheme + window.location.host + t.socket);
     socket.onopen = function () {
+      opened = true;
+      failures = 0;
       retry = 500;
       say(Object.keys(pending).length ? t.tSending : "");
       send({ type: "hello", after: lastSeq });
@@ -206,12 +248,21 @@
     };
     socket.onclose = function (event) {
       stopResending();  // caught_up after the reconnect resends what is kept
-      if (event.code === 4403 || event.code === 4404) { return; }  // not ours: stay on HTML
+      // Signed out, or the session is no longer this person's (docs/chat-protocol.md): what
+      // is kept cannot be sent, and the page as it now stands replaces this one.
+      if (event.code === 4403 || event.code === 4404) { reloadOnce(); return; }
+      if (!opened) {
+        failures += 1;
+        if (failures % 3 === 0) { probe(); }
+      }
       say(t.tOffline);
       window.setTimeout(connect, retry);
       retry = Math.min(retry * 2, 10000);
     };
   }
+
+  // An ended or cancelled session has nothing live to show: the page is the whole of it.
+  if (state === "ended" || state === "cancelled") { return; }
 
   if (form) {
     var box = form.querySelector("textarea");

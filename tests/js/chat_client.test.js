@@ -1,0 +1,95 @@
+// The browser client's decisions, run with `node --test tests/js` (tests/test_chat_client_js.py).
+"use strict";
+const test = require("node:test");
+const assert = require("node:assert");
+const { page } = require("./harness");
+
+const LIVE = { type: "state", role: "participant", state: "live", remaining: 600,
+  warning: false, read_along: false, last_seq: 0, read: 0 };
+
+function joined(options) {
+  const p = page(options);
+  const s = p.socket();
+  p.open(s);
+  p.frame(s, LIVE);
+  p.frame(s, { type: "caught_up", seq: 0 });
+  return p;
+}
+
+test("a socket closed because the sign-in ended (4403) loads the page again, never reconnects", () => {
+  const p = joined();
+  p.close(p.socket(), 4403);
+  assert.strictEqual(p.reloads, 1);
+  p.runTimers();
+  assert.strictEqual(p.sockets.length, 1);  // and never reconnects
+  const elsewhere = joined();  // not this person's session (any more)
+  elsewhere.close(elsewhere.socket(), 4404);
+  assert.strictEqual(elsewhere.reloads, 1);
+});
+
+test("a second 4403 within 30 s does not reload the page in a loop", () => {
+  const p = joined();
+  p.storage["chat-reloaded"] = String(p.now - 5000);
+  p.close(p.socket(), 4403);
+  assert.strictEqual(p.reloads, 0);
+  assert.strictEqual(p.ids["chat-status"].textContent, "Offline");
+});
+
+test("refused handshakes make the page ask for itself: a redirect loads it again", async () => {
+  const p = page({ fetchAnswer: { type: "opaqueredirect", status: 0, ok: false } });
+  for (let n = 1; n <= 3; n += 1) {
+    p.close(p.socket(), 1006);  // never opened: a refused handshake looks like this
+    p.runTimers();
+    assert.strictEqual(p.fetches.length, n < 3 ? 0 : 1);
+  }
+  await p.settle();
+  assert.strictEqual(p.reloads, 1);
+  assert.strictEqual(p.fetches[0].options.redirect, "manual");
+});
+
+test("the page answering with the same state keeps the client trying; another state reloads", async () => {
+  const same = page({ fetchAnswer: { type: "basic", status: 200, ok: true,
+    text: () => Promise.resolve('<section id="chat" data-state="live">') } });
+  for (let n = 0; n < 3; n += 1) { same.close(same.socket(), 1006); same.runTimers(); }
+  await same.settle();
+  assert.strictEqual(same.reloads, 0);
+  assert.strictEqual(same.sockets.length, 4);  // still connecting
+  const moved = page({ fetchAnswer: { type: "basic", status: 200, ok: true,
+    text: () => Promise.resolve('<section id="chat" data-state="ended">') } });
+  for (let n = 0; n < 3; n += 1) { moved.close(moved.socket(), 1006); moved.runTimers(); }
+  await moved.settle();
+  assert.strictEqual(moved.reloads, 1);
+});
+
+test("a connection that opened and dropped is a network fault: no probe, a reconnect", () => {
+  const p = joined();
+  for (let n = 0; n < 4; n += 1) { p.close(p.socket(), 1006); p.runTimers(); p.open(p.socket()); }
+  assert.strictEqual(p.fetches.length, 0);
+  assert.strictEqual(p.reloads, 0);
+});
+
+test("an ended or cancelled page opens no socket", () => {
+  assert.strictEqual(page({ state: "ended" }).sockets.length, 0);
+  assert.strictEqual(page({ state: "cancelled" }).sockets.length, 0);
+  assert.strictEqual(page({ state: "waiting" }).sockets.length, 1);
+});
+
+test("a message refused for good comes back into the empty box to be edited", () => {
+  const p = joined();
+  p.type("I am worried about my urges");
+  const sent = p.socket().sent.find((f) => f.type === "send");
+  assert.strictEqual(p.box.value, "");
+  p.frame(p.socket(), { type: "error", code: "invalid", message: "Refused",
+    client_id: sent.client_id });
+  assert.strictEqual(p.box.value, "I am worried about my urges");
+});
+
+test("a supervisor reading along is told which side is typing", () => {
+  const p = joined({ role: "read_along" });
+  p.frame(p.socket(), { type: "typing", sender: "therapist", active: true });
+  assert.strictEqual(p.ids["chat-typing"].textContent, "The therapist is typing…");
+  p.frame(p.socket(), { type: "typing", sender: "participant", active: true });
+  assert.strictEqual(p.ids["chat-typing"].textContent, "The participant is typing…");
+  p.frame(p.socket(), { type: "typing", sender: "participant", active: false });
+  assert.strictEqual(p.ids["chat-typing"].textContent, "");
+});
