@@ -66,6 +66,8 @@ def test_tor_itself_accepts_the_configuration(tmp_path: Path) -> None:
 def test_nginx_logs_and_forwards_no_identity() -> None:
     text = (DEPLOY / "nginx.conf").read_text()
     assert "access_log off;" in text
+    (level,) = re.findall(r"^error_log \S+ (\w+);", text, flags=re.M)
+    assert level == "emerg"  # error lines name the client's address
     assert 'proxy_set_header X-Forwarded-For "";' in text
     assert "$remote_addr" not in text and "$http_user_agent" not in text
 

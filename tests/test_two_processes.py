@@ -88,6 +88,11 @@ def test_a_participant_is_served_by_both_processes_through_nginx(
     assert all("GET /en/me/ 200" in log for log in logs.values()), "both processes served"
     for log in logs.values():
         assert "TwoProcessCanary" not in log and codename not in log
+    # An upload nginx refuses (413) is an error line naming the client: none is written.
+    status, _, _ = client.request("POST", "/en/me/", {"text": "x" * 100_000})
+    assert status == 413
+    nginx_logs = "".join(path.read_text() for path in (state / "nginx").glob("*.log"))
+    assert "client:" not in nginx_logs and "127.0.0.1" not in nginx_logs
 
 
 def test_a_chat_runs_across_the_two_processes(
