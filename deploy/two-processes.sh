@@ -29,7 +29,7 @@ down() {
 up() {
   : "${DATABASE_URL:?set DATABASE_URL (PostgreSQL)}" "${REDIS_URL:?set REDIS_URL}"
   mkdir -p "$state/nginx" "$state/var"
-  export STOPCSAM_PROCESSES=2 STOPCSAM_VAR_DIR="$state/var"
+  export STOPCSAM_PROCESSES=2 STOPCSAM_VAR_DIR="$state/var" STOPCSAM_EXTERNAL_WORKERS=true
   "$stopcsam" check --deploy --fail-level ERROR >/dev/null
   "$stopcsam" migrate --verbosity 0
   for port in "$PORT_A" "$PORT_B"; do
@@ -37,6 +37,9 @@ up() {
       >"$state/serve-$port.log" 2>&1 &
     echo $! >"$state/serve-$port.pid"
   done
+  # The background jobs, once for the deployment (deploy/stopcsam-worker.service).
+  "$stopcsam" scheduling_worker >"$state/worker.log" 2>&1 &
+  echo $! >"$state/worker.pid"
   sed -e "s/127.0.0.1:8001/127.0.0.1:$PORT_A/; s/127.0.0.1:8002/127.0.0.1:$PORT_B/" \
       -e "s/listen 127.0.0.1:8080/listen 127.0.0.1:$PORT_NGINX/" \
       -e "s#pid /tmp/stopcsam-nginx.pid#pid $state/nginx/nginx.pid#" \

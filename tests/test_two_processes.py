@@ -88,6 +88,11 @@ def test_a_participant_is_served_by_both_processes_through_nginx(
     assert all("GET /en/me/ 200" in log for log in logs.values()), "both processes served"
     for log in logs.values():
         assert "TwoProcessCanary" not in log and codename not in log
+    worker = int((state / "worker.pid").read_text())
+    os.kill(worker, 0)  # the deployment's one background worker is running (no error)
+    assert "Huey consumer started" in (state / "worker.log").read_text()
+    for log in logs.values():  # and neither serve command runs the jobs again
+        assert "scheduling jobs run in this process" not in log
     # An upload nginx refuses (413) is an error line naming the client: none is written.
     status, _, _ = client.request("POST", "/en/me/", {"text": "x" * 100_000})
     assert status == 413

@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import threading
 import time
 import uuid
@@ -29,6 +30,7 @@ logger = logging.getLogger("stopcsam.chat.hub")
 
 Event = dict[str, Any]
 REDIS_RETRY_SECONDS = 0.5
+KEEPALIVE = {socket.TCP_KEEPIDLE: 10, socket.TCP_KEEPINTVL: 5, socket.TCP_KEEPCNT: 3}
 Listener = Callable[[Event], None]
 EVERYONE = 0  # no chat session has this id: events for every process, not one session
 
@@ -109,9 +111,11 @@ class RedisHub(InProcessHub):
         import redis
 
         self.url = url
-        self.channel = f"{prefix}:chat"
-        self.origin = f"{os.getpid()}-{uuid.uuid4().hex[:8]}\n".encode()
         pool = redis.ConnectionPool.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        # Pub/sub channels ignore Redis's database number: two deployments on one Redis, each
+        # on its own database, would hear each other's wake-ups under one channel name.
+        self.channel = f"{prefix}:{pool.connection_kwargs.get('db', 0)}:chat"
+        self.origin = f"{os.getpid()}-{uuid.uuid4().hex[:8]}\n".encode()
         self.connection = pool.make_connection()
         self.publishing = threading.Lock()
         self.publisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chat-publish")
@@ -193,7 +197,14 @@ class RedisHub(InProcessHub):
 
         while True:
             try:
-                client = aioredis.Redis.from_url(self.url, socket_connect_timeout=1)
+                # TCP keepalive: a Redis that vanished without closing the connection (a
+                # network cut) is noticed within half a minute, and the resync follows.
+                client = aioredis.Redis.from_url(
+                    self.url,
+                    socket_connect_timeout=1,
+                    socket_keepalive=True,
+                    socket_keepalive_options=KEEPALIVE,
+                )
                 async with client.pubsub() as pubsub:
                     await pubsub.subscribe(self.channel)
                     self.deliver_all({"t": "resync"})

@@ -21,7 +21,10 @@ logger = logging.getLogger(__name__)
 def _make_huey() -> Huey:
     immediate = settings.SCHEDULING_JOBS_IMMEDIATE
     if settings.REDIS_URL:
-        return RedisHuey("stopcsam-scheduling", url=settings.REDIS_URL, immediate=immediate)
+        # The deployment's prefix: two deployments on one Redis database would otherwise run
+        # each other's jobs.
+        name = f"{settings.CHAT_REDIS_PREFIX}-scheduling"
+        return RedisHuey(name, url=settings.REDIS_URL, immediate=immediate)
     path = settings.VAR_DIR / "jobs-scheduling.sqlite3"
     return SqliteHuey("stopcsam-scheduling", filename=str(path), immediate=immediate)
 

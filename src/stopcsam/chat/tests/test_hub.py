@@ -83,6 +83,25 @@ def test_the_redis_hub_carries_events_between_processes_once() -> None:
     assert on_b == [{"t": "msg", "seq": 1}]
 
 
+@pytest.mark.skipif(not REDIS_URL, reason="needs REDIS_URL")
+def test_deployments_on_other_redis_databases_do_not_hear_each_other() -> None:
+    """Pub/sub ignores the database number; the channel name carries it."""
+    base = REDIS_URL.rsplit("/", 1)[0]
+
+    async def scenario() -> list[Any]:
+        here, there = RedisHub(f"{base}/7", "stopcsam"), RedisHub(f"{base}/8", "stopcsam")
+        heard: list[Any] = []
+        await there.subscribe(5, heard.append)
+        await asyncio.sleep(0.3)
+        heard.clear()
+        await asyncio.to_thread(here.publish, 5, {"t": "typing", "sender": "participant"})
+        await asyncio.sleep(0.3)
+        stop_listening(there)
+        return heard
+
+    assert asyncio.run(scenario()) == []
+
+
 async def publisher_and_listener(*sessions: int) -> tuple[RedisHub, RedisHub, list[Any]]:
     """Two hubs on one prefix, as in two processes: the first publishes, and the second
     listens to ``sessions``; what it heard on connecting (a resync) is cleared."""

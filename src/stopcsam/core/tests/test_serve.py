@@ -103,6 +103,42 @@ def test_serve_tells_its_workers_how_many_processes_serve(
     assert started["environment"] == "3"
 
 
+@pytest.mark.parametrize(
+    ("processes", "deployment", "external", "runs_jobs"),
+    [
+        (1, 1, False, True),  # the embedded default
+        (2, 2, False, True),  # one command serves the deployment: its supervisor runs them
+        (1, 2, False, False),  # one of several serve commands: scheduling_worker runs them
+        (2, 2, True, False),  # an external worker is set
+    ],
+)
+def test_the_background_jobs_run_once_per_deployment(
+    processes: int,
+    deployment: int,
+    external: bool,
+    runs_jobs: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
+) -> None:
+    settings.STOPCSAM_PROCESSES = deployment
+    settings.STOPCSAM_EXTERNAL_WORKERS = external
+    settings.REDIS_URL = "redis://127.0.0.1:6379/5"
+    started: list[str] = []
+    settings.STOPCSAM_EMBEDDED_WORKERS = ["stopcsam.core.tests.test_serve.record_worker"]
+    monkeypatch.setattr(sys.modules[__name__], "STARTED", started)
+    monkeypatch.setenv("STOPCSAM_PROCESSES", str(deployment))
+    monkeypatch.setattr("uvicorn.run", lambda app, **options: None)
+    call_command("serve", processes=processes)
+    assert started == (["worker"] if runs_jobs else [])
+
+
+STARTED: list[str] = []
+
+
+def record_worker() -> None:
+    STARTED.append("worker")
+
+
 def test_the_application_loads_inside_a_running_event_loop(tmp_path: Path) -> None:
     """As in every worker of ``serve --processes N``: uvicorn imports the application inside
     its event loop, and the system checks then ask SQLite whether it supports JSON."""

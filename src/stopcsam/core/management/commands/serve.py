@@ -32,8 +32,12 @@ class Command(BaseCommand):
             # afresh: they must count the processes started here. The setting is left alone when
             # it counts more, for a deployment of several serve commands (deploy/two-processes.sh).
             os.environ["STOPCSAM_PROCESSES"] = str(processes)
-        if processes == 1 and not settings.STOPCSAM_EXTERNAL_WORKERS:
-            # The embedded default: background jobs run in threads of this one process.
+        if processes >= settings.STOPCSAM_PROCESSES and not settings.STOPCSAM_EXTERNAL_WORKERS:
+            # This command serves the whole deployment (the embedded default, or uvicorn's
+            # workers under it): the background jobs run in threads of this process, once.
+            # Several serve commands of one deployment (deploy/two-processes.sh, one systemd
+            # unit per port) run none: each would run every job again; `stopcsam
+            # scheduling_worker` runs them (deploy/stopcsam-worker.service).
             for starter in settings.STOPCSAM_EMBEDDED_WORKERS:
                 import_string(starter)()
         uvicorn.run(
