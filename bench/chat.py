@@ -151,7 +151,7 @@ if target.startswith("postgres"):
 else:
     import sqlite3
     db = sqlite3.connect(target, isolation_level=None)
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "wal_autocheckpoint=0"):
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "wal_autocheckpoint=0"):
         db.execute("PRAGMA " + pragma)  # as the chat's writer has them
     db.execute(TABLE.format(key="integer"))
     def commit(n):

@@ -15,5 +15,6 @@ def test_sqlite_connections_use_wal_and_keep_temporary_data_in_memory() -> None:
         for pragma in ("journal_mode", "synchronous", "foreign_keys", "temp_store"):
             cursor.execute(f"PRAGMA {pragma}")
             found[pragma] = cursor.fetchone()[0]
-    # synchronous 1 = NORMAL, temp_store 2 = MEMORY (no temporary file per chat batch)
-    assert found == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1, "temp_store": 2}
+    # synchronous 2 = FULL (a commit is on disk before its ack), temp_store 2 = MEMORY (no
+    # temporary file per chat batch)
+    assert found == {"journal_mode": "wal", "synchronous": 2, "foreign_keys": 1, "temp_store": 2}

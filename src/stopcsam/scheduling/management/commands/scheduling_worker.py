@@ -9,8 +9,9 @@ from stopcsam.scheduling.jobs import build_consumer
 
 class Command(BaseCommand):
     help = (
-        "Run the scheduling background jobs (no-shows, reminders) in this process, for the "
-        "scaled-out setup (STOPCSAM_EXTERNAL_WORKERS=1, REDIS_URL set). Stops on SIGTERM/SIGINT."
+        "Run the background jobs (no-shows, reminders, the chat's forced ends and retention) "
+        "in this process, for the scaled-out setup (STOPCSAM_EXTERNAL_WORKERS=1, REDIS_URL "
+        "set). Stops on SIGTERM/SIGINT."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
