@@ -68,6 +68,15 @@ def test_nginx_logs_and_forwards_no_identity() -> None:
     assert "access_log off;" in text
     (level,) = re.findall(r"^error_log \S+ (\w+);", text, flags=re.M)
     assert level == "emerg"  # error lines name the client's address
+
+
+def test_nginx_marks_onion_requests_secure_and_no_other_plain_request() -> None:
+    """A clearnet HTTPS name beside the onion: the onion's plain-HTTP requests must not be
+    redirected to https:// (core/tests/test_headers.py shows the application's side)."""
+    text = (DEPLOY / "nginx.conf").read_text()
+    assert "map $host $forwarded_proto { ~\\.onion$ https; default $scheme; }" in text
+    assert "X-Forwarded-Proto $scheme" not in text
+    assert text.count("proxy_set_header X-Forwarded-Proto $forwarded_proto;") == 2
     assert 'proxy_set_header X-Forwarded-For "";' in text
     assert "$remote_addr" not in text and "$http_user_agent" not in text
 

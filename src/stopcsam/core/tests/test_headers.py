@@ -89,3 +89,32 @@ def test_every_participant_page_has_a_quick_exit(
 def test_healthz_reports_the_database(db: None) -> None:
     response = Client().get("/healthz")
     assert response.status_code == 200 and "database: ok" in response.content.decode()
+
+
+ONION = "abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrstuvw.onion"
+
+
+@pytest.mark.parametrize("marked_secure", [True, False])
+def test_an_onion_beside_a_clearnet_https_name_works_when_nginx_marks_it_secure(
+    marked_secure: bool, settings: object
+) -> None:
+    """With STOPCSAM_HTTPS=true every plain-HTTP request is redirected to https://, which an
+    onion does not serve. The onion's own nginx server block marks its requests as secure
+    (Tor encrypts end to end; docs/operators.md), and then pages and forms work on it."""
+    settings.SECURE_SSL_REDIRECT = True  # type: ignore[attr-defined]
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # type: ignore[attr-defined]
+    settings.ALLOWED_HOSTS = ["help.example.org", ONION]  # type: ignore[attr-defined]
+    settings.CSRF_TRUSTED_ORIGINS = [f"http://{ONION}"]  # type: ignore[attr-defined]
+    proto = "https" if marked_secure else "http"
+    client = Client(enforce_csrf_checks=True, HTTP_HOST=ONION, HTTP_X_FORWARDED_PROTO=proto)
+    page = client.get("/en/start/")
+    if not marked_secure:
+        assert page.status_code == 301 and page["Location"].startswith(f"https://{ONION}")
+        return
+    assert page.status_code == 200
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode())
+    assert token is not None
+    form = {"csrfmiddlewaretoken": token.group(1), "language": "en"}
+    posted = client.post("/en/start/", form, HTTP_ORIGIN=f"http://{ONION}")
+    assert posted.status_code == 200  # the codename page: the form was accepted
+    assert 'id="codename"' in posted.content.decode()
