@@ -26,9 +26,25 @@ class AccessLogMiddleware:
         response = self.get_response(request)
         elapsed_ms = (time.perf_counter() - started) * 1000
         access_log.info(
-            "%s %s %s %.1fms", request.method, request.path, response.status_code, elapsed_ms
+            "%s %s %s %.1fms", request.method, _logged_path(request), response.status_code, elapsed_ms
         )
         return response
+
+
+# URL parameters that are credentials (a staff invitation's token): the log names the
+# parameter, never its value.
+SECRET_URL_PARAMETERS = ("token",)
+
+
+def _logged_path(request: HttpRequest) -> str:
+    path = request.path
+    match = getattr(request, "resolver_match", None)
+    if match is not None:
+        for name in SECRET_URL_PARAMETERS:
+            value = match.kwargs.get(name)
+            if value:
+                path = path.replace(str(value), f"<{name}>")
+    return path
 
 
 class PrivacyHeadersMiddleware:

@@ -108,11 +108,18 @@ def _response_rows(
     for item in instrument.items:
         if item.type == "text":
             if include_free_text:
-                yield (*head, item.key, "text", free.get(item.key, ""))
+                yield (*head, item.key, "text", _text_cell(free.get(item.key, "")))
             continue
         yield (*head, item.key, "item", _cell(answers.get(item.key)))
     for scale in instrument.scales:
         yield (*head, scale.key, "scale", _cell(scores.get(scale.key)))
+
+
+def _text_cell(text: str) -> str:
+    """A participant's free text, never a formula: a spreadsheet runs a cell that begins
+    with = + - @ (or a tab or carriage return before one) as one when a researcher opens the
+    file. Such a cell is kept as text with a leading apostrophe (OWASP's CSV injection)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _cell(value: Any) -> Any:

@@ -228,6 +228,8 @@ def questionnaire(request: HttpRequest, time_point: str, instrument: str) -> Htt
     definition = protocol.instruments.get(instrument)
     if definition is None or selectors.needs_consent(enrolment):
         return redirect("study:home")
+    if time_point not in {point.key for point in protocol.schedule}:
+        return render(request, "study/not_due.html", status=404)
     complete = request.method == "POST" and "save_later" not in request.POST
     form = instrument_form(
         definition,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import logging
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -138,3 +139,15 @@ def test_invitestaff_prints_a_working_link(site_de: Site) -> None:
     call_command("invitestaff", "--role", "therapist", "--site", "DE", stdout=out)
     link = out.getvalue().strip()
     assert Client().get(link.removeprefix("http://127.0.0.1:8000")).status_code == 200
+
+
+def test_the_access_log_never_holds_an_invitation_token(
+    site_de: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The token is a working credential for days: the log names the parameter instead."""
+    _invitation, token = staff_invitation_create(role="therapist", site=site_de, languages=["en"])
+    caplog.set_level(logging.INFO, logger="stopcsam.access")
+    assert Client().get(f"/en/staff/invite/{token}/").status_code == 200
+    logged = [r.getMessage() for r in caplog.records if r.name == "stopcsam.access"]
+    assert logged and logged[0].startswith("GET /en/staff/invite/<token>/ 200")
+    assert not any(token in line for line in logged)

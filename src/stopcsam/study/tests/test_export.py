@@ -140,3 +140,37 @@ def test_randomized_only_participants_are_exported(version: ProtocolVersion) -> 
     _study(version, participants=2)
     enrolled(version)  # consented but not randomized
     assert len({r["study_id"] for r in _load(version)}) == 2
+
+
+@pytest.mark.parametrize(
+    ("written", "exported"),
+    [
+        ("=1+1", "'=1+1"),
+        ("+1 more worry", "'+1 more worry"),
+        ("-I am worried", "'-I am worried"),
+        ("@home it is worse", "'@home it is worse"),
+        ("I am worried = anxious", "I am worried = anxious"),
+    ],
+)
+def test_free_text_is_never_a_spreadsheet_formula(
+    written: str, exported: str, version: ProtocolVersion
+) -> None:
+    protocol = parsed_protocol(version)
+    enrolment = enrolled(version)
+    for name in protocol.baseline.instruments:  # the whole baseline: randomized, exported
+        instrument = protocol.instruments[name]
+        answers = {
+            item.key: (
+                item.option_values()[0] if item.options else written if item.type == "text" else 1
+            )
+            for item in instrument.items
+        }
+        response_save(
+            enrolment=enrolment,
+            time_point="baseline",
+            instrument=instrument,
+            answers=answers,
+            complete=True,
+        )
+    (note,) = [r for r in _load(version, free_text=True) if r["kind"] == "text"]
+    assert note["value"] == exported

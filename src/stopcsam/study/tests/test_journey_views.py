@@ -261,3 +261,14 @@ def test_pages_need_a_participant(version: ProtocolVersion) -> None:
         "/en/study/questionnaire/baseline/urge/",
     ]:
         assert Client().get(path)["Location"].startswith("/en/login/")
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_an_unknown_time_point_is_not_found(method: str, version: ProtocolVersion) -> None:
+    client = Client(raise_request_exception=False)
+    _eligible_participant(client)
+    _consent(client)
+    send = getattr(client, method)
+    response = send("/en/study/questionnaire/nosuchpoint/urge/", {"urge_strength": "x"})
+    assert response.status_code == 404
+    assert not Response.objects.exists()
