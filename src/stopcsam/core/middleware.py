@@ -26,7 +26,11 @@ class AccessLogMiddleware:
         response = self.get_response(request)
         elapsed_ms = (time.perf_counter() - started) * 1000
         access_log.info(
-            "%s %s %s %.1fms", request.method, _logged_path(request), response.status_code, elapsed_ms
+            "%s %s %s %.1fms",
+            request.method,
+            _logged_path(request),
+            response.status_code,
+            elapsed_ms,
         )
         return response
 
