@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from stopcsam.accounts import services
-from stopcsam.accounts.models import Participant, Site, StaffInvitation, StaffUser
+from stopcsam.accounts.models import Participant, Role, Site, StaffInvitation, StaffUser
 
 
 @admin.register(Site)
@@ -16,8 +16,36 @@ class SiteAdmin(admin.ModelAdmin):
     list_display = ["code", "name", "country", "time_zone"]
 
 
+# What a coordinator may give: the roles of their own site's clinical staff. A study
+# administrator gives any role at any site; nobody changes their own role, site or activity.
+COORDINATOR_GIVES = (Role.THERAPIST, Role.SUPERVISOR)
+
+
+def _study_admin(request: HttpRequest) -> bool:
+    return getattr(request.user, "role", None) == Role.STUDY_ADMIN
+
+
+class SiteScopedAdmin(admin.ModelAdmin):
+    """Staff and invitations of the coordinator's own site only, with the roles a coordinator
+    may give; a study administrator sees and gives everything."""
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        rows = super().get_queryset(request)
+        return rows if _study_admin(request) else rows.filter(site=request.user.site_id)  # type: ignore[union-attr]
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "site" and not _study_admin(request):
+            kwargs["queryset"] = Site.objects.filter(pk=request.user.site_id)  # type: ignore[union-attr]
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_choice_field(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "role" and not _study_admin(request):
+            kwargs["choices"] = [(role.value, role.label) for role in COORDINATOR_GIVES]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
+
+
 @admin.register(StaffUser)
-class StaffUserAdmin(admin.ModelAdmin):
+class StaffUserAdmin(SiteScopedAdmin):
     list_display = ["username", "display_name", "role", "site", "is_active", "locked_until"]
     list_filter = ["role", "site", "is_active"]
     fields = ["username", "display_name", "role", "site", "languages", "is_active"]
@@ -25,6 +53,20 @@ class StaffUserAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # staff join by invitation, which also enrols their TOTP device
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # their audit trail names them: deactivate instead
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and not _study_admin(request):
+            # A coordinator changes clinical staff of their own site only.
+            return bool(obj.role in COORDINATOR_GIVES and obj.site_id == request.user.site_id)  # type: ignore[union-attr]
+        return super().has_change_permission(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is not None and obj.pk == request.user.pk:
+            return ["role", "site", "is_active"]
+        return super().get_readonly_fields(request, obj)
 
 
 @admin.register(Participant)
@@ -39,9 +81,14 @@ class ParticipantAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Only the participant erases their account ("stop and erase"), which is counted and
+        # audited, and leaves nothing in the database files.
+        return False
+
 
 @admin.register(StaffInvitation)
-class StaffInvitationAdmin(admin.ModelAdmin):
+class StaffInvitationAdmin(SiteScopedAdmin):
     list_display = ["role", "site", "display_name", "created_at", "expires_at", "used_at"]
     fields = ["role", "site", "languages", "display_name"]
 

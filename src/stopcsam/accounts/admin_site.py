@@ -10,6 +10,8 @@ from django.utils.translation import gettext_lazy as _
 
 from stopcsam.accounts.decorators import is_verified_staff
 
+NOT_ADMINISTERED = frozenset({"otp_totp", "otp_static", "otp_email", "otp_hotp"})
+
 
 class CoordinatorAdminSite(admin.AdminSite):
     site_header = _("Coordination")
@@ -19,6 +21,18 @@ class CoordinatorAdminSite(admin.AdminSite):
     def has_permission(self, request: HttpRequest) -> bool:
         user = request.user
         return bool(user.is_active and user.is_staff and is_verified_staff(user))
+
+    def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
+        """Every app's admin but the one-time-code devices': their page shows each staff
+        member's TOTP secret, which would leave their login a password alone."""
+        models = (
+            model_or_iterable
+            if isinstance(model_or_iterable, list | tuple)
+            else [model_or_iterable]
+        )
+        kept = [m for m in models if m._meta.app_label not in NOT_ADMINISTERED]
+        if kept:
+            super().register(kept, admin_class, **options)
 
     def login(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         # One login for all staff: ours, with per-account throttling and TOTP.
