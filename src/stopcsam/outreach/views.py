@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from stopcsam.accounts.decorators import staff_verified_required
 from stopcsam.core.clock import now
+from stopcsam.core.forms import ServiceDateField
 from stopcsam.core.instruments import instrument_form, localised
 from stopcsam.core.signals import FUNNEL_STEPS, funnel_step
 from stopcsam.outreach import selectors, services, texts
@@ -180,8 +181,8 @@ def widget_frame(request: HttpRequest) -> HttpResponse:
 
 
 class FunnelFilter(forms.Form):
-    start = forms.DateField(label=_("From"), required=False)
-    end = forms.DateField(label=_("To"), required=False)
+    start = ServiceDateField(label=_("From"), required=False)
+    end = ServiceDateField(label=_("To"), required=False)
     campaign = forms.CharField(label=_("Campaign"), required=False, max_length=32)
     language = forms.ChoiceField(
         label=_("Language"), required=False, choices=[("", _("All languages")), *LANGUAGE_NAMES]

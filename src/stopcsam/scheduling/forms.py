@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, available_timezones
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from stopcsam.core.forms import ServiceDateField
 from stopcsam.scheduling.models import ExceptionKind
 
 # Offered first in every time-zone list: the partner sites' zones and a few common others.
@@ -150,7 +151,7 @@ class WindowForm(_TimeRangeMixin, forms.Form):
 
 class ExceptionForm(_TimeRangeMixin, forms.Form):
     kind = forms.ChoiceField(label=_("Kind"), choices=ExceptionKind.choices)
-    date = forms.DateField(label=_("Date"), widget=forms.DateInput(attrs={"type": "date"}))
+    date = ServiceDateField(label=_("Date"), widget=forms.DateInput(attrs={"type": "date"}))
     start_time = forms.TimeField(
         label=_("From"), initial=time(0, 0), widget=forms.TimeInput(attrs={"type": "time"})
     )
