@@ -29,6 +29,7 @@ from stopcsam.accounts.exceptions import (
 from stopcsam.accounts.models import Participant, Role, Site, StaffInvitation, StaffUser
 from stopcsam.core.audit import audit_record
 from stopcsam.core.erasure import forget_deleted
+from stopcsam.core.signals import participant_erasing
 
 
 def _codename_hasher() -> PasswordHasher:
@@ -90,6 +91,7 @@ def participant_delete(*, participant: Participant) -> None:
     """Delete the account itself: a real row deletion, audited without identity."""
     with transaction.atomic():
         ref = participant.audit_ref
+        participant_erasing.send(sender=Participant, participant_id=participant.pk)
         participant.delete()
         audit_record(actor="participant", action="participant.deleted", subject=ref)
         forget_deleted()

@@ -35,3 +35,8 @@ SESSION_OUTCOMES = ("attended", "no_show", "cancelled")
 # chat closes the sockets that sign-in no longer allows at once, instead of at their next
 # safety poll.
 sign_in_changed = Signal()
+
+# A participant's own account is about to be deleted at their request (accounts' "Delete my
+# account"), inside the deleting transaction. Sent with ``participant_id`` (int). The study
+# counts it as a withdrawal with erasure.
+participant_erasing = Signal()

@@ -336,17 +336,39 @@ def withdraw(*, enrolment: Enrolment, erase: bool) -> None:
     now = clock.now()
     with transaction.atomic():
         version, language, ref = enrolment.protocol, enrolment.language, enrolment.audit_ref
-        _tally(version, "withdrawn", "erase" if erase else "stop", language)
         if erase:
+            # Counted once per person: one who stopped before was counted then.
+            stopped = Enrolment.objects.filter(
+                pk=enrolment.pk, status=Enrolment.Status.WITHDRAWN
+            ).exists()
+            if not stopped:
+                _tally(version, "withdrawn", "erase", language)
             participant = enrolment.participant
             participant.delete()  # cascades to enrolment, consents, responses
             audit_record(actor="participant", action="study.withdrawn_and_erased", subject=ref)
             forget_deleted()
             return
-        Enrolment.objects.filter(pk=enrolment.pk).update(
-            status=Enrolment.Status.WITHDRAWN, withdrawn_at=now, chat_offered=False
+        updated = (
+            Enrolment.objects.filter(pk=enrolment.pk)
+            .exclude(status=Enrolment.Status.WITHDRAWN)
+            .update(status=Enrolment.Status.WITHDRAWN, withdrawn_at=now, chat_offered=False)
         )
-        audit_record(actor="participant", action="study.withdrawn", subject=ref)
+        if updated:  # "stop" pressed again changes and counts nothing
+            _tally(version, "withdrawn", "stop", language)
+            audit_record(actor="participant", action="study.withdrawn", subject=ref)
+
+
+def withdrawal_on_account_deletion(*, participant_id: int) -> None:
+    """A participant deleted their whole account (accounts' "Delete my account") rather than
+    withdrawing: for the study that is a withdrawal with erasure, counted like one (the flow
+    diagram would lose them otherwise). Called before the rows go."""
+    enrolment = Enrolment.objects.filter(participant_id=participant_id).first()
+    if enrolment is None or enrolment.status == Enrolment.Status.WITHDRAWN:
+        return
+    _tally(enrolment.protocol, "withdrawn", "erase", enrolment.language)
+    audit_record(
+        actor="participant", action="study.withdrawn_and_erased", subject=enrolment.audit_ref
+    )
 
 
 # --- scheduling's outcomes ------------------------------------------------------------------

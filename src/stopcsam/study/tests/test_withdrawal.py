@@ -99,3 +99,25 @@ def test_consort_counts_follow_the_flow(version: ProtocolVersion) -> None:
     chat_received = counts["received_allocated_intervention"]["chat"]
     assert chat_received == (1 if first.arm == "chat" else 0)
     assert counts["analysed"] == {"chat": 0, "waitlist": 0}
+
+
+def test_each_participant_is_counted_once_in_the_flow_diagram(
+    version: ProtocolVersion, participant_client: Callable[..., Client]
+) -> None:
+    """Stop pressed three times, then erase: one withdrawal, counted when they stopped."""
+    client = _client_for(_answered(version), participant_client)
+    for _ in range(3):
+        client.post("/en/study/withdraw/", {"choice": "stop", "confirm": "on"})
+    client.post("/en/study/withdraw/", {"choice": "erase", "confirm": "on"})
+    assert consort_counts(version)["withdrawn"] == {"stop": 1, "erase": 0}
+    assert AuditEvent.objects.filter(action="study.withdrawn").count() == 1
+
+
+def test_deleting_the_account_counts_as_a_withdrawal_with_erasure(
+    version: ProtocolVersion, participant_client: Callable[..., Client]
+) -> None:
+    client = _client_for(_answered(version), participant_client)
+    assert client.post("/en/me/delete/", {"confirm": "on"}).status_code == 302
+    assert not Participant.objects.exists()
+    assert consort_counts(version)["withdrawn"] == {"stop": 0, "erase": 1}
+    assert AuditEvent.objects.filter(action="study.withdrawn_and_erased").count() == 1
