@@ -139,6 +139,10 @@ class Appointment(models.Model):
     participant_joined_at = models.DateTimeField(null=True, blank=True)
     therapist_joined_at = models.DateTimeField(null=True, blank=True)
     outcome_at = models.DateTimeField(null=True, blank=True)
+    # A replacement for a missed or cancelled session: one per session at most.
+    replaces = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replacement"
+    )
 
     class Meta:
         ordering = ["start"]

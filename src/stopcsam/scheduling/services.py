@@ -493,11 +493,17 @@ def _course_settle(course: Course) -> None:
 def appointment_rebook(
     *, appointment: Appointment, new_start: datetime, actor: Actor
 ) -> Appointment:
-    """A replacement for a missed or cancelled session, with the same therapist."""
+    """A replacement for a missed or cancelled session, with the same therapist: one per
+    session, and only while the participant may book (not after they stopped taking part)."""
     if appointment.status not in (Status.NO_SHOW, Status.CANCELLED):
         raise NotChangeableError
-    kind = Kind.REPLACEMENT
-    return _add_session(appointment.course, new_start, actor, kind=kind)
+    if actor.staff is None and not selectors.may_book(appointment.participant):
+        raise BookingNotAllowedError
+    if Appointment.objects.filter(replaces=appointment).exists():
+        raise NotChangeableError  # replaced already; the replacement itself may be replaced
+    return _add_session(
+        appointment.course, new_start, actor, kind=Kind.REPLACEMENT, replaces=appointment
+    )
 
 
 def course_add_booster(*, course: Course, start: datetime, actor: Actor) -> Appointment:
@@ -506,7 +512,14 @@ def course_add_booster(*, course: Course, start: datetime, actor: Actor) -> Appo
     return _add_session(course, start, actor, kind=Kind.BOOSTER)
 
 
-def _add_session(course: Course, start: datetime, actor: Actor, *, kind: str) -> Appointment:
+def _add_session(
+    course: Course,
+    start: datetime,
+    actor: Actor,
+    *,
+    kind: str,
+    replaces: Appointment | None = None,
+) -> Appointment:
     try:
         with transaction.atomic():
             profile = _lock_therapists(course.therapist_id)[course.therapist_id]
@@ -523,6 +536,7 @@ def _add_session(course: Course, start: datetime, actor: Actor, *, kind: str) ->
                 start=start,
                 end=start + selectors.session_length(),
                 kind=kind,
+                replaces=replaces,
             )
             _history(appointment, ChangeKind.BOOKED, actor)
             _notify_if_staff(appointment, actor)

@@ -8,6 +8,7 @@ import pytest
 
 from stopcsam.core.signals import session_outcome
 from stopcsam.scheduling import jobs, selectors, services
+from stopcsam.scheduling.exceptions import BookingNotAllowedError, NotChangeableError
 from stopcsam.scheduling.models import Appointment, Course, Kind, NoticeKind, Status
 from stopcsam.scheduling.services import Actor
 from stopcsam.scheduling.tests.conftest import TUESDAY_EVENING, FrozenClock
@@ -159,3 +160,32 @@ def test_other_pages_can_show_the_notices_with_a_template_tag(
     assert "You missed" not in Template(
         "{% load scheduling_tags %}{% scheduling_notices %}"
     ).render(RequestContext(request))
+
+
+def nobody_may_book(participant: object) -> bool:
+    return False
+
+
+def test_a_missed_session_is_replaced_once_and_only_while_the_participant_may_book(
+    course: Course, frozen: FrozenClock, settings: object
+) -> None:
+    first = _first(course)
+    frozen.set(FIRST + timedelta(minutes=16))
+    services.no_shows_mark()
+    first.refresh_from_db()
+    options = selectors.reschedule_options(appointment=first, by_staff=False)
+    settings.STOPCSAM_MAY_BOOK = f"{__name__}.nobody_may_book"  # type: ignore[attr-defined]
+    with pytest.raises(BookingNotAllowedError):  # stopped taking part, for instance
+        services.appointment_rebook(
+            appointment=first, new_start=options[0], actor=Actor.participant()
+        )
+    settings.STOPCSAM_MAY_BOOK = None  # type: ignore[attr-defined]
+    new = services.appointment_rebook(
+        appointment=first, new_start=options[0], actor=Actor.participant()
+    )
+    assert new.replaces == first
+    with pytest.raises(NotChangeableError):  # not a second time: no calendar to fill
+        services.appointment_rebook(
+            appointment=first, new_start=options[1], actor=Actor.participant()
+        )
+    assert course.appointments.filter(status=Status.BOOKED).count() == 4
