@@ -54,6 +54,11 @@ class PartnerAdmin(admin.ModelAdmin):
         )
         obj.pk = created.pk
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Deleting took the partner's keys with it, unrevoked and unaudited, and a process
+        # kept accepting a key it remembered: revoke the keys instead (ApiKeyAdmin).
+        return False
+
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):

@@ -30,7 +30,7 @@ from django.core.exceptions import SynchronousOnlyOperation
 from django.db import close_old_connections, connections
 from django.http.request import split_domain_port, validate_host
 
-from stopcsam.core.clock import now
+from stopcsam.core import clock
 from stopcsam.outreach import api, services
 from stopcsam.outreach.terms import matcher_is_fresh
 
@@ -56,7 +56,7 @@ class _PendingCounts:
 
     def add(self, campaign: str, language: str) -> None:
         with self.lock:
-            self.counts[(now().date(), campaign, language)] += 1
+            self.counts[(clock.now().date(), campaign, language)] += 1
             if self.timer is None:
                 self.timer = threading.Timer(FLUSH_SECONDS, self.flush)
                 self.timer.daemon = True

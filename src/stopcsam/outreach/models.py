@@ -143,8 +143,9 @@ class Partner(models.Model):
 class ApiKey(models.Model):
     """A partner's API key. Only a SHA-256 digest is kept; the key is shown once."""
 
+    # PROTECT: a partner with keys is never deleted; its keys are revoked (audited).
     partner = models.ForeignKey(
-        Partner, on_delete=models.CASCADE, related_name="keys", verbose_name=_("partner")
+        Partner, on_delete=models.PROTECT, related_name="keys", verbose_name=_("partner")
     )
     prefix = models.CharField(_("prefix"), max_length=16, unique=True)
     digest = models.CharField(max_length=64, unique=True)

@@ -14,8 +14,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from stopcsam.accounts.models import StaffUser
+from stopcsam.core import clock
 from stopcsam.core.audit import audit_record
-from stopcsam.core.clock import now
 from stopcsam.core.signals import FUNNEL_STEPS
 from stopcsam.outreach.exceptions import RateLimitedError, UnknownStepError
 from stopcsam.outreach.models import (
@@ -47,7 +47,12 @@ def funnel_increment(
     """Add to a daily counter; safe under concurrent requests on SQLite and PostgreSQL."""
     if step not in FUNNEL_STEPS:
         raise UnknownStepError(step)
-    key = {"day": day or now().date(), "campaign": campaign, "language": language, "step": step}
+    key = {
+        "day": day or clock.now().date(),
+        "campaign": campaign,
+        "language": language,
+        "step": step,
+    }
     if FunnelCount.objects.filter(**key).update(count=F("count") + amount):
         return
     try:
@@ -68,7 +73,7 @@ def key_digest(key: str) -> str:
 def partner_create(*, name: str, campaign_code: str, by: StaffUser | None = None) -> Partner:
     with transaction.atomic():
         campaign, _ = Campaign.objects.get_or_create(code=campaign_code)
-        partner = Partner.objects.create(name=name, campaign=campaign, created_at=now())
+        partner = Partner.objects.create(name=name, campaign=campaign, created_at=clock.now())
         audit_record(
             actor=_actor(by),
             action="outreach.partner_created",
@@ -91,7 +96,7 @@ def api_key_create(
             digest=key_digest(key),
             label=label,
             rate_per_minute=rate_per_minute,
-            created_at=now(),
+            created_at=clock.now(),
         )
         audit_record(
             actor=_actor(by),
@@ -104,7 +109,9 @@ def api_key_create(
 
 def api_key_revoke(*, api_key: ApiKey, by: StaffUser | None = None) -> ApiKey:
     with transaction.atomic():
-        updated = ApiKey.objects.filter(pk=api_key.pk, revoked_at=None).update(revoked_at=now())
+        updated = ApiKey.objects.filter(pk=api_key.pk, revoked_at=None).update(
+            revoked_at=clock.now()
+        )
         if updated:
             # Now, and again after commit: a process that re-reads the key in between
             # would otherwise remember it as valid.
@@ -134,7 +141,7 @@ def _api_keys_changed() -> None:
 def api_key_spend(*, prefix: str, rate_per_minute: int) -> None:
     """Count one request against the key's per-minute budget (shared by all processes
     through the cache, which is Redis when scaled out); raise RateLimitedError when spent."""
-    moment = now().timestamp()
+    moment = clock.now().timestamp()
     window = int(moment // 60)
     bucket = f"outreach:rate:{prefix}:{window}"
     cache.add(bucket, 0, timeout=120)
@@ -161,7 +168,7 @@ def term_lists_reload(*, by: StaffUser | None = None, actor: str = "") -> TermLi
         stamp.version += 1
         stamp.digest = loaded.digest
         stamp.term_count = len(loaded.terms)
-        stamp.loaded_at = now()
+        stamp.loaded_at = clock.now()
         stamp.save(update_fields=["version", "digest", "term_count", "loaded_at"])
         audit_record(
             actor=actor or _actor(by),
@@ -184,7 +191,7 @@ def page_save(*, page: Page, by: StaffUser | None = None) -> Page:
             if page.pk
             else False
         )
-        page.updated_at = now()
+        page.updated_at = clock.now()
         if page.status == PageStatus.PUBLISHED:
             page.published_at = page.updated_at
         page.save()
@@ -211,7 +218,7 @@ def survey_response_record(
         instrument_key=instrument_key,
         instrument_version=instrument_version,
         language=language,
-        day=now().date(),
+        day=clock.now().date(),
         answers=answers,
     )
 

@@ -38,6 +38,10 @@ class LoadedTerms:
     digest: str
 
 
+# A hotline's keyword list is thousands of lines, not megabytes: a bigger file is a mistake.
+MAX_FILE_BYTES = 16 * 2**20
+
+
 def term_list_paths() -> list[Path]:
     configured = getattr(settings, "OUTREACH_TERM_LISTS", None) or []
     return [Path(p) for p in configured] or [DEMO_TERM_LIST]
@@ -49,11 +53,22 @@ def load_term_lists(paths: Iterable[Path]) -> LoadedTerms:
     digest = hashlib.sha256()
     for path in paths:
         try:
+            if path.stat().st_size > MAX_FILE_BYTES:
+                raise TermListError(f"{path}: larger than {MAX_FILE_BYTES // 2**20} MiB.")
             raw = path.read_bytes()
         except OSError as exc:
             raise TermListError(f"{path}: cannot be read ({exc.strerror}).") from exc
         digest.update(raw)
-        terms += parse_term_file(path.name, raw.decode("utf-8-sig", errors="strict"))
+        try:
+            text = raw.decode("utf-8-sig", errors="strict")
+        except UnicodeDecodeError as exc:
+            raise TermListError(f"{path.name}: not UTF-8 (byte {exc.start}).") from exc
+        try:
+            terms += parse_term_file(path.name, text)
+        except csv.Error as exc:  # a field over csv's limit, a stray NUL
+            raise TermListError(f"{path.name}: not a readable CSV file ({exc}).") from exc
+        except RecursionError as exc:
+            raise TermListError(f"{path.name}: nested too deep to be a term list.") from exc
     return LoadedTerms(terms=tuple(dict.fromkeys(terms)), digest=digest.hexdigest())
 
 

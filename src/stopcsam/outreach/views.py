@@ -19,7 +19,7 @@ from django.views.decorators.csp import csp_override
 from django.views.decorators.http import require_GET, require_http_methods
 
 from stopcsam.accounts.decorators import staff_verified_required
-from stopcsam.core.clock import now
+from stopcsam.core import clock
 from stopcsam.core.forms import ServiceDateField
 from stopcsam.core.instruments import instrument_form, localised
 from stopcsam.core.signals import FUNNEL_STEPS, funnel_step
@@ -191,7 +191,7 @@ class FunnelFilter(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        today = now().date()
+        today = clock.now().date()
         data["end"] = data.get("end") or today
         data["start"] = data.get("start") or data["end"] - timedelta(days=29)
         if data["start"] > data["end"]:
@@ -237,7 +237,7 @@ def funnel(request: HttpRequest) -> HttpResponse:
 
 
 def _funnel_defaults() -> dict[str, Any]:
-    today = now().date()
+    today = clock.now().date()
     return {"start": today - timedelta(days=29), "end": today}
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from django.utils.crypto import salted_hmac
 from icalendar import Calendar, Event
 
 from stopcsam.core import clock
@@ -19,7 +20,8 @@ TITLE = "Appointment"
 PRODID = "-//Calendar//Appointment//EN"
 
 
-def calendar_bytes(appointments: Iterable[Appointment], tz_name: str) -> bytes:
+def calendar_bytes(appointments: Iterable[Appointment], tz_name: str, *, audience: str) -> bytes:
+    """``audience``: "participant" or "staff"; each gets its own event ids (``_uid``)."""
     tz = ZoneInfo(tz_name)
     calendar = Calendar()
     calendar.add("prodid", PRODID)
@@ -27,15 +29,23 @@ def calendar_bytes(appointments: Iterable[Appointment], tz_name: str) -> bytes:
     calendar.add("calscale", "GREGORIAN")
     stamp = clock.now()
     for appointment in appointments:
-        calendar.add_component(_event(appointment, tz, stamp))
+        calendar.add_component(_event(appointment, tz, stamp, audience))
     calendar.add_missing_timezones()
     return calendar.to_ical()
 
 
-def _event(appointment: Appointment, tz: ZoneInfo, stamp: datetime) -> Event:
+def _uid(appointment: Appointment, audience: str) -> str:
+    """Stable, so that a re-import updates the entry, and different for the participant and
+    the therapist: a calendar provider that holds both files (the participant's import and
+    the therapist's feed) cannot match them and link the participant to a named therapist.
+    It names no host."""
+    digest = salted_hmac("stopcsam.scheduling.ics", f"{audience}:{appointment.ref}")
+    return f"{digest.hexdigest()[:32]}@appointment"
+
+
+def _event(appointment: Appointment, tz: ZoneInfo, stamp: datetime, audience: str) -> Event:
     event = Event()
-    # The UID names no host: it only has to be stable, so a re-import updates the entry.
-    event.add("uid", f"{appointment.ref}@appointment")
+    event.add("uid", _uid(appointment, audience))
     event.add("dtstamp", stamp)
     event.add("summary", TITLE)
     event.add("dtstart", appointment.start.astimezone(tz))

@@ -585,6 +585,10 @@ def _check_handover_allowed(
         raise PermissionError
     if target is None or not selectors.is_bookable(target, language=course.language):
         raise HandoverRefusedError
+    # The colleague's limits hold for a course handed over as for one booked: their caseload
+    # (counted under the lock _lock_therapists took), and below, their sessions per day/week.
+    if selectors.caseloads([target.staff_id]).get(target.staff_id, 0) >= target.max_caseload:
+        raise HandoverRefusedError
 
 
 def _move_sessions(course: Course, target: TherapistProfile, actor: Actor) -> None:

@@ -263,8 +263,9 @@ def cancel(request: HttpRequest, ref: str) -> HttpResponseBase:
     return render(request, "scheduling/cancel.html", context, status=_status(form))
 
 
-def _ics_response(appointments: list[Appointment], tz: str) -> HttpResponse:
-    response = HttpResponse(ics.calendar_bytes(appointments, tz), content_type="text/calendar")
+def _ics_response(appointments: list[Appointment], tz: str, *, audience: str) -> HttpResponse:
+    body = ics.calendar_bytes(appointments, tz, audience=audience)
+    response = HttpResponse(body, content_type="text/calendar")
     response["Content-Disposition"] = 'attachment; filename="appointment.ics"'
     response["Cache-Control"] = "no-store"
     return response
@@ -273,7 +274,9 @@ def _ics_response(appointments: list[Appointment], tz: str) -> HttpResponse:
 @participant_required
 @require_GET
 def appointment_ics(request: HttpRequest, ref: str) -> HttpResponse:
-    return _ics_response([_own_appointment(request, ref)], participant_zone(request))
+    return _ics_response(
+        [_own_appointment(request, ref)], participant_zone(request), audience="participant"
+    )
 
 
 @participant_required
@@ -286,7 +289,7 @@ def course_ics(request: HttpRequest, ref: str) -> HttpResponse:
     if course is None:
         raise Http404
     live = list(course.appointments.exclude(status=Status.CANCELLED))
-    return _ics_response(live, participant_zone(request))
+    return _ics_response(live, participant_zone(request), audience="participant")
 
 
 @participant_required
@@ -312,7 +315,7 @@ def staff_feed(request: HttpRequest) -> HttpResponse:
     appointments = selectors.therapist_appointments(
         therapist=profile.staff, start=now - timedelta(days=14), end=now + timedelta(days=120)
     )
-    return _ics_response(list(appointments), profile.time_zone)
+    return _ics_response(list(appointments), profile.time_zone, audience="staff")
 
 
 def therapist_only(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:

@@ -8,6 +8,7 @@ from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
+from stopcsam.core import clock
 from stopcsam.outreach import api_fast, services
 from stopcsam.outreach.models import Partner
 from stopcsam.outreach.terms import forget_current_matcher
@@ -29,7 +30,7 @@ def one_minute(monkeypatch: pytest.MonkeyPatch) -> None:
     """Rate budgets are per clock minute: a test that spends one must not straddle two (CI
     once saw a fourth request pass because the minute turned between the second and third)."""
     fixed = timezone.now().replace(second=30, microsecond=0)
-    monkeypatch.setattr(services, "now", lambda: fixed)
+    monkeypatch.setattr(clock, "now", lambda: fixed)
 
 
 @dataclass

@@ -58,6 +58,23 @@ def test_revoking_from_the_admin_is_audited_and_keys_cannot_be_deleted(
     assert response.status_code == 403
 
 
+def test_a_partner_is_never_deleted_with_its_keys(
+    coordinator: StaffPersona, staff_client: Callable[..., Client]
+) -> None:
+    """Deleting a partner took its keys, unrevoked and unaudited: it is refused, in the
+    admin and in the database; keys are revoked instead."""
+    from django.db.models import ProtectedError
+
+    partner = services.partner_create(name="Forum", campaign_code="forum")
+    services.api_key_create(partner=partner)
+    client = staff_client(coordinator)
+    assert client.get(f"/admin/outreach/partner/{partner.pk}/delete/").status_code == 403
+    client.post(f"/admin/outreach/partner/{partner.pk}/delete/", {"post": "yes"})
+    assert ApiKey.objects.filter(partner=partner, revoked_at=None).count() == 1
+    with pytest.raises(ProtectedError):
+        partner.delete()
+
+
 def test_other_staff_cannot_reach_the_admin(
     therapist: StaffPersona, staff_client: Callable[..., Client]
 ) -> None:

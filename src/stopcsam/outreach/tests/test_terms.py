@@ -91,3 +91,38 @@ def test_a_faulty_reload_changes_nothing(tmp_path: Path, settings: object) -> No
     with pytest.raises(CommandError, match="Nothing changed"):
         call_command("reload_terms")
     assert not AuditEvent.objects.filter(action="outreach.term_lists_reloaded").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        (
+            "latin1.csv",
+            (HEADER + "marcador-épsilon,pt,phrase,placeholder-b\n").encode("latin-1"),
+            "not UTF-8",
+        ),
+        ("huge-field.csv", (HEADER + "x" * 200_000 + ",en,word,a\n").encode(), "readable CSV"),
+        ("deep.json", b"[" * 100_000 + b"]" * 100_000, "nested too deep"),
+    ],
+)
+def test_a_file_that_is_no_term_list_is_refused_by_name_not_with_a_traceback(
+    name: str, data: bytes, message: str, tmp_path: Path, settings: object
+) -> None:
+    from stopcsam.outreach.checks import check_term_lists
+
+    listing = tmp_path / name
+    listing.write_bytes(data)
+    settings.OUTREACH_TERM_LISTS = [str(listing)]  # type: ignore[attr-defined]
+    with pytest.raises(TermListError, match=message):
+        load_term_lists([listing])
+    assert [error.id for error in check_term_lists()] == ["outreach.E001"]
+    with pytest.raises(CommandError, match="Nothing changed"):
+        call_command("reload_terms")
+
+
+def test_a_term_list_larger_than_the_limit_is_refused(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    listing = tmp_path / "big.csv"
+    listing.write_text(HEADER + "marker,en,word,placeholder-a\n" * 100, encoding="utf-8")
+    monkeypatch.setattr(terms, "MAX_FILE_BYTES", 1000)
+    with pytest.raises(TermListError, match="larger than"):
+        load_term_lists([listing])

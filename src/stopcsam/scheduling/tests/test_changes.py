@@ -180,3 +180,20 @@ def test_a_hand_over_to_someone_without_the_language_is_refused(
     course.refresh_from_db()
     assert course.therapist_id == therapist.user.pk
     assert not AuditEvent.objects.filter(action="scheduling.course_handed_over").exists()
+
+
+@pytest.mark.parametrize(("caseload", "taken"), [(0, False), (1, True)])
+def test_a_hand_over_respects_the_colleagues_caseload(
+    caseload: int, taken: bool, course: Course, therapist, therapist_es, bookable
+) -> None:  # type: ignore[no-untyped-def]
+    bookable(therapist_es.user, [], tz="Europe/Madrid", max_caseload=caseload)
+    hand_over = lambda: services.course_hand_over(  # noqa: E731
+        course=course, to_therapist=therapist_es.user, actor=Actor.of_staff(therapist.user)
+    )
+    if taken:
+        hand_over()
+    else:
+        with pytest.raises(HandoverRefusedError):
+            hand_over()
+    course.refresh_from_db()
+    assert course.therapist_id == (therapist_es.user.pk if taken else therapist.user.pk)

@@ -106,3 +106,25 @@ def test_the_staff_feed_is_private_and_revocable(course: Course, therapist, staf
     client.post("/en/sessions/staff/feed/revoke/")
     assert anonymous.get("/en/sessions/feed.ics?key=x").status_code == 404
     assert anonymous.get("/en/sessions/feed.ics").status_code == 404
+
+
+def test_the_staff_feed_and_the_participants_file_share_no_event_id(  # type: ignore[no-untyped-def]
+    course: Course, therapist, client_for, staff_client
+) -> None:
+    """A calendar provider holding both (the participant imported their file, the therapist
+    subscribes to the feed) must not be able to match them: that would link the participant
+    to a named therapist of this service. Each stays stable across downloads."""
+    from django.test import Client
+
+    page = staff_client(therapist).post("/en/sessions/staff/feed/reset/")
+    url = re.search(r'id="feed-url">([^<]+)<', page.content.decode())
+    assert url is not None
+    path = url.group(1).split("testserver", 1)[1]
+    staff_ids = {str(e["uid"]) for e in _events(Client().get(path).content)}
+    participant_path = f"/en/sessions/course/{course.ref}.ics"
+    participant_ids = {str(e["uid"]) for e in _events(client_for.get(participant_path).content)}
+    assert len(staff_ids) == len(participant_ids) == 4
+    assert not staff_ids & participant_ids
+    again = {str(e["uid"]) for e in _events(client_for.get(participant_path).content)}
+    assert again == participant_ids
+    assert not any(course.ref in uid for uid in staff_ids | participant_ids)
