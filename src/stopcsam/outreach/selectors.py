@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from django.core.cache import cache
 from django.db.models import Q, Sum
@@ -149,8 +149,9 @@ def funnel_report(
     language: str | None = None,
     shared: bool = False,
 ) -> list[FunnelRow]:
-    counts = funnel_totals(start=start, end=end, campaign=campaign, language=language)
     suppress = shared or not funnel_may_see_exact(user)
+    start, end = funnel_period(start=start, end=end, suppressed=suppress)
+    counts = funnel_totals(start=start, end=end, campaign=campaign, language=language)
     rows, previous, first = [], None, counts.get(FUNNEL_STEPS[0], 0)
     for step in FUNNEL_STEPS:
         count = counts.get(step, 0)
@@ -165,6 +166,18 @@ def funnel_report(
         )
         previous = count
     return rows
+
+
+def funnel_period(*, start: date, end: date, suppressed: bool) -> tuple[date, date]:
+    """The days a report counts. Suppressed figures cover one whole calendar month (the end
+    date's): with free dates, two ranges a day apart (days 1-10 and 1-9) gave one day's count
+    by subtraction, suppressed or not, and a therapist who knew when a client was randomised
+    could learn which partner's warning brought them."""
+    if not suppressed:
+        return start, end
+    first = end.replace(day=1)
+    following = (first + timedelta(days=32)).replace(day=1)
+    return first, following - timedelta(days=1)
 
 
 def _rate(count: int, base: int | None, suppress: bool) -> float | None:

@@ -215,8 +215,14 @@ STEP_LABELS = {
 def funnel(request: HttpRequest) -> HttpResponse:
     form = FunnelFilter(request.GET or None)
     rows: list[dict[str, Any]] = []
+    period: tuple[Any, Any] | None = None
+    exact = selectors.funnel_may_see_exact(request.user)  # type: ignore[arg-type]
     if not form.is_bound or form.is_valid():
         data = form.cleaned_data if form.is_bound else _funnel_defaults()
+        suppressed = bool(data.get("shared")) or not exact
+        period = selectors.funnel_period(
+            start=data["start"], end=data["end"], suppressed=suppressed
+        )
         report = selectors.funnel_report(
             user=request.user,  # type: ignore[arg-type]
             start=data["start"],
@@ -230,7 +236,8 @@ def funnel(request: HttpRequest) -> HttpResponse:
         "form": form,
         "rows": rows,
         "campaigns": selectors.funnel_campaigns(),
-        "exact": selectors.funnel_may_see_exact(request.user),  # type: ignore[arg-type]
+        "exact": exact,
+        "period": period,
         "steps": FUNNEL_STEPS,
     }
     return render(request, "outreach/funnel.html", context, status=400 if form.errors else 200)

@@ -160,3 +160,34 @@ def test_a_reversed_date_range_is_a_clear_400(
     )
     assert response.status_code == 400
     assert "must not be after" in response.content.decode()
+
+
+def test_suppressed_figures_cover_a_whole_month_so_no_two_reports_differ_by_a_day(
+    coordinator: StaffPersona, therapist: StaffPersona
+) -> None:
+    """Days 1-10 minus days 1-9 would give one day's count, suppressed or not."""
+    from datetime import date
+
+    for day, count in [(date(2026, 5, 3), 6), (date(2026, 5, 10), 1)]:
+        FunnelCount.objects.create(
+            day=day, campaign="forum-co", language="de", step="randomized", count=count
+        )
+
+    def randomized(user: StaffPersona, end: date, shared: bool = False) -> int | None:
+        rows = selectors.funnel_report(
+            user=user.user, start=date(2026, 5, 1), end=end, campaign="forum-co", shared=shared
+        )
+        return next(r.count for r in rows if r.step == "randomized")
+
+    assert randomized(therapist, date(2026, 5, 9)) == randomized(therapist, date(2026, 5, 10)) == 7
+    assert randomized(coordinator, date(2026, 5, 9), shared=True) == 7
+    assert (
+        randomized(coordinator, date(2026, 5, 9)),
+        randomized(coordinator, date(2026, 5, 10)),
+    ) == (
+        6,
+        7,
+    )  # exact counts at their own site, for any days
+    assert selectors.funnel_period(
+        start=date(2026, 2, 3), end=date(2026, 2, 20), suppressed=True
+    ) == (date(2026, 2, 1), date(2026, 2, 28))
