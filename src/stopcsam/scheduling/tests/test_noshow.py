@@ -101,14 +101,19 @@ def test_the_therapist_joining_alone_does_not_prevent_a_no_show(
     assert services.no_shows_mark() == 1
 
 
-def test_a_missed_session_can_be_rebooked_with_the_same_therapist(
-    course: Course, frozen: FrozenClock
-) -> None:
+def _missed_first(course: Course, frozen: FrozenClock) -> tuple[Appointment, list[datetime]]:
+    """The course's first session, missed, and the times it may be booked again."""
     first = _first(course)
     frozen.set(FIRST + timedelta(minutes=16))
     services.no_shows_mark()
     first.refresh_from_db()
-    options = selectors.reschedule_options(appointment=first, by_staff=False)
+    return first, selectors.reschedule_options(appointment=first, by_staff=False)
+
+
+def test_a_missed_session_can_be_rebooked_with_the_same_therapist(
+    course: Course, frozen: FrozenClock
+) -> None:
+    first, options = _missed_first(course, frozen)
     assert options and options[0] > FIRST
     new = services.appointment_rebook(
         appointment=first, new_start=options[0], actor=Actor.participant()
@@ -169,11 +174,7 @@ def nobody_may_book(participant: object) -> bool:
 def test_a_missed_session_is_replaced_once_and_only_while_the_participant_may_book(
     course: Course, frozen: FrozenClock, settings: object
 ) -> None:
-    first = _first(course)
-    frozen.set(FIRST + timedelta(minutes=16))
-    services.no_shows_mark()
-    first.refresh_from_db()
-    options = selectors.reschedule_options(appointment=first, by_staff=False)
+    first, options = _missed_first(course, frozen)
     settings.STOPCSAM_MAY_BOOK = f"{__name__}.nobody_may_book"  # type: ignore[attr-defined]
     with pytest.raises(BookingNotAllowedError):  # stopped taking part, for instance
         services.appointment_rebook(

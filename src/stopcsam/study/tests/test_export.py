@@ -22,7 +22,9 @@ from stopcsam.study.tests.conftest import enrolled
 pytestmark = pytest.mark.django_db
 
 
-def _study(version: ProtocolVersion, participants: int = 3) -> list[Enrolment]:
+def _study(
+    version: ProtocolVersion, participants: int = 3, text: str = "I am worried about my urges"
+) -> list[Enrolment]:
     protocol = parsed_protocol(version)
     enrolments = []
     for n in range(participants):
@@ -33,7 +35,7 @@ def _study(version: ProtocolVersion, participants: int = 3) -> list[Enrolment]:
                 item.key: (
                     item.option_values()[n % len(item.options)]
                     if item.options
-                    else ("I am worried about my urges" if item.type == "text" else n)
+                    else (text if item.type == "text" else n)
                 )
                 for item in instrument.items
             }
@@ -155,22 +157,6 @@ def test_randomized_only_participants_are_exported(version: ProtocolVersion) -> 
 def test_free_text_is_never_a_spreadsheet_formula(
     written: str, exported: str, version: ProtocolVersion
 ) -> None:
-    protocol = parsed_protocol(version)
-    enrolment = enrolled(version)
-    for name in protocol.baseline.instruments:  # the whole baseline: randomized, exported
-        instrument = protocol.instruments[name]
-        answers = {
-            item.key: (
-                item.option_values()[0] if item.options else written if item.type == "text" else 1
-            )
-            for item in instrument.items
-        }
-        response_save(
-            enrolment=enrolment,
-            time_point="baseline",
-            instrument=instrument,
-            answers=answers,
-            complete=True,
-        )
+    _study(version, participants=1, text=written)  # the whole baseline: randomized, exported
     (note,) = [r for r in _load(version, free_text=True) if r["kind"] == "text"]
     assert note["value"] == exported
