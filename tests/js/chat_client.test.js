@@ -93,3 +93,12 @@ test("a supervisor reading along is told which side is typing", () => {
   p.frame(p.socket(), { type: "typing", sender: "participant", active: false });
   assert.strictEqual(p.ids["chat-typing"].textContent, "");
 });
+
+test("the staff console asks a lighter page than itself, and only about the sign-in", async () => {
+  const p = page({ probe: "/en/staff/", fetchAnswer: { type: "basic", status: 200, ok: true,
+    text: () => Promise.resolve("<main>no chat here</main>") } });
+  for (let n = 0; n < 3; n += 1) { p.close(p.socket(), 1006); p.runTimers(); }
+  await p.settle();
+  assert.strictEqual(p.fetches[0].url, "/en/staff/");
+  assert.strictEqual(p.reloads, 0);  // signed in: keep trying; a redirect would reload
+});

@@ -37,12 +37,12 @@ function matches(node, selector) {
 }
 
 // A page: role and state as the server rendered them; what the page's fetch answers.
-function page({ role = "participant", state = "live", fetchAnswer = null } = {}) {
+function page({ role = "participant", state = "live", fetchAnswer = null, probe = undefined } = {}) {
   const root = element("section", { dataset: {
     role, state, socket: "/ws/chat/abc", tYou: "You", tTherapist: "Therapist",
     tParticipant: "Participant", tTyping: "The participant is typing…",
     tTypingTherapist: "The therapist is typing…", tSending: "Sending…", tOffline: "Offline",
-    tRead: "Read", tMinutes: "minutes left", tWarning: "Warning" } });
+    tRead: "Read", tMinutes: "minutes left", tWarning: "Warning", probe } });
   const log = element("ol");
   const form = element("form");
   const box = element("textarea");

@@ -13,7 +13,23 @@ from stopcsam.accounts.models import Participant, Role, Site, StaffInvitation, S
 
 @admin.register(Site)
 class SiteAdmin(admin.ModelAdmin):
+    """Sites are the study administrators' to change: a site's code decides whether its
+    supervisors read along, its time zone every calendar there. A coordinator sees their own."""
+
     list_display = ["code", "name", "country", "time_zone"]
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        rows = super().get_queryset(request)
+        return rows if _study_admin(request) else rows.filter(pk=request.user.site_id)  # type: ignore[union-attr]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return _study_admin(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _study_admin(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return _study_admin(request)
 
 
 # What a coordinator may give: the roles of their own site's clinical staff. A study

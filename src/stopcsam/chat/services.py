@@ -233,7 +233,24 @@ def sessions_expire_due() -> int:
     length = timedelta(seconds=settings.CHAT_SESSION_SECONDS) + grace
     live = ChatSession.objects.filter(state=SessionState.LIVE, admitted_at__lte=now - length)
     unadmitted = ChatSession.objects.filter(state__in=UNADMITTED, ends_at__lte=now - grace)
-    return sum(session_expire_if_due(session=session) for session in [*live, *unadmitted])
+    ended = sum(session_expire_if_due(session=session) for session in live)
+    for session in unadmitted:
+        current = _as_booked_now(session)
+        ended += current is not None and session_expire_if_due(session=current)
+    return ended
+
+
+def _as_booked_now(session: ChatSession) -> ChatSession | None:
+    """The session as its appointment stands now, before it is closed for being past its end:
+    scheduling moves an appointment in place (the same reference) without telling the chat,
+    and a session moved to a later day must not be closed at its old time. None: cancelled."""
+    fresh, gone = appointments.appointment_lookup(appointment_ref=session.appointment_ref)
+    if fresh is not None:
+        return session_sync_confirmed(appointment=fresh)
+    if gone and session.source_confirmed:
+        session_cancel(session=session)
+        return None
+    return session
 
 
 UNADMITTED = (SessionState.SCHEDULED, SessionState.WAITING)

@@ -27,11 +27,21 @@ def forget_deleted() -> None:
         transaction.on_commit(_truncate_log)
 
 
+# How long the truncating checkpoint may wait for readers of an older snapshot. While it
+# waits, new writers wait too (the chat's writer among them): it gives up soon instead.
+TRUNCATE_WAIT_MS = 250
+
+
 def _truncate_log() -> None:
+    usual = int(float(connection.settings_dict["OPTIONS"].get("timeout", 5)) * 1000)
     try:
         with connection.cursor() as cursor:
-            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            busy, _, _ = cursor.fetchone()
+            cursor.execute(f"PRAGMA busy_timeout = {TRUNCATE_WAIT_MS}")
+            try:
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                busy, _, _ = cursor.fetchone()
+            finally:
+                cursor.execute(f"PRAGMA busy_timeout = {usual}")
     except DatabaseError:
         busy = 1
     if busy:  # a reader held an older snapshot; the background checkpoints copy it later

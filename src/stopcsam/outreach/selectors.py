@@ -11,6 +11,7 @@ from django.core.cache import cache
 from django.db.models import Q, Sum
 
 from stopcsam.accounts.models import Role, StaffUser
+from stopcsam.core import clock
 from stopcsam.core.signals import FUNNEL_STEPS
 from stopcsam.outreach.exceptions import InvalidApiKeyError
 from stopcsam.outreach.models import (
@@ -168,15 +169,22 @@ def funnel_report(
     return rows
 
 
-def funnel_period(*, start: date, end: date, suppressed: bool) -> tuple[date, date]:
-    """The days a report counts. Suppressed figures cover one whole calendar month (the end
-    date's): with free dates, two ranges a day apart (days 1-10 and 1-9) gave one day's count
-    by subtraction, suppressed or not, and a therapist who knew when a client was randomised
-    could learn which partner's warning brought them."""
+def funnel_period(
+    *, start: date, end: date, suppressed: bool, today: date | None = None
+) -> tuple[date, date]:
+    """The days a report counts. Suppressed figures cover one whole calendar month that has
+    ended (the end date's, or the last one before today): with free dates, two ranges a day
+    apart (days 1-10 and 1-9) gave one day's count by subtraction, suppressed or not, and so
+    did the current month read on two days. A therapist who knew when a client was
+    randomised could learn which partner's warning brought them."""
     if not suppressed:
         return start, end
-    first = end.replace(day=1)
+    today = today or clock.now().date()
+    first = min(end, today).replace(day=1)
     following = (first + timedelta(days=32)).replace(day=1)
+    if following > today:  # the month has not ended: the one before it
+        following = first
+        first = (first - timedelta(days=1)).replace(day=1)
     return first, following - timedelta(days=1)
 
 

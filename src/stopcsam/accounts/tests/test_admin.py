@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from django.test import Client
 
-from stopcsam.accounts.models import Participant, Role, StaffInvitation, StaffUser
+from stopcsam.accounts.models import Participant, Role, Site, StaffInvitation, StaffUser
 from stopcsam.conftest import ParticipantPersona, StaffPersona
 
 pytestmark = pytest.mark.django_db
@@ -86,3 +86,15 @@ def test_the_admin_deletes_no_participant(
     pk = participant.participant.pk
     staff_client(coordinator).post(f"/admin/accounts/participant/{pk}/delete/", {"post": "yes"})
     assert Participant.objects.filter(pk=pk).exists()
+
+
+def test_sites_are_the_study_administrators_to_change(
+    coordinator: StaffPersona, site_es: Site, staff_client: StaffClient
+) -> None:
+    client = staff_client(coordinator)
+    form = {"code": "ES", "name": "Madrid", "country": "ES", "time_zone": "Pacific/Kiritimati"}
+    client.post(f"/admin/accounts/site/{site_es.pk}/change/", {**form, "languages": '["es"]'})
+    site_es.refresh_from_db()
+    assert site_es.time_zone == "Europe/Madrid"
+    listing = client.get("/admin/accounts/site/").content.decode()
+    assert "Madrid" not in listing and coordinator.user.site.name in listing

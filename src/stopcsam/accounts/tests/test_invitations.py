@@ -151,3 +151,21 @@ def test_the_access_log_never_holds_an_invitation_token(
     logged = [r.getMessage() for r in caplog.records if r.name == "stopcsam.access"]
     assert logged and logged[0].startswith("GET /en/staff/invite/<token>/ 200")
     assert not any(token in line for line in logged)
+
+
+def test_no_log_line_written_out_holds_an_invitation_token(site_de: Site) -> None:
+    """Django's own line for a 4xx (a wrong one-time code) quotes the path: the console
+    handler's filter rewrites it as the access log does."""
+    import io
+
+    _invitation, token = staff_invitation_create(role="therapist", site=site_de, languages=["en"])
+    (console,) = [h for h in logging.getLogger().handlers if getattr(h, "filters", None)]
+    written = io.StringIO()
+    stream = console.setStream(written)  # type: ignore[attr-defined]
+    try:
+        form = {"username": "newtherapist", "password1": GOOD_PASSWORD, "otp_token": "000000"}
+        assert Client().post(f"/en/staff/invite/{token}/", form).status_code == 400
+    finally:
+        console.setStream(stream)  # type: ignore[attr-defined]
+    output = written.getvalue()
+    assert "/en/staff/invite/<token>/" in output and token not in output

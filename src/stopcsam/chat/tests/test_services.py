@@ -489,3 +489,22 @@ def test_the_waiting_room_closes_exactly_at_the_booked_end_plus_the_grace_period
     closes = session.ends_at + timedelta(seconds=settings.CHAT_GRACE_SECONDS)
     with mock.patch("stopcsam.core.clock.now", return_value=closes):
         assert services.session_expire_if_due(session=session) is True
+
+
+def test_the_sweep_does_not_close_a_session_moved_to_a_later_day_at_its_old_time(
+    book, participant, therapist
+):
+    """Scheduling moves an appointment in place (the same reference) without telling the
+    chat: the sweep reads the appointment before closing an unadmitted session."""
+    session = book(participant.participant, therapist.user, starts_in=timedelta(hours=1))
+    moved = dict(fakes.APPOINTMENTS[session.appointment_ref])
+    moved["starts_at"] += timedelta(days=2)
+    moved["ends_at"] += timedelta(days=2)
+    fakes.APPOINTMENTS[session.appointment_ref] = moved
+    later = clock.now() + timedelta(hours=3)  # past the old end and its grace period
+    with mock.patch("stopcsam.core.clock.now", return_value=later):
+        assert services.sessions_expire_due() == 0
+    session.refresh_from_db()
+    assert (session.state, session.starts_at) == (SessionState.SCHEDULED, moved["starts_at"])
+    with mock.patch("stopcsam.core.clock.now", return_value=later + timedelta(days=2)):
+        assert services.sessions_expire_due() == 1  # past the new end: closed

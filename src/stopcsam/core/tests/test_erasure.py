@@ -77,3 +77,33 @@ def test_every_sqlite_connection_zeroes_what_it_deletes(settings):
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA secure_delete")
         assert cursor.fetchone() == (1,)
+
+
+def test_a_reader_holding_an_old_snapshot_makes_the_truncation_give_up_soon(
+    participant, therapist, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While the truncating checkpoint waits, every writer waits too (the chat's among them):
+    it waits a quarter of a second at most, logs, and leaves the log to a later checkpoint."""
+    import sqlite3
+
+    from stopcsam.core.erasure import forget_deleted
+
+    stored_ciphertext(participant.participant, therapist.user)
+    reader = sqlite3.connect(connection.settings_dict["NAME"])
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM chat_chatmessage").fetchone()  # holds its snapshot
+    try:
+        chat.message_send(
+            session_id=ChatSession.objects.get().pk,
+            sender="participant",
+            client_id="erase-0002",
+            body=WORRY,
+        )
+        forget_deleted()  # outside a transaction: at once
+    finally:
+        reader.rollback()
+        reader.close()
+    assert "could not be truncated" in caplog.text
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA busy_timeout")
+        assert cursor.fetchone() == (20_000,)  # the connection's own wait, restored
