@@ -740,12 +740,22 @@ _signed_in: dict[str, set[Connection]] = {}
 
 
 def _recheck(event: dict[str, Any]) -> None:
-    """The hub's listener on EVERYONE: wake the connections a ``recheck`` names."""
-    if event.get("t") != "recheck":
+    """The hub's listener on EVERYONE: wake the connections a ``recheck`` names. A
+    ``resync`` there is owed for rechecks that Redis lost (a publish that failed while it
+    was away): whose sign-in they named is not known any more, so every connection of the
+    process checks its own (one read each, once, after an outage with a logout in it)."""
+    kind = event.get("t")
+    if kind == "recheck":
+        named = {conn for tag in event.get("who", ()) for conn in _signed_in.get(tag, ())}
+    elif kind == "resync":
+        named = {conn for conns in _signed_in.values() for conn in conns}
+    else:
         return
-    named = {conn for tag in event.get("who", ()) for conn in _signed_in.get(tag, ())}
     for conn in named:
-        conn.inbox.put_nowait(("hub", event))
+        conn.inbox.put_nowait(("hub", RECHECK))
+
+
+RECHECK: dict[str, Any] = {"t": "recheck"}
 
 
 def _admit(*, session: ChatSession, therapist_id: int) -> ChatSession:

@@ -978,3 +978,26 @@ def test_a_session_not_yet_open_cannot_be_joined(book, participant, therapist, c
     asyncio.run(scenario())
     session.refresh_from_db()
     assert session.state == SessionState.SCHEDULED
+
+
+def test_a_recheck_redis_lost_is_made_good_by_every_socket_checking_its_own(
+    settings, live, participant, therapist, participant_client, staff_client
+):
+    """A logout while Redis was away: the hub owes EVERYONE a resync, and every socket of
+    the process then checks its sign-in; the one signed out closes, the other stays."""
+    settings.CHAT_TICK_SECONDS = 60
+    as_participant, as_therapist = participant_client(participant), staff_client(therapist)
+    key = as_participant.cookies["sid"].value
+
+    async def scenario() -> None:
+        p = await joined(live, f"sid={key}")
+        t = await joined(live, f"sid={as_therapist.cookies['sid'].value}")
+        # Signed out with no recheck published (a queryset delete sends no signal).
+        await asyncio.to_thread(Session.objects.filter(session_key=key).delete)
+        get_hub().deliver(0, {"t": "resync"})  # what the hub sends when Redis is back
+        assert (await asyncio.wait_for(p.until("__closed__"), 2))["code"] == 4403
+        await t.send({"type": "ping"})
+        assert (await t.until("pong"))["type"] == "pong"
+        await t.close()
+
+    asyncio.run(scenario())
