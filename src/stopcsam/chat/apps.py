@@ -32,6 +32,6 @@ def _session_deleted(sender: Any, *, instance: Any, **kwargs: Any) -> None:
     """A chat session erased with its participant ("stop and erase"): the sockets still open
     on it (the therapist's) check again, find it gone and close, now rather than at their
     next safety poll."""
-    from stopcsam.chat.services import publish_on_commit
+    from stopcsam.chat.services import RECHECK, publish_on_commit
 
-    publish_on_commit(instance.pk, {"t": "recheck"})
+    publish_on_commit(instance.pk, RECHECK)

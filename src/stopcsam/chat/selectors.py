@@ -20,7 +20,7 @@ from stopcsam.accounts.models import Participant, Role, StaffUser
 from stopcsam.chat import appointments
 from stopcsam.chat.exceptions import SessionNotFoundError
 from stopcsam.chat.models import CLOSED_STATES, ChatMessage, ChatSession, Escalation
-from stopcsam.chat.services import session_cancel, session_sync_confirmed
+from stopcsam.chat.services import session_as_booked, session_sync_confirmed
 from stopcsam.core import clock
 from stopcsam.core.audit import audit_record
 
@@ -41,19 +41,11 @@ def _refresh(public_id: str) -> ChatSession | None:
     """The session as its appointment now stands: moved, or cancelled once the wired source
     no longer knows an appointment it gave before. A session the source never gave (a
     benchmark's, or with no source wired) is left as it is."""
-    rows = ChatSession.objects.select_related("therapist__site")
-    found = rows.filter(public_id=public_id).first()
-    if found is None or found.state in CLOSED_STATES:
-        return found
-    fresh, gone = appointments.appointment_lookup(appointment_ref=found.appointment_ref)
-    if fresh is not None:
-        session_sync_confirmed(appointment=fresh)
-        # Read again with its therapist (handed over, perhaps): refresh_from_db() would drop
-        # the related rows, and a socket reads them on its event loop.
-        return rows.get(pk=found.pk)
-    if gone and found.source_confirmed:
-        session_cancel(session=found)
-    return found
+    found = ChatSession.objects.select_related("therapist__site").filter(public_id=public_id)
+    session = found.first()
+    if session is None or session.state in CLOSED_STATES:
+        return session
+    return session_as_booked(session=session)
 
 
 def session_for_participant(*, participant: Participant, public_id: str) -> ChatSession:

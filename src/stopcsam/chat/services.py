@@ -64,6 +64,7 @@ class StoredMessage:
 
 
 RESYNC: dict[str, Any] = {"t": "resync"}
+RECHECK: dict[str, Any] = {"t": "recheck"}  # a socket checks again that it may stay open
 
 
 def publish_on_commit(session_id: int, event: dict[str, Any]) -> None:
@@ -85,7 +86,7 @@ def sockets_recheck(*, session_key: str = "", staff_id: int = 0) -> None:
     poll, two ticks later. Only a wake-up: each socket re-reads its sign-in from the database."""
     tags = sign_in_tags(session_key=session_key, staff_id=staff_id)
     if tags:
-        publish_on_commit(EVERYONE, {"t": "recheck", "who": tags})
+        publish_on_commit(EVERYONE, {**RECHECK, "who": tags})
 
 
 # --- lifecycle -------------------------------------------------------------------------------
@@ -114,7 +115,7 @@ def session_sync(*, appointment: Mapping[str, Any]) -> ChatSession:
         if changed:
             session.save(update_fields=[n.removesuffix("_id") for n in changed])
         if "therapist" in changed:  # handed over: the first therapist's sockets close now
-            publish_on_commit(session.pk, {"t": "recheck"})
+            publish_on_commit(session.pk, RECHECK)
     return session
 
 
@@ -125,6 +126,22 @@ def session_sync_confirmed(*, appointment: Mapping[str, Any]) -> ChatSession:
     if not session.source_confirmed:
         session.source_confirmed = True
         session.save(update_fields=["source_confirmed"])
+    return session
+
+
+def session_as_booked(*, session: ChatSession) -> ChatSession:
+    """The session brought in line with its appointment: moved (read again, with its
+    therapist and site, who may have changed), or cancelled once the wired source no longer
+    knows an appointment it gave before. A session the source never gave (a benchmark's, or
+    with no source wired) is left as it is."""
+    fresh, gone = appointments.appointment_lookup(appointment_ref=session.appointment_ref)
+    if fresh is not None:
+        session_sync_confirmed(appointment=fresh)
+        # Read again rather than refresh_from_db(), which would drop the related rows that a
+        # socket reads on its event loop.
+        return ChatSession.objects.select_related("therapist__site").get(pk=session.pk)
+    if gone and session.source_confirmed:
+        return session_cancel(session=session)
     return session
 
 
@@ -233,24 +250,11 @@ def sessions_expire_due() -> int:
     length = timedelta(seconds=settings.CHAT_SESSION_SECONDS) + grace
     live = ChatSession.objects.filter(state=SessionState.LIVE, admitted_at__lte=now - length)
     unadmitted = ChatSession.objects.filter(state__in=UNADMITTED, ends_at__lte=now - grace)
-    ended = sum(session_expire_if_due(session=session) for session in live)
-    for session in unadmitted:
-        current = _as_booked_now(session)
-        ended += current is not None and session_expire_if_due(session=current)
-    return ended
-
-
-def _as_booked_now(session: ChatSession) -> ChatSession | None:
-    """The session as its appointment stands now, before it is closed for being past its end:
-    scheduling moves an appointment in place (the same reference) without telling the chat,
-    and a session moved to a later day must not be closed at its old time. None: cancelled."""
-    fresh, gone = appointments.appointment_lookup(appointment_ref=session.appointment_ref)
-    if fresh is not None:
-        return session_sync_confirmed(appointment=fresh)
-    if gone and session.source_confirmed:
-        session_cancel(session=session)
-        return None
-    return session
+    # An unadmitted session is read as booked now before it is closed: scheduling moves an
+    # appointment in place without telling the chat, and one moved to a later day must not
+    # be closed at its old time.
+    due = [*live, *(session_as_booked(session=session) for session in unadmitted)]
+    return sum(session_expire_if_due(session=session) for session in due)
 
 
 UNADMITTED = (SessionState.SCHEDULED, SessionState.WAITING)

@@ -101,16 +101,20 @@ class Peer:
     person: int = 0  # the participant's id, or the member of staff's
 
 
+def _session_store(session_key: str) -> Any:
+    """The Django session with this key, through the configured engine (which tells the
+    other apps when a session ends)."""
+    return import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key)
+
+
 def authenticate(*, cookie: str, public_id: str) -> Peer | None:
     """Who holds this Django session, and may they join this chat session?"""
-    SessionStore = import_module(settings.SESSION_ENGINE).SessionStore
-
     # Django's own parser, as for a page: one malformed cookie of another name does not
     # lose the session's (SimpleCookie dropped them all).
     key = parse_cookie(cookie).get(settings.SESSION_COOKIE_NAME)
     if not key:
         return None
-    store = SessionStore(session_key=key)
+    store = _session_store(key)
     try:
         participant_id = store.get(SESSION_KEY)
         if isinstance(participant_id, int):
@@ -132,7 +136,7 @@ def still_allowed(peer: Peer) -> ChatSession | None:
     a withdrawn one-time-code device, an appointment handed over to another therapist, a
     supervisor moved to another site or no longer a supervisor, and a site no longer reading
     along all close it. Run by each safety poll, and at once on a ``recheck`` wake-up."""
-    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=peer.session_key)
+    store = _session_store(peer.session_key)
     public_id = peer.session.public_id
     try:
         if peer.role == Sender.PARTICIPANT:
@@ -752,10 +756,7 @@ def _recheck(event: dict[str, Any]) -> None:
     else:
         return
     for conn in named:
-        conn.inbox.put_nowait(("hub", RECHECK))
-
-
-RECHECK: dict[str, Any] = {"t": "recheck"}
+        conn.inbox.put_nowait(("hub", services.RECHECK))
 
 
 def _admit(*, session: ChatSession, therapist_id: int) -> ChatSession:

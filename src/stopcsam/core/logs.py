@@ -1,8 +1,8 @@
 """A last net for every log line: no credential in a URL path is written out.
 
-The access log names a secret URL parameter by its name (core/middleware.py); Django's own
-``django.request`` lines (every 4xx and 5xx) quote the path as it came. This filter, on the
-console handler, rewrites both the same way.
+The access log writes paths through ``redact_secret_paths`` (core/middleware.py); Django's
+own ``django.request`` lines (every 4xx and 5xx) quote the path as it came, and this filter,
+on the console handler, rewrites them the same way.
 """
 
 from __future__ import annotations
@@ -14,10 +14,14 @@ import re
 SECRET_PATHS = re.compile(r"(/staff/invite/)[^/\s?#]+")
 
 
+def redact_secret_paths(text: str) -> str:
+    return SECRET_PATHS.sub(r"\1<token>", text)
+
+
 class RedactSecretPaths(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = SECRET_PATHS.sub(r"\1<token>", message)
+        redacted = redact_secret_paths(message)
         if redacted != message:
             record.msg, record.args = redacted, None
         return True

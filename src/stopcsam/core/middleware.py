@@ -10,6 +10,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.cache import patch_cache_control
 
+from stopcsam.core.logs import redact_secret_paths
+
 access_log = logging.getLogger("stopcsam.access")
 
 Handler = Callable[[HttpRequest], HttpResponseBase]
@@ -28,27 +30,11 @@ class AccessLogMiddleware:
         access_log.info(
             "%s %s %s %.1fms",
             request.method,
-            _logged_path(request),
+            redact_secret_paths(request.path),
             response.status_code,
             elapsed_ms,
         )
         return response
-
-
-# URL parameters that are credentials (a staff invitation's token): the log names the
-# parameter, never its value.
-SECRET_URL_PARAMETERS = ("token",)
-
-
-def _logged_path(request: HttpRequest) -> str:
-    path = request.path
-    match = getattr(request, "resolver_match", None)
-    if match is not None:
-        for name in SECRET_URL_PARAMETERS:
-            value = match.kwargs.get(name)
-            if value:
-                path = path.replace(str(value), f"<{name}>")
-    return path
 
 
 class PrivacyHeadersMiddleware:

@@ -337,12 +337,7 @@ def withdraw(*, enrolment: Enrolment, erase: bool) -> None:
     with transaction.atomic():
         version, language, ref = enrolment.protocol, enrolment.language, enrolment.audit_ref
         if erase:
-            # Counted once per person: one who stopped before was counted then.
-            stopped = Enrolment.objects.filter(
-                pk=enrolment.pk, status=Enrolment.Status.WITHDRAWN
-            ).exists()
-            if not stopped:
-                _tally(version, "withdrawn", "erase", language)
+            _count_erasure(enrolment)
             participant = enrolment.participant
             participant.delete()  # cascades to enrolment, consents, responses
             audit_record(actor="participant", action="study.withdrawn_and_erased", subject=ref)
@@ -363,12 +358,19 @@ def withdrawal_on_account_deletion(*, participant_id: int) -> None:
     withdrawing: for the study that is a withdrawal with erasure, counted like one (the flow
     diagram would lose them otherwise). Called before the rows go."""
     enrolment = Enrolment.objects.filter(participant_id=participant_id).first()
-    if enrolment is None or enrolment.status == Enrolment.Status.WITHDRAWN:
-        return
+    if enrolment is not None and _count_erasure(enrolment):
+        audit_record(
+            actor="participant", action="study.withdrawn_and_erased", subject=enrolment.audit_ref
+        )
+
+
+def _count_erasure(enrolment: Enrolment) -> bool:
+    """Count a withdrawal with erasure, once per person: one who stopped before was counted
+    then. Whether it was counted now."""
+    if Enrolment.objects.filter(pk=enrolment.pk, status=Enrolment.Status.WITHDRAWN).exists():
+        return False
     _tally(enrolment.protocol, "withdrawn", "erase", enrolment.language)
-    audit_record(
-        actor="participant", action="study.withdrawn_and_erased", subject=enrolment.audit_ref
-    )
+    return True
 
 
 # --- scheduling's outcomes ------------------------------------------------------------------
