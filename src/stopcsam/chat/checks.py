@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import Error, Warning, register
 
 
 @register()
@@ -16,6 +16,21 @@ def check_demo_appointments(app_configs: Any = None, **kwargs: Any) -> list[Erro
                 "CHAT_DEMO_APPOINTMENTS reads appointments from a file: demo and tests only.",
                 hint="Unset CHAT_DEMO_APPOINTMENTS; scheduling provides appointments.",
                 id="stopcsam.chat.E001",
+            )
+        ]
+    return []
+
+
+@register(deploy=True)
+def check_test_mode(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
+    """CHAT_TEST_MODE lets CHAT_DEMO_APPOINTMENTS pass E001 outside demo mode: end-to-end tests
+    run a production-like server that way. A deployment never needs it."""
+    if settings.CHAT_TEST_MODE:
+        return [
+            Warning(
+                "CHAT_TEST_MODE is on: it exists for end-to-end tests only.",
+                hint="Unset CHAT_TEST_MODE (and CHAT_DEMO_APPOINTMENTS) in production.",
+                id="stopcsam.chat.W001",
             )
         ]
     return []

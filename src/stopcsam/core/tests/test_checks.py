@@ -66,6 +66,13 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path: Path) -> None:
     assert "no issues" in result.stdout
 
 
+def test_check_deploy_warns_of_the_chat_test_mode(tmp_path: Path) -> None:
+    env = {**PRODUCTION_ENV, "CHAT_TEST_MODE": "1"}
+    result = _run(["check", "--deploy", "--fail-level", "WARNING"], env, tmp_path)
+    assert result.returncode != 0
+    assert "stopcsam.chat.W001" in result.stderr + result.stdout
+
+
 def test_the_server_refuses_to_start_without_an_encryption_key(tmp_path: Path) -> None:
     env = {**PRODUCTION_ENV, "STOPCSAM_ENCRYPTION_KEYS": ""}
     result = _run(["serve", "--port", "0"], env, tmp_path)
