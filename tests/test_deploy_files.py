@@ -3,12 +3,18 @@ address nginx listens on; nginx writes no access log and forwards nothing identi
 
 from __future__ import annotations
 
+import http.client
+import http.server
 import re
 import shutil
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
+
+from tests.server import free_port
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 
@@ -91,3 +97,68 @@ def test_nginx_accepts_the_configuration(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.skipif(not shutil.which("nginx"), reason="nginx is not installed")
+def test_nginx_sends_each_persons_chat_sockets_to_one_process(tmp_path: Path) -> None:
+    """The chat's flood allowance is kept per person in each process: all of one person's
+    sockets (one session cookie) must reach the same process, or two tabs get twice the rate.
+    Two stand-in processes answer with their own name; nginx runs the shipped configuration."""
+    backends = [_NamedServer(f"process-{n}") for n in (1, 2)]
+    listen = free_port()
+    text = (DEPLOY / "nginx.conf").read_text()
+    text = text.replace("127.0.0.1:8001", f"127.0.0.1:{backends[0].port}")
+    text = text.replace("127.0.0.1:8002", f"127.0.0.1:{backends[1].port}")
+    text = text.replace("listen 127.0.0.1:8080", f"listen 127.0.0.1:{listen}")
+    text = text.replace("pid /tmp/stopcsam-nginx.pid", f"pid {tmp_path}/nginx.pid")
+    config = tmp_path / "nginx.conf"
+    config.write_text(text)
+    nginx = ["nginx", "-c", str(config), "-p", str(tmp_path), "-e", "stderr"]
+    subprocess.run([*nginx, "-g", "daemon on;"], check=True, timeout=30)
+    try:
+
+        def served_by(cookie: str) -> str:
+            for _ in range(50):  # nginx may take a moment to listen
+                connection = http.client.HTTPConnection("127.0.0.1", listen, timeout=5)
+                try:
+                    connection.request("GET", "/ws/chat/abc", headers={"Cookie": f"sid={cookie}"})
+                    return connection.getresponse().read().decode()
+                except OSError:
+                    time.sleep(0.1)
+                finally:
+                    connection.close()
+            raise AssertionError("nginx did not answer")
+
+        people = [f"person{n:02d}" for n in range(24)]
+        first = {person: served_by(person) for person in people}
+        for person in people:  # every later socket of the same person: the same process
+            assert {served_by(person) for _ in range(4)} == {first[person]}
+        assert set(first.values()) == {"process-1", "process-2"}  # and both processes serve
+    finally:
+        subprocess.run([*nginx, "-s", "quit"], check=False, timeout=30)
+        for backend in backends:
+            backend.close()
+
+
+class _NamedServer:
+    """An HTTP server in a thread that answers every GET with its name."""
+
+    def __init__(self, name: str) -> None:
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = name.encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
