@@ -44,6 +44,11 @@ class NotAllowedError(ChatError):
     message = _("You are not allowed to do this in this session.")
 
 
+class SendingTooFastError(ChatError):
+    code = "rate_limited"
+    message = _("You are sending very quickly. Please wait a moment, then send again.")
+
+
 class StorageUnavailableError(ChatError):
     code = "unavailable"
     message = _("The message could not be saved. It was not sent; please try again.")

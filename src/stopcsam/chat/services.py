@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 
 from stopcsam.accounts.models import StaffUser
@@ -25,6 +26,7 @@ from stopcsam.chat.exceptions import (
     ChatError,
     InvalidMessageError,
     NotAllowedError,
+    SendingTooFastError,
     SessionEndedError,
     SessionNotLiveError,
     SessionNotOpenError,
@@ -294,6 +296,30 @@ class SendRequest:
     sender: str
     client_id: str
     body: object
+
+
+# Messages posted through the page (without JavaScript) are counted over windows of this
+# length against CHAT_SEND_RATE, as the socket counts its sends.
+POST_WINDOW_SECONDS = 10
+
+
+def message_post_spend(*, session: ChatSession, sender: str) -> None:
+    """Count one message posted through the page against its sender's flood allowance in the
+    session: CHAT_SEND_RATE's burst plus its rate over each window. Counted in the cache,
+    which is Redis when scaled out, so one limit holds across processes; a page that keeps
+    posting otherwise stored a message per request, at whatever rate a script sends them.
+    Raises SendingTooFastError when spent."""
+    rate, burst = settings.CHAT_SEND_RATE
+    window = int(clock.now().timestamp() // POST_WINDOW_SECONDS)
+    key = f"chat:posts:{session.public_id}:{sender}:{window}"
+    cache.add(key, 0, timeout=POST_WINDOW_SECONDS * 2)
+    try:
+        used = cache.incr(key)
+    except ValueError:  # the count expired between add and incr
+        cache.add(key, 1, timeout=POST_WINDOW_SECONDS * 2)
+        used = 1
+    if used > burst + rate * POST_WINDOW_SECONDS:
+        raise SendingTooFastError()
 
 
 def message_send(*, session_id: int, sender: str, client_id: str, body: object) -> StoredMessage:

@@ -21,6 +21,7 @@ from stopcsam.accounts.decorators import participant_required, staff_verified_re
 from stopcsam.chat import selectors, services, timing
 from stopcsam.chat.exceptions import (
     ChatError,
+    SendingTooFastError,
     SessionEndedError,
     SessionNotFoundError,
     SessionNotOpenError,
@@ -128,6 +129,7 @@ def _posted_message(
     form = MessageForm(request.POST)
     if form.is_valid():
         try:
+            services.message_post_spend(session=session, sender=sender)
             services.message_send(
                 session_id=session.pk,
                 sender=sender,
@@ -135,6 +137,9 @@ def _posted_message(
                 body=form.cleaned_data["body"],
             )
             return None, 303
+        except SendingTooFastError as error:
+            form.add_error(None, str(error.message))
+            return form, 429
         except ChatError as error:
             form.add_error(None, str(error.message))
     return form, 400

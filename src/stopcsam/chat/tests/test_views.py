@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.urls import reverse
 
 from stopcsam.chat import selectors, services
 from stopcsam.chat.models import ChatMessage, SessionState
+from stopcsam.core import clock
 from stopcsam.core.models import AuditEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -85,6 +87,29 @@ def test_a_page_that_refreshes_itself_never_wipes_a_message_being_written(
     again = client.post(url, {"body": WORRY, "client_id": client_id_of(plain)})
     assert again["Location"] == f"{url}#latest"
     assert ChatMessage.objects.count() == 2
+
+
+def test_posting_through_the_page_is_throttled_as_the_socket_is(
+    live, participant, participant_client
+):
+    """CHAT_SEND_RATE (2 a second, burst 10) over a 10 s window: 30 posts, then a clear error
+    that keeps the text, nothing stored, and the next window takes messages again."""
+    client = participant_client(participant)
+    now = clock.now()
+    with mock.patch("stopcsam.core.clock.now", return_value=now):
+        for n in range(30):
+            sent = client.post(session_url(live), {"body": WORRY, "client_id": f"f-post{n:04d}"})
+            assert sent.status_code == 302
+        refused = client.post(session_url(live), {"body": WORRY, "client_id": "f-post0030"})
+    assert refused.status_code == 429
+    html = refused.content.decode()
+    assert "You are sending very quickly" in html and WORRY in html  # the text is kept
+    assert ChatMessage.objects.count() == 30
+    later = now + timedelta(seconds=services.POST_WINDOW_SECONDS)
+    with mock.patch("stopcsam.core.clock.now", return_value=later):
+        again = client.post(session_url(live), {"body": WORRY, "client_id": "f-post0030"})
+    assert again.status_code == 302
+    assert ChatMessage.objects.count() == 31
 
 
 def test_the_form_counts_a_line_break_as_one_character_as_the_socket_does(
