@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.utils.crypto import salted_hmac
 from icalendar import Calendar, Event
 
@@ -38,8 +39,14 @@ def _uid(appointment: Appointment, audience: str) -> str:
     """Stable, so that a re-import updates the entry, and different for the participant and
     the therapist: a calendar provider that holds both files (the participant's import and
     the therapist's feed) cannot match them and link the participant to a named therapist.
-    It names no host."""
-    digest = salted_hmac("stopcsam.scheduling.ics", f"{audience}:{appointment.ref}")
+    It names no host. Keyed by STOPCSAM_LOOKUP_KEY, which is kept for the life of the service
+    (codenames depend on it), not SECRET_KEY: a rotated SECRET_KEY changed every id, and a
+    re-imported file then added each appointment a second time."""
+    digest = salted_hmac(
+        "stopcsam.scheduling.ics",
+        f"{audience}:{appointment.ref}",
+        secret=settings.STOPCSAM_LOOKUP_KEY,
+    )
     return f"{digest.hexdigest()[:32]}@appointment"
 
 

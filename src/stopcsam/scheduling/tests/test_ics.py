@@ -128,3 +128,19 @@ def test_the_staff_feed_and_the_participants_file_share_no_event_id(  # type: ig
     again = {str(e["uid"]) for e in _events(client_for.get(participant_path).content)}
     assert again == participant_ids
     assert not any(course.ref in uid for uid in staff_ids | participant_ids)
+
+
+def test_event_ids_survive_a_new_secret_key_but_not_a_new_lookup_key(course: Course) -> None:
+    """A re-imported file updates its entries after SECRET_KEY is rotated (the ids depend on
+    the lookup key, kept for the service's life), and the ids are secret-keyed at all."""
+    from django.test import override_settings
+
+    from stopcsam.scheduling.ics import _uid
+
+    appointment = course.appointments.order_by("start").first()
+    assert appointment is not None
+    before = _uid(appointment, "participant")
+    with override_settings(SECRET_KEY="another-secret-key-" + "x" * 40):
+        assert _uid(appointment, "participant") == before
+    with override_settings(STOPCSAM_LOOKUP_KEY="another-lookup-key"):
+        assert _uid(appointment, "participant") != before
