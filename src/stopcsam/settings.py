@@ -90,6 +90,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "stopcsam.core.middleware.LanguageCookieMiddleware",
+    "stopcsam.core.middleware.RefuseNulMiddleware",
     "django.middleware.common.CommonMiddleware",
     "stopcsam.core.csrf.FetchMetadataCsrfMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

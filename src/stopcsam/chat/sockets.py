@@ -41,6 +41,7 @@ from stopcsam.core import clock, crypto
 
 logger = logging.getLogger("stopcsam.chat.sockets")
 PATH = re.compile(r"^/ws/chat/([A-Za-z0-9_-]{8,32})/?$")
+SESSION_KEY_SHAPE = re.compile(r"^[a-z0-9]{8,64}$")  # Django's session keys
 BODY_CONTEXT = "chat.message.body"
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
@@ -112,7 +113,7 @@ def authenticate(*, cookie: str, public_id: str) -> Peer | None:
     # Django's own parser, as for a page: one malformed cookie of another name does not
     # lose the session's (SimpleCookie dropped them all).
     key = parse_cookie(cookie).get(settings.SESSION_COOKIE_NAME)
-    if not key:
+    if not key or not SESSION_KEY_SHAPE.match(key):  # a NUL was an error on PostgreSQL
         return None
     store = _session_store(key)
     try:

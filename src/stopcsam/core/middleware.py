@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 from django.conf import settings
+from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.cache import patch_cache_control
 
@@ -85,3 +86,28 @@ class LanguageCookieMiddleware:
 
 def _has_language_prefix(path: str, language: str) -> bool:
     return path == f"/{language}/" or path.startswith(f"/{language}/")
+
+
+class RefuseNulMiddleware:
+    """A NUL character in the path, the query or a cookie is refused (400) before any view
+    or session reads it: PostgreSQL cannot hold NUL in text, and a lookup by such a value was
+    a 500. Forms refuse NUL themselves (Django's CharField)."""
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if _has_nul(request):
+            from django.views.defaults import bad_request
+
+            return bad_request(request, SuspiciousOperation("NUL in the request"))
+        return self.get_response(request)
+
+
+def _has_nul(request: HttpRequest) -> bool:
+    if "\x00" in request.path:
+        return True
+    for key, values in request.GET.lists():
+        if "\x00" in key or any("\x00" in value for value in values):
+            return True
+    return any("\x00" in key or "\x00" in value for key, value in request.COOKIES.items())

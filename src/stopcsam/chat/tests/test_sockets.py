@@ -317,6 +317,18 @@ def test_a_malformed_cookie_of_another_name_does_not_lose_the_session(live, part
     asyncio.run(scenario())
 
 
+def test_a_session_cookie_of_the_wrong_shape_is_refused_cleanly(live, participant, cookies):
+    """A NUL in the cookie reached the session lookup, an error on PostgreSQL."""
+
+    async def scenario() -> None:
+        for value in ("abc\x00defghijkl", "ABCDEFGHIJKLMNOP", "short"):
+            sock = Socket(path(live), cookie=f"sid={value}")
+            assert not await sock.connect()
+            assert sock.close_code == 4403
+
+    asyncio.run(scenario())
+
+
 def test_a_handshake_from_another_site_is_refused(live, participant, cookies):
     cookie = cookies[0](participant)
 

@@ -118,3 +118,30 @@ def test_an_onion_beside_a_clearnet_https_name_works_when_nginx_marks_it_secure(
     posted = client.post("/en/start/", form, HTTP_ORIGIN=f"http://{ONION}")
     assert posted.status_code == 200  # the codename page: the form was accepted
     assert 'id="codename"' in posted.content.decode()
+
+
+NUL_REQUESTS = [
+    ("/en/chat/s/abc%00def/", {}),
+    ("/en/chat/console/abc%00def/", {}),
+    ("/en/sessions/s/abc%00def.ics", {}),
+    ("/en/sessions/feed.ics?key=abc%00def", {}),
+    ("/en/staff/invite/abc%00def/", {}),
+    ("/en/me/", {"sid": "abc\x00def"}),
+]
+
+
+@pytest.mark.parametrize(("path", "cookies"), NUL_REQUESTS)
+def test_a_nul_in_the_path_query_or_cookie_is_a_clear_400(
+    path: str,
+    cookies: dict[str, str],
+    participant: ParticipantPersona,
+    participant_client: Callable[[ParticipantPersona], Client],
+) -> None:
+    """PostgreSQL cannot hold NUL in text: looked up, such a value was a 500 there. The
+    participant is signed in, so that the session and participant lookups run too."""
+    client = participant_client(participant)
+    for name, value in cookies.items():
+        client.cookies[name] = value
+    response = client.get(path)
+    assert response.status_code == 400
+    assert "Traceback" not in response.content.decode()
