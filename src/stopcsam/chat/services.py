@@ -7,6 +7,7 @@ Every change that others must see is published to the hub only after its transac
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -46,6 +47,7 @@ from stopcsam.core import clock, crypto
 from stopcsam.core.audit import audit_record
 from stopcsam.core.erasure import forget_deleted
 
+logger = logging.getLogger("stopcsam.chat")
 BODY_CONTEXT = "chat.message.body"  # the context of ChatMessage.body, bound into each tag
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 SENDERS = frozenset(Sender.values)  # Sender.values builds a new list on each use
@@ -312,12 +314,16 @@ def message_post_spend(*, session: ChatSession, sender: str) -> None:
     rate, burst = settings.CHAT_SEND_RATE
     window = int(clock.now().timestamp() // POST_WINDOW_SECONDS)
     key = f"chat:posts:{session.public_id}:{sender}:{window}"
-    cache.add(key, 0, timeout=POST_WINDOW_SECONDS * 2)
     try:
-        used = cache.incr(key)
-    except ValueError:  # the count expired between add and incr
-        cache.add(key, 1, timeout=POST_WINDOW_SECONDS * 2)
-        used = 1
+        cache.add(key, 0, timeout=POST_WINDOW_SECONDS * 2)
+        try:
+            used = cache.incr(key)
+        except ValueError:  # the count expired between add and incr
+            cache.add(key, 1, timeout=POST_WINDOW_SECONDS * 2)
+            used = 1
+    except Exception:  # Redis away: the message goes through, as on the socket
+        logger.warning("chat: the cache is unreachable; a posted message is not counted")
+        return
     if used > burst + rate * POST_WINDOW_SECONDS:
         raise SendingTooFastError()
 

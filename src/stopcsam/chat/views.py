@@ -33,7 +33,7 @@ from stopcsam.chat.forms import (
     NoteForm,
     new_client_id,
 )
-from stopcsam.chat.models import ChatSession, Sender, SessionState
+from stopcsam.chat.models import CLOSED_STATES, ChatSession, Sender, SessionState
 from stopcsam.core import clock
 
 TRANSCRIPT_TAIL = 200
@@ -97,19 +97,22 @@ def participant_session(request: HttpRequest, public_id: str) -> HttpResponseBas
         return _back_to_latest(request)
     context = _live_context(session, form, "participant")
     context["messages_shown"] = _shown(session, _tail(session), Sender.PARTICIPANT)
-    context.update(_refreshing(request))
+    context.update(_refreshing(request, session))
+    # The waiting room refreshes by itself, and into the live page that does too; an ended
+    # page never (it would wipe the feedback being chosen).
     context["auto"] = context["auto"] or session.state == SessionState.WAITING
     context["feedback_form"] = FeedbackForm()
     return render(request, "chat/session.html", context, status=status)
 
 
-def _refreshing(request: HttpRequest) -> dict[str, bool]:
-    """Automatic refresh without JavaScript. A page that refreshes itself would wipe a
-    message half written, so it shows no compose form, only a link to write: the page
-    without the refresh (``write``), whose form carries ``auto`` so that sending goes back to
-    the refreshing page (``_back_to_latest``)."""
+def _refreshing(request: HttpRequest, session: ChatSession) -> dict[str, bool]:
+    """Automatic refresh without JavaScript, while the session is open. A page that
+    refreshes itself would wipe a message half written, so it shows no compose form, only a
+    link to write: the page without the refresh (``write``), whose form carries ``auto`` so
+    that sending goes back to the refreshing page (``_back_to_latest``). The refresh itself
+    asks for ``auto``, so the waiting room's leads to a live page that refreshes too."""
     return {
-        "auto": request.GET.get("auto") == "1",
+        "auto": request.GET.get("auto") == "1" and session.state not in CLOSED_STATES,
         "resume_auto": request.GET.get("write") == "1" or request.POST.get("auto") == "1",
     }
 
@@ -260,7 +263,7 @@ def _render_console(
         ),
         escalation_form=EscalationForm(),
         guide=selectors.session_guide(number=session.number, language=get_language() or "en"),
-        **_refreshing(request),
+        **_refreshing(request, session),
     )
     return render(request, "chat/console.html", context, status=status)
 

@@ -112,6 +112,23 @@ def test_posting_through_the_page_is_throttled_as_the_socket_is(
     assert ChatMessage.objects.count() == 31
 
 
+def test_a_posted_message_goes_through_while_the_cache_is_away(
+    live, participant, participant_client, settings
+):
+    """The throttle's count lives in Redis when scaled out: Redis away is no reason to refuse
+    a message (the database stores it), as on the socket. Found by a review helper: a 500."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens there
+        }
+    }
+    client = participant_client(participant)
+    sent = client.post(session_url(live), {"body": WORRY, "client_id": "f-cacheaway"})
+    assert sent.status_code == 302
+    assert ChatMessage.objects.count() == 1
+
+
 def test_the_form_counts_a_line_break_as_one_character_as_the_socket_does(
     live, participant, participant_client, settings
 ):
@@ -344,3 +361,51 @@ def test_pages_mark_what_they_show_as_read_but_a_supervisor_reading_along_does_n
     live.refresh_from_db()
     assert (live.participant_read_seq, live.therapist_read_seq) == (2, 2)
     assert console.count('class="seen"') == 1  # under the therapist's message: read
+
+
+REFRESH = re.compile(r'<meta http-equiv="refresh" content="([^"]+)"')
+
+
+def test_the_waiting_rooms_refresh_leads_to_a_live_page_that_refreshes_too(
+    book, participant, therapist, participant_client
+):
+    """Without JavaScript the waiting room says it updates by itself: once admitted, the
+    therapist's first message must show up without a click. Found by a review helper."""
+    session = book(participant.participant, therapist.user)
+    client = participant_client(participant)
+    waiting = client.get(session_url(session)).content.decode()
+    target = REFRESH.search(waiting).group(1).split(";url=", 1)[1]
+    assert target == session_url(session) + "?auto=1#latest"
+    services.session_admit(session=session, therapist=therapist.user)
+    live_page = client.get(target.split("#")[0]).content.decode()
+    assert "Time left:" in live_page and REFRESH.search(live_page)
+
+
+def test_ended_pages_stop_refreshing_themselves(
+    live, participant, therapist, participant_client, staff_client
+):
+    """An ended page that refreshed wiped the feedback being chosen, and an ended console
+    wrote an audited transcript read every few seconds. Found by a review helper."""
+    participant_page = participant_client(participant)
+    console = staff_client(therapist)
+    assert REFRESH.search(participant_page.get(session_url(live) + "?auto=1").content.decode())
+    assert REFRESH.search(console.get(console_url(live) + "?auto=1").content.decode())
+    services.session_end(session=live, ended_by="therapist", actor="staff:1")
+    ended = participant_page.get(session_url(live) + "?auto=1").content.decode()
+    assert 'name="rating"' in ended and not REFRESH.search(ended)
+    assert not REFRESH.search(console.get(console_url(live) + "?auto=1").content.decode())
+
+
+def test_a_refreshing_console_hides_every_form_a_refresh_would_wipe(live, therapist, staff_client):
+    """Notes and an escalation's reason are written on the page without the refresh, as a
+    message is. Found by a review helper: the refresh wiped them mid-sentence."""
+    console = staff_client(therapist)
+    page = console.get(console_url(live) + "?auto=1").content.decode()
+    assert REFRESH.search(page)
+    forms = re.findall(r"<form[^>]*>.*?</form>", page, flags=re.S)
+    assert len([f for f in forms if "<textarea" in f]) == 3  # message, notes, escalation
+    assert all("js-only" in f.split(">", 1)[0] for f in forms if "<textarea" in f)
+    assert 'href="' + console_url(live) + '#notes"' in page
+    assert 'href="' + console_url(live) + '#escalate"' in page
+    plain = console.get(console_url(live)).content.decode()
+    assert not REFRESH.search(plain) and "js-only" not in plain.split('id="notes"', 1)[1]
