@@ -21,6 +21,20 @@ def check_demo_appointments(app_configs: Any = None, **kwargs: Any) -> list[Erro
     return []
 
 
+@register()
+def check_retention(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """A retention of less than a day could shred a session of today's, still being written."""
+    if settings.CHAT_RETENTION_DAYS < 1:
+        return [
+            Error(
+                "CHAT_RETENTION_DAYS must be at least 1.",
+                hint="Transcripts are shredded that many days after the last study time point.",
+                id="stopcsam.chat.E002",
+            )
+        ]
+    return []
+
+
 @register(deploy=True)
 def check_test_mode(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
     """CHAT_TEST_MODE lets CHAT_DEMO_APPOINTMENTS pass E001 outside demo mode: end-to-end tests

@@ -34,6 +34,11 @@ class SessionEndedError(ChatError):
     message = _("This session has ended.")
 
 
+class SessionShreddedError(ChatError):
+    code = "shredded"
+    message = _("This session's transcript and notes have been deleted (retention).")
+
+
 class InvalidMessageError(ChatError):
     code = "invalid"
     message = _("This message cannot be sent: it is empty or too long.")

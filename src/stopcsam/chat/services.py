@@ -31,6 +31,7 @@ from stopcsam.chat.exceptions import (
     SessionEndedError,
     SessionNotLiveError,
     SessionNotOpenError,
+    SessionShreddedError,
 )
 from stopcsam.chat.hub import EVERYONE, get_hub
 from stopcsam.chat.models import (
@@ -681,6 +682,7 @@ def note_save(
         raise NotAllowedError
     if risk_level and risk_level not in RiskLevel.values:
         raise InvalidMessageError
+    _refuse_shredded(session)
     with transaction.atomic():
         note, _ = SessionNote.objects.update_or_create(
             session=session,
@@ -692,24 +694,34 @@ def note_save(
                 "updated_at": clock.now(),
             },
         )
-        audit_record(
-            actor=author.audit_ref,
-            action="chat.note_saved",
-            subject=session.audit_ref,
-            detail={"risk_level": risk_level},
-        )
+        # No clinical content in the audit log, which outlives the note (retention).
+        audit_record(actor=author.audit_ref, action="chat.note_saved", subject=session.audit_ref)
     return note
 
 
 def escalation_raise(*, session: ChatSession, raised_by: StaffUser, reason: str) -> Escalation:
+    """Ask a supervisor to look at the session. The same reason again while it is open (a
+    double submit) is the same escalation."""
     if session.therapist_id != raised_by.pk:
         raise NotAllowedError
+    _refuse_shredded(session)
     with transaction.atomic():
+        ChatSession.objects.select_for_update().filter(pk=session.pk).first()
+        for open_one in session.escalations.filter(raised_by=raised_by, resolved_at__isnull=True):
+            if open_one.reason == reason:
+                return open_one
         escalation = Escalation.objects.create(
             session=session, raised_by=raised_by, reason=reason, raised_at=clock.now()
         )
         audit_record(actor=raised_by.audit_ref, action="chat.escalate", subject=session.audit_ref)
     return escalation
+
+
+def _refuse_shredded(session: ChatSession) -> None:
+    """Notes and escalations of a session whose transcript retention has deleted would
+    outlive every later run of it."""
+    if ChatSession.objects.filter(pk=session.pk, shredded_at__isnull=False).exists():
+        raise SessionShreddedError
 
 
 def escalation_resolve(*, escalation: Escalation, supervisor: StaffUser) -> None:
@@ -744,7 +756,9 @@ def sessions_shred_expired(*, dry_run: bool = False) -> int:
     """
     from django.db.models import Count, Max, Q
 
-    cutoff = clock.now() - timedelta(days=settings.CHAT_RETENTION_DAYS)
+    now = clock.now()
+    cutoff = now - timedelta(days=settings.CHAT_RETENTION_DAYS)
+    still_open = now - timedelta(seconds=settings.CHAT_GRACE_SECONDS)
     # Only a last session before the cut-off can let the later of the two be before it.
     candidates = list(
         ChatSession.objects.values("participant_id")
@@ -755,7 +769,10 @@ def sessions_shred_expired(*, dry_run: bool = False) -> int:
     count = 0
     for start in range(0, len(candidates), 500):  # batches stay under SQLite's variable limit
         expired = _past_last_time_point(candidates[start : start + 500], cutoff)
-        due = ChatSession.objects.filter(participant_id__in=expired, shredded_at__isnull=True)
+        # Never a session that may still be in progress (before its forced end).
+        due = ChatSession.objects.filter(
+            participant_id__in=expired, shredded_at__isnull=True
+        ).exclude(state__in=(SessionState.WAITING, SessionState.LIVE), ends_at__gte=still_open)
         if dry_run:
             count += due.count()
             continue

@@ -15,6 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import get_language
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from stopcsam.accounts.decorators import participant_required, staff_verified_required
@@ -232,6 +233,7 @@ def _render_console(
     *,
     status: int = 200,
     note_form: NoteForm | None = None,
+    escalation_form: EscalationForm | None = None,
 ) -> HttpResponse:
     session.refresh_from_db()
     if not form.is_bound:
@@ -261,7 +263,7 @@ def _render_console(
             if note
             else None
         ),
-        escalation_form=EscalationForm(),
+        escalation_form=escalation_form or EscalationForm(),
         guide=selectors.session_guide(number=session.number, language=get_language() or "en"),
         **_refreshing(request, session),
     )
@@ -274,8 +276,11 @@ def console_notes(request: HttpRequest, public_id: str) -> HttpResponseBase:
     session, access = _staff_session(request, public_id)
     form = NoteForm(request.POST)
     if access == selectors.THERAPIST and form.is_valid():
-        services.note_save(session=session, author=request.user, **form.cleaned_data)  # type: ignore[arg-type]
-        return redirect(reverse("chat:console", args=[public_id]) + "#notes")
+        try:
+            services.note_save(session=session, author=request.user, **form.cleaned_data)  # type: ignore[arg-type]
+            return redirect(reverse("chat:console", args=[public_id]) + "#notes")
+        except ChatError as error:
+            form.add_error(None, str(error.message))
     return _render_console(request, session, access, MessageForm(), status=400, note_form=form)
 
 
@@ -285,13 +290,22 @@ def console_escalate(request: HttpRequest, public_id: str) -> HttpResponseBase:
     session, access = _staff_session(request, public_id)
     form = EscalationForm(request.POST)
     if access == selectors.THERAPIST and form.is_valid():
-        services.escalation_raise(
-            session=session,
-            raised_by=request.user,  # type: ignore[arg-type]
-            reason=form.cleaned_data["reason"],
-        )
-        return render(request, "chat/escalated.html", {"session": session})
-    return _render_console(request, session, access, MessageForm(), status=400)
+        try:
+            services.escalation_raise(
+                session=session,
+                raised_by=request.user,  # type: ignore[arg-type]
+                reason=form.cleaned_data["reason"],
+            )
+            # A redirect: reloading the page that says so does not escalate again.
+            django_messages.success(
+                request, _("A supervisor has been asked to look at this session.")
+            )
+            return redirect(reverse("chat:console", args=[public_id]) + "#escalate")
+        except ChatError as error:
+            form.add_error(None, str(error.message))
+    return _render_console(
+        request, session, access, MessageForm(), status=400, escalation_form=form
+    )
 
 
 @staff_verified_required

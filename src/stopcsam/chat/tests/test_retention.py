@@ -132,3 +132,44 @@ def test_choosing_what_to_shred_takes_a_few_queries_whatever_the_number(
         study_clock[session.participant_id] = clock.now() - timedelta(days=days_ago)
     with django_assert_max_num_queries(2):  # candidates, then the count (the hook is a fake)
         assert services.sessions_shred_expired(dry_run=True) == 6
+
+
+def test_retention_never_shreds_a_session_still_in_progress(settings, book, participant, therapist):
+    """Found by a review helper with a retention of 0 days (now refused by a system check):
+    a late session, admitted just now, was shredded, and what followed never would be."""
+    settings.CHAT_RETENTION_DAYS = 0
+    settings.STOPCSAM_LAST_TIME_POINTS = None
+    session = book(participant.participant, therapist.user, starts_in=timedelta(minutes=-53))
+    services.session_enter(session=session, role="participant")
+    services.session_admit(session=session, therapist=therapist.user)
+    services.message_send(
+        session_id=session.pk, sender="participant", client_id="c-late-0001", body="Thank you"
+    )
+    assert services.sessions_shred_expired() == 0
+    services.session_end(session=session, ended_by="therapist", actor="staff:1")
+    assert services.sessions_shred_expired() == 1  # once it has ended
+
+
+def test_notes_and_escalations_are_refused_once_a_session_is_shredded(book, participant, therapist):
+    """They would outlive every later retention run. Found by a review helper."""
+    from stopcsam.chat.exceptions import SessionShreddedError
+    from stopcsam.chat.models import Escalation, SessionNote
+
+    session = book(participant.participant, therapist.user, starts_in=timedelta(days=-40))
+    services.session_shred(session=session, actor="system:retention")
+    with pytest.raises(SessionShreddedError):
+        services.note_save(
+            session=session, author=therapist.user, body="A note", risk_level="low", risk_notes=""
+        )
+    with pytest.raises(SessionShreddedError):
+        services.escalation_raise(session=session, raised_by=therapist.user, reason="Review")
+    assert not SessionNote.objects.exists() and not Escalation.objects.exists()
+
+
+def test_a_retention_under_a_day_is_refused(settings):
+    from stopcsam.chat.checks import check_retention
+
+    settings.CHAT_RETENTION_DAYS = 0
+    assert [e.id for e in check_retention()] == ["stopcsam.chat.E002"]
+    settings.CHAT_RETENTION_DAYS = 1
+    assert check_retention() == []
