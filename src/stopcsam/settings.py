@@ -339,6 +339,7 @@ STOPCSAM_APPOINTMENT_SOURCE: str | None = "stopcsam.scheduling.selectors.chat_ap
 STOPCSAM_APPOINTMENTS_FOR: str | None = "stopcsam.scheduling.selectors.chat_appointments"
 STOPCSAM_APPOINTMENT_JOINED: str | None = "stopcsam.scheduling.services.appointment_mark_joined"
 STOPCSAM_APPOINTMENT_ATTENDED: str | None = "stopcsam.scheduling.services.appointment_mark_attended"
+STOPCSAM_APPOINTMENT_NOT_HELD: str | None = "stopcsam.scheduling.services.appointment_mark_not_held"
 # The participant's pseudonymous study id for the therapist console (None: a keyed pseudonym).
 STOPCSAM_PARTICIPANT_STUDY_ID: str | None = "stopcsam.study.selectors.participant_study_id"
 # When each participant's last study time point closes; retention counts from the later of it

@@ -2,8 +2,9 @@
 
 Each hook is a dotted path in settings (None: not wired). An appointment is a dict with
 ``appointment_ref``, ``participant_id``, ``therapist_id``, ``starts_at``, ``ends_at`` (aware
-UTC datetimes), ``number`` (k), ``of`` (n) and ``language``. A wired source answers None for
-an appointment it does not know: scheduling's way of saying it was cancelled.
+UTC datetimes), ``number`` (k), ``of`` (n), ``language`` and ``missed`` (True once the source
+marked it a no-show: nobody is let in then). A wired source answers None for an appointment it
+does not know: scheduling's way of saying it was cancelled.
 """
 
 from __future__ import annotations
@@ -60,5 +61,12 @@ def notify_joined(*, appointment_ref: str, role: str) -> None:
 
 def notify_attended(*, appointment_ref: str) -> None:
     hook = _hook("STOPCSAM_APPOINTMENT_ATTENDED")
+    if hook:
+        hook(appointment_ref=appointment_ref)
+
+
+def notify_not_held(*, appointment_ref: str) -> None:
+    """The participant came but was never let in: the session did not take place."""
+    hook = _hook("STOPCSAM_APPOINTMENT_NOT_HELD")
     if hook:
         hook(appointment_ref=appointment_ref)

@@ -54,7 +54,7 @@ class ChatSession(models.Model):
     joined_at = models.DateTimeField(null=True, blank=True)
     admitted_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
-    ended_by = models.CharField(max_length=12, blank=True)  # therapist | timer
+    ended_by = models.CharField(max_length=12, blank=True)  # therapist | timer | missed
     # The last sequence number handed out; bumped under the row lock, so gapless.
     last_seq = models.PositiveIntegerField(default=0)
     participant_read_seq = models.PositiveIntegerField(default=0)

@@ -121,6 +121,11 @@ def session_sync(*, appointment: Mapping[str, Any]) -> ChatSession:
             session.save(update_fields=[n.removesuffix("_id") for n in changed])
         if "therapist" in changed:  # handed over: the first therapist's sockets close now
             publish_on_commit(session.pk, RECHECK)
+    if appointment.get("missed") and session.state == SessionState.SCHEDULED:
+        # A no-show frees the slot (DESIGN §3, step 8): one who comes later is not let in.
+        session = session_end(
+            session=session, ended_by="missed", actor="system", states=(SessionState.SCHEDULED,)
+        )
     return session
 
 
@@ -238,9 +243,11 @@ def session_end(
                 actor=actor, action="chat.end", subject=session.audit_ref, detail={"by": ended_by}
             )
             publish_on_commit(session.pk, {"t": "state"})
+            ref = session.appointment_ref
             if session.admitted_at is not None:
-                ref = session.appointment_ref
                 transaction.on_commit(lambda: appointments.notify_attended(appointment_ref=ref))
+            elif session.joined_at is not None:  # came, and was never let in
+                transaction.on_commit(lambda: appointments.notify_not_held(appointment_ref=ref))
     return session
 
 

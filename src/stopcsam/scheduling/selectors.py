@@ -480,6 +480,8 @@ def _for_chat(appointment: Appointment, live: list[Appointment]) -> dict[str, An
         "number": next((k for k, a in enumerate(live, 1) if a.pk == appointment.pk), 1),
         "of": len(live),
         "language": appointment.course.language,
+        # Marked missed (nobody came within the no-show time): the chat lets nobody in.
+        "missed": appointment.status == Status.NO_SHOW,
     }
 
 

@@ -637,6 +637,28 @@ def appointment_mark_attended(*, appointment_ref: str) -> Appointment | None:
     return appointment
 
 
+def appointment_mark_not_held(*, appointment_ref: str) -> Appointment | None:
+    """The participant came, but the session did not take place (the therapist never let
+    them in): not attended, and not their no-show. It counts as cancelled by the service;
+    the participant is told at their next visit and may book a new time."""
+    with transaction.atomic():
+        appointment = Appointment.objects.select_for_update().filter(ref=appointment_ref).first()
+        if appointment is None or appointment.status != Status.BOOKED:
+            return appointment
+        appointment.status, appointment.outcome_at = Status.CANCELLED, clock.now()
+        appointment.save(update_fields=["status", "outcome_at"])
+        _history(appointment, ChangeKind.CANCELLED, Actor.system())
+        _notify_if_staff(appointment, Actor.system())
+        _course_settle(appointment.course)
+        _outcome_on_commit(appointment, "cancelled")
+        audit_record(
+            actor="system",
+            action="scheduling.not_held",
+            subject=f"course:{appointment.course_id}",
+        )
+    return appointment
+
+
 def _set_outcome(appointment: Appointment, status: str, change: str) -> None:
     appointment.status, appointment.outcome_at = status, clock.now()
     appointment.save(update_fields=["status", "outcome_at"])
@@ -678,12 +700,23 @@ def no_shows_mark(*, now: datetime | None = None) -> int:
     return marked + _attended_fallback(now)
 
 
+# The chat tells what became of a session the participant joined (attended, or not held)
+# when it ends, which can be after the booked end: a participant admitted late chats for the
+# full length. Only a session the chat said nothing of this long after its end counts as
+# attended without it.
+ATTENDED_FALLBACK = timedelta(hours=2)
+
+
 def _attended_fallback(now: datetime) -> int:
-    """A session the participant joined counts as attended once it is over, even if the chat
-    never said so (for example after a crash), so adherence figures stay complete."""
+    """A session the participant joined counts as attended once it is long over, even if the
+    chat never said so (for example after a crash), so adherence figures stay complete.
+    Before, it counted at the booked end, ahead of the chat: a participant left in the
+    waiting room was counted as attended."""
     refs = list(
         Appointment.objects.filter(
-            status=Status.BOOKED, participant_joined_at__isnull=False, end__lte=now
+            status=Status.BOOKED,
+            participant_joined_at__isnull=False,
+            end__lte=now - ATTENDED_FALLBACK,
         ).values_list("ref", flat=True)
     )
     for ref in refs:

@@ -27,6 +27,7 @@ def fake_scheduling() -> Iterator[None]:
         STOPCSAM_APPOINTMENTS_FOR=HOOKS + "appointments_for",
         STOPCSAM_APPOINTMENT_JOINED=HOOKS + "joined",
         STOPCSAM_APPOINTMENT_ATTENDED=HOOKS + "attended",
+        STOPCSAM_APPOINTMENT_NOT_HELD=HOOKS + "not_held",
         STOPCSAM_PARTICIPANT_STUDY_ID=None,
         REDIS_URL="",
     ):

@@ -8,6 +8,7 @@ from typing import Any
 APPOINTMENTS: dict[str, dict[str, Any]] = {}
 JOINED: list[tuple[str, str]] = []
 ATTENDED: list[str] = []
+NOT_HELD: list[str] = []
 STUDY_IDS: dict[int, str] = {}
 
 
@@ -15,6 +16,7 @@ def reset() -> None:
     APPOINTMENTS.clear()
     JOINED.clear()
     ATTENDED.clear()
+    NOT_HELD.clear()
     STUDY_IDS.clear()
 
 
@@ -40,6 +42,10 @@ def joined(*, appointment_ref: str, role: str) -> None:
 
 def attended(*, appointment_ref: str) -> None:
     ATTENDED.append(appointment_ref)
+
+
+def not_held(*, appointment_ref: str) -> None:
+    NOT_HELD.append(appointment_ref)
 
 
 def study_id(participant_id: int) -> str:

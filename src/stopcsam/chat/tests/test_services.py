@@ -349,6 +349,16 @@ def test_a_session_never_admitted_is_not_attended(book, participant, therapist):
     services.session_enter(session=session, role="participant")
     services.session_end(session=session, ended_by="therapist", actor="staff:1")
     assert fakes.ATTENDED == []
+    assert fakes.NOT_HELD == [session.appointment_ref]  # the participant came: not held
+
+
+def test_a_booked_session_marked_missed_lets_nobody_in(book, participant, therapist):
+    session = book(participant.participant, therapist.user)
+    fakes.APPOINTMENTS[session.appointment_ref]["missed"] = True
+    session = services.session_as_booked(session=session)
+    assert session.state == SessionState.ENDED and session.ended_by == "missed"
+    assert services.session_enter(session=session, role="participant").joined_at is None
+    assert fakes.JOINED == [] and fakes.NOT_HELD == []
 
 
 def test_sessions_are_created_from_scheduling_when_a_list_is_opened(participant, therapist):
