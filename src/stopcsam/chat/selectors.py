@@ -19,7 +19,7 @@ from django.utils.module_loading import import_string
 from stopcsam.accounts.models import Participant, Role, StaffUser
 from stopcsam.chat import appointments
 from stopcsam.chat.exceptions import SessionNotFoundError
-from stopcsam.chat.models import CLOSED_STATES, ChatMessage, ChatSession, Escalation
+from stopcsam.chat.models import CLOSED_STATES, ChatMessage, ChatSession, Escalation, SessionState
 from stopcsam.chat.services import session_as_booked, session_sync_confirmed
 from stopcsam.core import clock
 from stopcsam.core.audit import audit_record
@@ -113,6 +113,11 @@ def transcript_for_staff(*, user: StaffUser, session: ChatSession, via: str) -> 
 
 
 def previous_sessions(*, session: ChatSession) -> list[ChatSession]:
+    """The participant's earlier sessions, for the therapist of this one, with their notes
+    (also those of another therapist, after a hand-over). None through a cancelled session:
+    its therapist no longer treats the participant there."""
+    if session.state == SessionState.CANCELLED:
+        return []
     return list(
         ChatSession.objects.filter(
             participant_id=session.participant_id, starts_at__lt=session.starts_at

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from stopcsam.chat import selectors, services
-from stopcsam.chat.models import ChatMessage, SessionState
+from stopcsam.chat.models import ChatMessage, ChatSession, SessionState
 from stopcsam.core import clock
 from stopcsam.core.models import AuditEvent
 
@@ -441,3 +441,52 @@ def test_a_note_on_a_shredded_session_gets_a_clear_error(live, therapist, staff_
         reverse("chat:console_escalate", args=[live.public_id]), {"reason": "Please review"}
     )
     assert refused.status_code == 400 and "have been deleted" in refused.content.decode()
+
+
+def test_an_earlier_transcript_calls_only_this_therapists_own_messages_yours(
+    book, participant, therapist, therapist_es, staff_client
+):
+    """After a hand-over the earlier sessions were another therapist's: their messages are
+    'Therapist', not 'You'. Found by a review helper."""
+    earlier = book(participant.participant, therapist_es.user, starts_in=timedelta(days=-7))
+    ChatSession.objects.filter(pk=earlier.pk).update(state="live", admitted_at=earlier.starts_at)
+    services.message_send(
+        session_id=earlier.pk, sender="therapist", client_id="c-es-000001", body="How are you?"
+    )
+    current = book(participant.participant, therapist.user, number=2)
+    url = reverse("chat:console_transcript", args=[current.public_id, earlier.public_id])
+    html = staff_client(therapist).get(url).content.decode()
+    assert "How are you?" in html
+    assert '<span class="who">Therapist</span>' in html
+    assert '<span class="who">You</span>' not in html
+    own = book(participant.participant, therapist.user, starts_in=timedelta(days=-14))
+    ChatSession.objects.filter(pk=own.pk).update(state="live", admitted_at=own.starts_at)
+    services.message_send(
+        session_id=own.pk, sender="therapist", client_id="c-de-000001", body="Welcome"
+    )
+    url = reverse("chat:console_transcript", args=[current.public_id, own.public_id])
+    assert '<span class="who">You</span>' in staff_client(therapist).get(url).content.decode()
+
+
+def test_a_cancelled_session_opens_no_earlier_transcript(
+    book, participant, therapist, therapist_es, staff_client
+):
+    """A therapist whose only appointment with the participant was cancelled never met them.
+    Found by a review helper: that console still opened every earlier transcript and note."""
+    earlier = book(participant.participant, therapist.user, starts_in=timedelta(days=-7))
+    ChatSession.objects.filter(pk=earlier.pk).update(state="ended", admitted_at=earlier.starts_at)
+    cancelled = book(participant.participant, therapist_es.user, starts_in=timedelta(days=2))
+    console = staff_client(therapist_es)
+    url = reverse("chat:console_transcript", args=[cancelled.public_id, earlier.public_id])
+    assert console.get(url).status_code == 200  # while it is booked
+    services.session_cancel(session=cancelled)
+    assert "Previous sessions" not in console.get(console_url(cancelled)).content.decode()
+    assert console.get(url).status_code == 404
+
+
+def test_message_times_say_which_clock_they_follow(live, participant, participant_client):
+    services.message_send(
+        session_id=live.pk, sender="participant", client_id="c-time-0001", body=WORRY
+    )
+    html = participant_client(participant).get(session_url(live)).content.decode()
+    assert re.search(r"<time datetime=\"[^\"]+\">\d\d:\d\d UTC</time>", html)

@@ -64,7 +64,9 @@
     var when = document.createElement("time");
     var date = new Date(frame.sent_at);
     when.dateTime = frame.sent_at;
-    when.textContent = " " + ("0" + date.getHours()).slice(-2) + ":" + ("0" + date.getMinutes()).slice(-2);
+    // UTC, as the page without JavaScript shows it: one transcript, one clock.
+    when.textContent = " " + ("0" + date.getUTCHours()).slice(-2) + ":" +
+      ("0" + date.getUTCMinutes()).slice(-2) + " UTC";
     var body = document.createElement("p");
     body.textContent = frame.body;
     li.appendChild(who); li.appendChild(when); li.appendChild(body);
