@@ -35,6 +35,27 @@ def check_retention(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     return []
 
 
+@register()
+def check_session_guide(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """The session-guide file is content a site edits: a slip is named at start."""
+    from stopcsam.chat.selectors import GuideFileError, guide_load
+
+    path = settings.CHAT_SESSION_GUIDE_FILE
+    if not path:
+        return []
+    try:
+        guide_load(path)
+    except GuideFileError as error:
+        return [
+            Error(
+                f"CHAT_SESSION_GUIDE_FILE {error}.",
+                hint="See docs/therapists.md, 'Session guide', for the format.",
+                id="stopcsam.chat.E003",
+            )
+        ]
+    return []
+
+
 @register(deploy=True)
 def check_test_mode(app_configs: Any = None, **kwargs: Any) -> list[Warning]:
     """CHAT_TEST_MODE lets CHAT_DEMO_APPOINTMENTS pass E001 outside demo mode: end-to-end tests

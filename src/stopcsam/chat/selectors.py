@@ -9,9 +9,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -23,6 +25,8 @@ from stopcsam.chat.models import CLOSED_STATES, ChatMessage, ChatSession, Escala
 from stopcsam.chat.services import session_as_booked, session_sync_confirmed
 from stopcsam.core import clock
 from stopcsam.core.audit import audit_record
+
+logger = logging.getLogger("stopcsam.chat")
 
 THERAPIST = "therapist"
 READ_ALONG = "read_along"
@@ -152,12 +156,52 @@ def escalations_for_supervisor(*, user: StaffUser) -> list[Escalation]:
     )
 
 
+Guide = dict[str, dict[str, list[str]]]
+_guide_cache: dict[str, Any] = {"key": None, "guide": {}}
+
+
+class GuideFileError(ValueError):
+    """The session-guide file is not what docs/therapists.md describes."""
+
+
+def guide_load(path: str) -> Guide:
+    """Read and check the session-guide file: ``{"<language>": {"<number>": ["step", ...]}}``.
+    Raises GuideFileError naming what is wrong."""
+    try:
+        content = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise GuideFileError(f"cannot be read ({type(error).__name__})") from error
+    except json.JSONDecodeError as error:
+        raise GuideFileError(f"is not JSON (line {error.lineno}, column {error.colno})") from error
+    if not isinstance(content, dict):
+        raise GuideFileError("must be an object of languages")
+    for language, numbers in content.items():
+        if not isinstance(numbers, dict):
+            raise GuideFileError(f"{language!r} must be an object of session numbers")
+        for number, steps in numbers.items():
+            if not number.isdigit():
+                raise GuideFileError(f"{language!r}: {number!r} is not a session number")
+            if not isinstance(steps, list) or not all(isinstance(x, str) for x in steps):
+                raise GuideFileError(f"{language!r}, session {number}: must be a list of texts")
+    return content
+
+
 def session_guide(*, number: int, language: str) -> list[str]:
     """The structured guide for session ``number`` from the site's content file
-    (``CHAT_SESSION_GUIDE_FILE``: ``{"<language>": {"<number>": ["step", ...]}}``)."""
+    (``CHAT_SESSION_GUIDE_FILE``), read again when it changes. A faulty file (which a system
+    check names at start) shows no guide and is logged: it never takes the console down."""
     path = settings.CHAT_SESSION_GUIDE_FILE
     if not path:
         return []
-    content = json.loads(Path(path).read_text(encoding="utf-8"))
-    by_language = content.get(language) or content.get("en") or {}
-    return [str(step) for step in by_language.get(str(number), [])]
+    try:
+        stat = Path(path).stat()
+        key = (path, stat.st_mtime_ns, stat.st_size)
+        if _guide_cache["key"] != key:
+            _guide_cache.update(key=key, guide=guide_load(path))
+    except (OSError, GuideFileError) as error:
+        reason = error if isinstance(error, GuideFileError) else "cannot be read"
+        logger.error("chat: the session guide file %s; no guide is shown", reason)
+        return []
+    guide: Guide = _guide_cache["guide"]
+    by_language = guide.get(language) or guide.get("en") or {}
+    return by_language.get(str(number), [])

@@ -342,6 +342,37 @@ def test_the_console_shows_the_guide_for_this_session_number(
     assert "Session guide" in page and "Agree on one coping step" in page
 
 
+@pytest.mark.parametrize(
+    ("content", "named"),
+    [
+        ('{"en": {"1": ["Welcome"],}}', "is not JSON"),  # a trailing comma
+        ('["Welcome"]', "must be an object of languages"),
+        ('{"en": {"1": "Welcome"}}', "must be a list of texts"),
+        ('{"en": {"first": ["Welcome"]}}', "is not a session number"),
+    ],
+)
+def test_a_faulty_session_guide_is_named_at_start_and_never_takes_the_console_down(
+    content, named, settings, tmp_path, live, therapist, staff_client, caplog
+):
+    """Found by a review helper: a slip in the file was a 500 on every console, and a text
+    instead of a list was shown one letter per step."""
+    from stopcsam.chat.checks import check_session_guide
+
+    guide = tmp_path / "guide.json"
+    guide.write_text(content)
+    settings.CHAT_SESSION_GUIDE_FILE = str(guide)
+    (error,) = check_session_guide()
+    assert error.id == "stopcsam.chat.E003" and named in error.msg
+    page = staff_client(therapist).get(console_url(live))
+    assert page.status_code == 200 and "Session guide" not in page.content.decode()
+    assert named in caplog.text
+    guide.write_text('{"en": {"1": ["Welcome the participant"]}}')  # corrected: shown again
+    assert (
+        "Welcome the participant" in staff_client(therapist).get(console_url(live)).content.decode()
+    )
+    assert check_session_guide() == []
+
+
 def test_pages_mark_what_they_show_as_read_but_a_supervisor_reading_along_does_not(
     settings, live, participant, therapist, supervisor, participant_client, staff_client
 ):
