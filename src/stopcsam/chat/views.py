@@ -90,9 +90,15 @@ def participant_session(request: HttpRequest, public_id: str) -> HttpResponseBas
         session = services.session_enter(session=session, role=Sender.PARTICIPANT)
     except SessionNotOpenError:
         return render(request, "chat/not_open.html", _live_context(session, None, "participant"))
-    except SessionEndedError:  # the appointment was cancelled; a message posted is not stored
-        status = 400 if request.method == "POST" else 200
-        return render(request, "chat/session.html", {"session": session}, status=status)
+    except SessionEndedError as error:  # cancelled: a message posted is not stored
+        context: dict[str, Any] = {"session": session}
+        status = 200
+        if request.method == "POST":  # said so, with the text, which would be lost otherwise
+            refused = MessageForm(request.POST)
+            refused.is_valid()
+            refused.add_error(None, str(error.message))
+            context["form"], status = refused, 400
+        return render(request, "chat/session.html", context, status=status)
     form, status = _posted_message(request, session, Sender.PARTICIPANT)
     if form is None:
         return _back_to_latest(request)

@@ -521,3 +521,26 @@ def test_message_times_say_which_clock_they_follow(live, participant, participan
     )
     html = participant_client(participant).get(session_url(live)).content.decode()
     assert re.search(r"<time datetime=\"[^\"]+\">\d\d:\d\d UTC</time>", html)
+
+
+@pytest.mark.parametrize("how", ["ended", "cancelled"])
+def test_a_message_refused_because_the_session_closed_is_said_so_with_its_text(
+    how, live, participant, therapist, participant_client, staff_client
+):
+    """Found by a review helper: the page said neither, and the text was lost."""
+    client = participant_client(participant)
+    client_id = client_id_of(client.get(session_url(live) + "?write=1").content.decode())
+    if how == "ended":
+        services.session_end(session=live, ended_by="therapist", actor="staff:1")
+    else:
+        services.session_cancel(session=live)
+    response = client.post(session_url(live), {"body": WORRY, "client_id": client_id})
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "Your message was not sent" in html and WORRY in html
+    assert ChatMessage.objects.count() == 0
+    console = staff_client(therapist).post(
+        console_url(live), {"body": "Thank you for telling me", "client_id": "f-console01"}
+    )
+    assert console.status_code == 400
+    assert "Thank you for telling me" in console.content.decode()
