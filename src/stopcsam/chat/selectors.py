@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Q, QuerySet
 from django.utils.module_loading import import_string
 
 from stopcsam.accounts.models import Participant, Role, StaffUser
@@ -30,6 +31,7 @@ logger = logging.getLogger("stopcsam.chat")
 
 THERAPIST = "therapist"
 READ_ALONG = "read_along"
+ESCALATED = "escalated"  # a supervisor reading a session escalated to them (read-only)
 LIST_SINCE = timedelta(days=120)
 
 
@@ -76,6 +78,11 @@ def session_for_staff(*, user: StaffUser, public_id: str) -> tuple[ChatSession, 
         and session.therapist.site.code in settings.CHAT_READ_ALONG_SITES
     ):
         return session, READ_ALONG
+    if (
+        user.role == Role.SUPERVISOR
+        and _escalations_reaching(user).filter(session=session).exists()
+    ):
+        return session, ESCALATED
     raise SessionNotFoundError
 
 
@@ -146,14 +153,37 @@ def study_id(*, participant_id: int) -> str:
 
 
 def escalations_for_supervisor(*, user: StaffUser) -> list[Escalation]:
-    """Open escalations of the supervisor's site; other staff see none."""
+    """Open escalations that reach this supervisor (``_escalations_reaching``), oldest first;
+    other staff see none. Each with the participant's study ID (``study_id``)."""
     if user.role != Role.SUPERVISOR or not user.is_active:
         return []
-    return list(
-        Escalation.objects.filter(
-            session__therapist__site_id=user.site_id, resolved_at__isnull=True
-        ).select_related("session", "raised_by")
+    found = list(
+        _escalations_reaching(user).select_related("session", "raised_by").order_by("raised_at")
     )
+    for escalation in found:
+        escalation.study_id = study_id(participant_id=escalation.session.participant_id)  # type: ignore[attr-defined]
+    return found
+
+
+def _escalations_reaching(user: StaffUser) -> QuerySet[Escalation]:
+    """The open escalations of the supervisor's site, and those of every site that has no
+    active supervisor: an escalation must reach somebody (found by a review helper: the
+    sites without a supervisor sent theirs to nobody, and the therapist was told it had
+    gone)."""
+    covered = StaffUser.objects.filter(role=Role.SUPERVISOR, is_active=True).values("site_id")
+    return Escalation.objects.filter(resolved_at__isnull=True).filter(
+        Q(session__therapist__site_id=user.site_id) | ~Q(session__therapist__site_id__in=covered)
+    )
+
+
+def escalation_reach(*, therapist: StaffUser) -> str:
+    """Who an escalation by this therapist reaches: "site" (a supervisor of their site),
+    "all" (their site has none: the supervisors of every site) or "none" (no active
+    supervisor at all: the console says to follow the site's emergency procedure)."""
+    supervisors = StaffUser.objects.filter(role=Role.SUPERVISOR, is_active=True)
+    if supervisors.filter(site_id=therapist.site_id).exists():
+        return "site"
+    return "all" if supervisors.exists() else "none"
 
 
 Guide = dict[str, dict[str, list[str]]]

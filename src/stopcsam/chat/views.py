@@ -16,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from stopcsam.accounts.decorators import participant_required, staff_verified_required
@@ -38,6 +39,10 @@ from stopcsam.chat.models import CLOSED_STATES, ChatSession, Sender, SessionStat
 from stopcsam.core import clock
 
 TRANSCRIPT_TAIL = 200
+NO_SUPERVISOR = gettext_lazy(
+    "The escalation is recorded, but no supervisor is set up in this service to see it. "
+    "Follow your site's emergency procedure now."
+)
 
 
 def _participant_session(request: HttpRequest, public_id: str) -> ChatSession:
@@ -244,7 +249,8 @@ def _render_console(
     session.refresh_from_db()
     if not form.is_bound:
         form = MessageForm(initial={"client_id": new_client_id()})
-    context = _live_context(session, form, "therapist" if access == selectors.THERAPIST else access)
+    role = "therapist" if access == selectors.THERAPIST else selectors.READ_ALONG  # read-only
+    context = _live_context(session, form, role)
     note = getattr(session, "note", None)
     context.update(
         access=access,
@@ -270,6 +276,7 @@ def _render_console(
             else None
         ),
         escalation_form=escalation_form or EscalationForm(),
+        escalation_reach=selectors.escalation_reach(therapist=session.therapist),
         guide=selectors.session_guide(number=session.number, language=get_language() or "en"),
         **_refreshing(request, session),
     )
@@ -303,9 +310,13 @@ def console_escalate(request: HttpRequest, public_id: str) -> HttpResponseBase:
                 reason=form.cleaned_data["reason"],
             )
             # A redirect: reloading the page that says so does not escalate again.
-            django_messages.success(
-                request, _("A supervisor has been asked to look at this session.")
-            )
+            reach = selectors.escalation_reach(therapist=session.therapist)
+            if reach == "none":
+                django_messages.error(request, NO_SUPERVISOR)
+            else:
+                django_messages.success(
+                    request, _("A supervisor has been asked to look at this session.")
+                )
             return redirect(reverse("chat:console", args=[public_id]) + "#escalate")
         except ChatError as error:
             form.add_error(None, str(error.message))

@@ -443,7 +443,7 @@ def test_a_refreshing_console_hides_every_form_a_refresh_would_wipe(live, therap
 
 
 def test_escalating_answers_with_a_redirect_and_a_double_submit_escalates_once(
-    live, therapist, staff_client
+    live, therapist, supervisor, staff_client
 ):
     """A page as the answer to the post: reloading it escalated again. Found by a review
     helper."""
@@ -544,3 +544,56 @@ def test_a_message_refused_because_the_session_closed_is_said_so_with_its_text(
     )
     assert console.status_code == 400
     assert "Thank you for telling me" in console.content.decode()
+
+
+def test_an_escalation_from_a_site_without_a_supervisor_reaches_every_supervisor(
+    book, participant, therapist_es, supervisor, site_es, staff_client
+):
+    """Found by a review helper: escalations of a site without a supervisor went to nobody,
+    and the therapist was told a supervisor had been asked. The supervisor it reaches can
+    open the session (read-only, audited) while the escalation is open."""
+    from stopcsam.accounts.models import Role
+    from stopcsam.conftest import _staff
+
+    session = book(participant.participant, therapist_es.user)
+    ChatSession.objects.filter(pk=session.pk).update(state="live", admitted_at=session.starts_at)
+    services.message_send(
+        session_id=session.pk, sender="participant", client_id="c-esc-00001", body=WORRY
+    )
+    lucia = staff_client(therapist_es)
+    assert "Your site has no supervisor" in lucia.get(console_url(session)).content.decode()
+    url = reverse("chat:console_escalate", args=[session.public_id])
+    sent = lucia.post(url, {"reason": "Please review the risk"}, follow=True)
+    assert "A supervisor has been asked to look at this session." in sent.content.decode()
+    sabine = staff_client(supervisor)  # a supervisor of another site (DE)
+    listing = sabine.get(reverse("chat:escalations")).content.decode()
+    assert "Please review the risk" in listing
+    assert selectors.study_id(participant_id=participant.participant.pk) in listing
+    reads = AuditEvent.objects.filter(action="chat.transcript_read").count()
+    page = sabine.get(console_url(session))
+    html = page.content.decode()
+    assert page.status_code == 200 and WORRY in html and "escalated it to you" in html
+    assert 'name="body"' not in html and "End session" not in html  # read-only
+    assert AuditEvent.objects.filter(action="chat.transcript_read").count() == reads + 1
+    escalation = session.escalations.get()
+    sabine.post(reverse("chat:escalations"), {"escalation": escalation.pk})
+    assert sabine.get(console_url(session)).status_code == 404  # handled: access ends
+    # Once the site has its own supervisor, its escalations go there only.
+    _staff("pilar", Role.SUPERVISOR, site_es, ["es"])
+    services.escalation_raise(session=session, raised_by=therapist_es.user, reason="Again")
+    assert "Again" not in sabine.get(reverse("chat:escalations")).content.decode()
+    assert sabine.get(console_url(session)).status_code == 404
+
+
+def test_with_no_supervisor_at_all_the_therapist_is_told_to_follow_the_emergency_procedure(
+    live, therapist, staff_client
+):
+    console = staff_client(therapist)
+    assert (
+        "No supervisor is set up in this service" in console.get(console_url(live)).content.decode()
+    )
+    url = reverse("chat:console_escalate", args=[live.public_id])
+    sent = console.post(url, {"reason": "Please review the risk"}, follow=True).content.decode()
+    assert "emergency procedure now" in sent
+    assert "A supervisor has been asked" not in sent
+    assert live.escalations.count() == 1  # recorded all the same
