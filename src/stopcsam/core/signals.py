@@ -40,3 +40,8 @@ sign_in_changed = Signal()
 # account"), inside the deleting transaction. Sent with ``participant_id`` (int). The study
 # counts it as a withdrawal with erasure.
 participant_erasing = Signal()
+
+# A participant stopped taking part (the study's "stop", without erasure), inside the
+# withdrawing transaction. Sent with ``participant_id`` (int). Scheduling cancels every
+# session still to come, so the therapist's time is freed and no reminder follows.
+participant_withdrawn = Signal()

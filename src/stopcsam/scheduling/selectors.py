@@ -23,6 +23,7 @@ from stopcsam.scheduling.models import (
     AvailabilityException,
     Course,
     ExceptionKind,
+    NoticeKind,
     ParticipantNotice,
     Status,
     TherapistProfile,
@@ -362,9 +363,17 @@ def participant_course(*, participant: Participant, ref: str) -> Course | None:
 
 
 def open_notices(*, participant: Participant) -> QuerySet[ParticipantNotice]:
-    return ParticipantNotice.objects.filter(
-        participant=participant, dismissed_at=None
-    ).select_related("appointment")
+    """Notices not dismissed, but never a reminder of a session that has begun or is no
+    longer booked (found by a review helper: "your next session is soon" stayed a week after
+    it took place, and after the participant stopped taking part)."""
+    stale_reminder = Q(kind=NoticeKind.UPCOMING) & (
+        Q(appointment__start__lte=clock.now()) | ~Q(appointment__status=Status.BOOKED)
+    )
+    return (
+        ParticipantNotice.objects.filter(participant=participant, dismissed_at=None)
+        .exclude(stale_reminder)
+        .select_related("appointment")
+    )
 
 
 # --- staff ----------------------------------------------------------------------------------

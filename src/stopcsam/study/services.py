@@ -16,6 +16,7 @@ from stopcsam.core import clock
 from stopcsam.core.audit import audit_record
 from stopcsam.core.erasure import forget_deleted
 from stopcsam.core.instruments import Answer, Instrument, score
+from stopcsam.core.signals import participant_withdrawn
 from stopcsam.study import randomization
 from stopcsam.study.exceptions import (
     AlreadyRandomizedError,
@@ -351,6 +352,7 @@ def withdraw(*, enrolment: Enrolment, erase: bool) -> None:
         if updated:  # "stop" pressed again changes and counts nothing
             _tally(version, "withdrawn", "stop", language)
             audit_record(actor="participant", action="study.withdrawn", subject=ref)
+            participant_withdrawn.send(sender=Enrolment, participant_id=enrolment.participant_id)
 
 
 def withdrawal_on_account_deletion(*, participant_id: int) -> None:

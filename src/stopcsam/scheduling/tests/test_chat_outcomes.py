@@ -82,3 +82,28 @@ def test_a_session_admitted_late_counts_as_attended(
     chat.session_end(session=session, ended_by="therapist", actor="staff:1")
     first.refresh_from_db()
     assert first.status == Status.ATTENDED
+
+
+def test_stopping_taking_part_cancels_every_session_still_to_come(
+    course,  # noqa: F811
+    frozen: FrozenClock,
+    participant,
+) -> None:
+    """Found by a review helper: after "stop", every session stayed booked, with reminders,
+    in the therapist's week and in the chat. The study sends the signal (its own test)."""
+    from stopcsam.core.signals import participant_withdrawn
+
+    first = _first(course)
+    session = _chat_session(first)
+    frozen.set(FIRST + timedelta(days=1))  # the first session is over, three to come
+    services.appointment_mark_attended(appointment_ref=first.ref)
+    participant_withdrawn.send(sender=None, participant_id=participant.participant.pk)
+    statuses = sorted(course.appointments.values_list("status", flat=True))
+    assert statuses == [Status.ATTENDED] + [Status.CANCELLED] * 3
+    course.refresh_from_db()
+    assert course.ended_at is not None
+    assert selectors.chat_appointments(since=FIRST, participant_id=participant.participant.pk) == [
+        selectors.chat_appointment(appointment_ref=first.ref)
+    ]
+    session.refresh_from_db()
+    assert session.state != SessionState.CANCELLED  # the one that took place stays

@@ -140,6 +140,24 @@ def test_a_reminder_is_left_for_the_next_visit_the_day_before(
     assert not selectors.open_notices(participant=course.participant).exists()
 
 
+def test_a_reminder_goes_once_its_session_has_begun_or_is_no_longer_booked(
+    course: Course, frozen: FrozenClock
+) -> None:
+    """Found by a review helper: "your next session is soon" stayed after it took place."""
+    _first_one, second = course.appointments.order_by("start")[:2]
+    frozen.set(FIRST - timedelta(hours=23))
+    services.reminders_create()
+    assert selectors.open_notices(participant=course.participant).count() == 1
+    frozen.set(FIRST + timedelta(minutes=1))  # it has begun
+    assert not selectors.open_notices(participant=course.participant).exists()
+    frozen.set(second.start - timedelta(hours=23))
+    services.reminders_create()
+    assert selectors.open_notices(participant=course.participant).count() == 1
+    services.appointment_cancel(appointment=second, actor=Actor.participant())
+    kinds = [n.kind for n in selectors.open_notices(participant=course.participant)]
+    assert NoticeKind.UPCOMING not in kinds  # cancelled: no reminder of it
+
+
 def test_the_sweep_is_a_periodic_huey_task_that_runs_the_services(
     course: Course, frozen: FrozenClock
 ) -> None:

@@ -52,6 +52,28 @@ def test_stopping_keeps_the_data_and_is_audited(
     assert "stopped taking part" in client.get("/en/study/").content.decode()
 
 
+def test_stopping_tells_scheduling_once(
+    version: ProtocolVersion, participant_client: Callable[..., Client]
+) -> None:
+    """Scheduling cancels the sessions still to come when it hears this (its own test)."""
+    from stopcsam.core.signals import participant_withdrawn
+
+    heard: list[int] = []
+
+    def receiver(sender: object, *, participant_id: int, **kwargs: object) -> None:
+        heard.append(participant_id)
+
+    participant_withdrawn.connect(receiver, weak=False)
+    try:
+        enrolment = _answered(version)
+        client = _client_for(enrolment, participant_client)
+        for _ in range(2):  # "stop" pressed again tells nothing
+            client.post("/en/study/withdraw/", {"choice": "stop", "confirm": "on"})
+    finally:
+        participant_withdrawn.disconnect(receiver)
+    assert heard == [enrolment.participant_id]
+
+
 def test_stop_and_erase_deletes_every_row(
     version: ProtocolVersion, participant_client: Callable[..., Client]
 ) -> None:
