@@ -116,7 +116,15 @@ def test_a_full_session(
     therapist.get_by_role("button", name="Admit participant").click()
     therapist.get_by_label("Your message").wait_for()
 
-    # The waiting room moves on by itself: a script reload, or the no-JS meta refresh.
+    # The waiting room moves on by itself: a script reload, or the no-JS meta refresh, into a
+    # live page that refreshes itself too; that one offers a link to write, since a refresh
+    # would wipe a message being written (the page behind it waits for the participant).
+    if not javascript:
+        write = participant.get_by_role("link", name="Write a message")
+        write.wait_for(timeout=15_000)
+        assert participant.locator('meta[http-equiv="refresh"]').count() == 1
+        with participant.expect_navigation():
+            write.click()
     participant.get_by_label("Your message").wait_for(timeout=15_000)
     participant.get_by_label("Your message").fill(WORRY)
     participant.get_by_role("button", name="Send").click()
@@ -144,7 +152,9 @@ def test_a_full_session(
         eventually(ended.is_visible, participant.reload)
     participant.get_by_label("Helpful", exact=True).check()
     participant.get_by_role("button", name="Send feedback").click()
-    assert participant.get_by_role("heading", name="Thank you for your feedback.").is_visible()
+    # Back on the session's own page (a redirect): the thanks, and the way to the sessions.
+    assert participant.get_by_text("Thank you for your feedback.").is_visible()
+    assert participant.get_by_role("link", name="Your chat sessions").is_visible()
     assert outside == []
     person.close()
     staff.close()

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
-from stopcsam.chat.models import ChatSession
+from stopcsam.chat.models import ChatSession, SessionState
 
 
 def opens_at(session: ChatSession) -> datetime:
@@ -39,3 +39,10 @@ def remaining_seconds(session: ChatSession, now: datetime) -> int | None:
 def in_warning(session: ChatSession, now: datetime) -> bool:
     left = remaining_seconds(session, now)
     return left is not None and left <= settings.CHAT_WARNING_SECONDS
+
+
+def waiting_room_open(session: ChatSession, now: datetime) -> bool:
+    """A session not yet entered whose waiting room is open now."""
+    return session.state == SessionState.SCHEDULED and opens_at(
+        session
+    ) <= now < closes_unadmitted_at(session)

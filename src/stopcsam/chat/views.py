@@ -83,6 +83,9 @@ def _live_context(session: ChatSession, form: MessageForm | None, role: str) -> 
 @participant_required
 def participant_sessions(request: HttpRequest) -> HttpResponse:
     sessions = selectors.sessions_of_participant(participant=request.participant)  # type: ignore[attr-defined]
+    now = clock.now()
+    for session in sessions:  # "Not open yet" read wrong once the waiting room had opened
+        session.open_now = timing.waiting_room_open(session, now)  # type: ignore[attr-defined]
     return render(request, "chat/sessions.html", {"sessions": sessions})
 
 
@@ -183,7 +186,9 @@ def participant_feedback(request: HttpRequest, public_id: str) -> HttpResponseBa
     if form.is_valid():
         try:
             services.feedback_record(session=session, rating=form.cleaned_data["rating"])
-            return render(request, "chat/thanks.html", {"session": session})
+            # A redirect: the thanks stay on the session's own page, which a reload or a
+            # change of language can load again (this address takes only a post).
+            return redirect("chat:session", public_id=session.public_id)
         except ChatError as error:
             form.add_error(None, str(error.message))
     context = _live_context(session, None, "participant")

@@ -193,9 +193,10 @@ def test_the_therapist_admits_chats_and_ends_without_javascript(
     ended = as_participant.get(session_url(session)).content.decode()
     assert "The session has ended" in ended
     response = as_participant.post(
-        reverse("chat:feedback", args=[session.public_id]), {"rating": "4"}
+        reverse("chat:feedback", args=[session.public_id]), {"rating": "4"}, follow=True
     )
-    assert response.status_code == 200
+    assert response.redirect_chain == [(session_url(session), 302)]  # the thanks: a reload is safe
+    assert "Thank you for your feedback." in response.content.decode()
     session.refresh_from_db()
     assert session.feedback == 4
 
@@ -206,8 +207,8 @@ def test_feedback_is_asked_once_and_only_after_a_session_that_took_place(
     client = participant_client(participant)
     services.session_end(session=live, ended_by="therapist", actor="t")
     url = reverse("chat:feedback", args=[live.public_id])
-    assert client.post(url, {"rating": "4"}).status_code == 200
-    assert client.post(url, {"rating": "1"}).status_code == 200  # the form sent again
+    assert client.post(url, {"rating": "4"}).status_code == 302
+    assert client.post(url, {"rating": "1"}).status_code == 302  # the form sent again
     live.refresh_from_db()
     assert live.feedback == 4  # the first answer stands
     missed = book(other_participant.participant, therapist.user, starts_in=timedelta(hours=-3))
@@ -597,3 +598,20 @@ def test_with_no_supervisor_at_all_the_therapist_is_told_to_follow_the_emergency
     assert "emergency procedure now" in sent
     assert "A supervisor has been asked" not in sent
     assert live.escalations.count() == 1  # recorded all the same
+
+
+def test_the_sessions_list_says_when_a_waiting_room_is_open(
+    book, participant, therapist, participant_client
+):
+    """Found by a review helper: it said "Not open yet" while the waiting room was open."""
+    later = book(participant.participant, therapist.user, starts_in=timedelta(days=2))
+    soon = book(participant.participant, therapist.user, starts_in=timedelta(minutes=5))
+    page = participant_client(participant).get(reverse("chat:sessions")).content.decode()
+    items = {
+        s.public_id: item
+        for s in (later, soon)
+        for item in page.split("<li")
+        if s.public_id in item
+    }
+    assert "Open now: enter the waiting room" in items[soon.public_id]
+    assert "Not open yet" in items[later.public_id]
