@@ -36,6 +36,7 @@ from stopcsam.chat.forms import (
 )
 from stopcsam.chat.models import CLOSED_STATES, ChatSession, Sender, SessionState
 from stopcsam.core import clock
+from stopcsam.core.zones import in_reader_zone
 
 TRANSCRIPT_TAIL = 200
 NO_SUPERVISOR = gettext_lazy(
@@ -81,6 +82,7 @@ def _live_context(session: ChatSession, form: MessageForm | None, role: str) -> 
 
 
 @participant_required
+@in_reader_zone
 def participant_sessions(request: HttpRequest) -> HttpResponse:
     sessions = selectors.sessions_of_participant(participant=request.participant)  # type: ignore[attr-defined]
     now = clock.now()
@@ -91,6 +93,7 @@ def participant_sessions(request: HttpRequest) -> HttpResponse:
 
 @participant_required
 @require_http_methods(["GET", "POST"])
+@in_reader_zone
 def participant_session(request: HttpRequest, public_id: str) -> HttpResponseBase:
     session = _participant_session(request, public_id)
     try:
@@ -180,6 +183,7 @@ def _tail(session: ChatSession) -> list[selectors.MessageView]:
 
 @participant_required
 @require_POST
+@in_reader_zone
 def participant_feedback(request: HttpRequest, public_id: str) -> HttpResponseBase:
     session = _participant_session(request, public_id)
     form = FeedbackForm(request.POST)
@@ -200,6 +204,7 @@ def participant_feedback(request: HttpRequest, public_id: str) -> HttpResponseBa
 
 
 @staff_verified_required
+@in_reader_zone
 def console_sessions(request: HttpRequest) -> HttpResponse:
     sessions = selectors.sessions_of_therapist(user=request.user)  # type: ignore[arg-type]
     return render(request, "chat/console_sessions.html", {"sessions": sessions})
@@ -207,6 +212,7 @@ def console_sessions(request: HttpRequest) -> HttpResponse:
 
 @staff_verified_required
 @require_http_methods(["GET", "POST"])
+@in_reader_zone
 def console(request: HttpRequest, public_id: str) -> HttpResponseBase:
     session, access = _staff_session(request, public_id)
     services.session_expire_if_due(session=session)
@@ -289,6 +295,7 @@ def _render_console(
 
 @staff_verified_required
 @require_POST
+@in_reader_zone
 def console_notes(request: HttpRequest, public_id: str) -> HttpResponseBase:
     session, access = _staff_session(request, public_id)
     form = NoteForm(request.POST)
@@ -303,6 +310,7 @@ def console_notes(request: HttpRequest, public_id: str) -> HttpResponseBase:
 
 @staff_verified_required
 @require_POST
+@in_reader_zone
 def console_escalate(request: HttpRequest, public_id: str) -> HttpResponseBase:
     session, access = _staff_session(request, public_id)
     form = EscalationForm(request.POST)
@@ -330,6 +338,7 @@ def console_escalate(request: HttpRequest, public_id: str) -> HttpResponseBase:
 
 
 @staff_verified_required
+@in_reader_zone
 def console_transcript(request: HttpRequest, public_id: str, earlier_id: str) -> HttpResponse:
     session, access = _staff_session(request, public_id)
     earlier = next(
@@ -348,6 +357,7 @@ def console_transcript(request: HttpRequest, public_id: str, earlier_id: str) ->
 
 @staff_verified_required
 @require_http_methods(["GET", "POST"])
+@in_reader_zone
 def escalations(request: HttpRequest) -> HttpResponseBase:
     """The supervisor's list of open escalations at their site."""
     open_ones = selectors.escalations_for_supervisor(user=request.user)  # type: ignore[arg-type]

@@ -28,13 +28,6 @@ COMMON_ZONES = [
     "America/New_York",
     "UTC",
 ]
-DEFAULT_ZONE = {
-    "de": "Europe/Berlin",
-    "es": "Europe/Madrid",
-    "pt": "Europe/Lisbon",
-    "cs": "Europe/Prague",
-    "en": "Europe/London",
-}
 _ALL_ZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/"))
 
 

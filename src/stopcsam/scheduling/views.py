@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from stopcsam.accounts.decorators import participant_required, staff_verified_required
 from stopcsam.accounts.models import Role
-from stopcsam.core import clock
+from stopcsam.core import clock, zones
 from stopcsam.scheduling import ics, selectors, services
 from stopcsam.scheduling.exceptions import (
     AlreadyHasCourseError,
@@ -32,7 +32,6 @@ from stopcsam.scheduling.exceptions import (
     SlotUnavailableError,
 )
 from stopcsam.scheduling.forms import (
-    DEFAULT_ZONE,
     CancelForm,
     ChooseStartForm,
     ConfirmCourseForm,
@@ -43,7 +42,7 @@ from stopcsam.scheduling.forms import (
 from stopcsam.scheduling.models import Appointment, Status
 from stopcsam.scheduling.services import Actor
 
-TZ_SESSION_KEY = "scheduling_tz"
+TZ_SESSION_KEY = zones.SESSION_KEY  # the chat shows its times in the same zone
 
 
 def _error_message(exc: SchedulingError) -> str:
@@ -81,7 +80,7 @@ def participant_zone(request: HttpRequest) -> str:
     stored = request.session.get(TZ_SESSION_KEY, "")
     if stored and is_zone(stored):
         return str(stored)
-    return DEFAULT_ZONE.get(request.participant.language, "UTC")  # type: ignore[attr-defined]
+    return zones.DEFAULT_ZONE.get(request.participant.language, "UTC")  # type: ignore[attr-defined]
 
 
 def _zone_context(request: HttpRequest) -> dict[str, Any]:

@@ -516,12 +516,32 @@ def test_a_cancelled_session_opens_no_earlier_transcript(
     assert console.get(url).status_code == 404
 
 
-def test_message_times_say_which_clock_they_follow(live, participant, participant_client):
+def test_times_are_in_the_zone_the_participant_booked_in_and_the_staff_sites(
+    live, participant, therapist, participant_client, staff_client
+):
+    """Found by a review helper: booked for 16:00 Madrid, the chat said 15:00 UTC, and
+    chat.js showed the browser's time beside the page's UTC."""
+    from zoneinfo import ZoneInfo
+
+    from stopcsam.core import zones
+
     services.message_send(
         session_id=live.pk, sender="participant", client_id="c-time-0001", body=WORRY
     )
-    html = participant_client(participant).get(session_url(live)).content.decode()
-    assert re.search(r"<time datetime=\"[^\"]+\">\d\d:\d\d UTC</time>", html)
+    sent_at = live.messages.get().sent_at
+    client = participant_client(participant)
+    session = client.session
+    session[zones.SESSION_KEY] = "America/New_York"  # chosen when booking
+    session.save()
+    html = client.get(session_url(live)).content.decode()
+    assert 'data-tz="America/New_York"' in html
+    assert sent_at.astimezone(ZoneInfo("America/New_York")).strftime(">%H:%M</time>") in html
+    listing = client.get(reverse("chat:sessions")).content.decode()
+    assert "(America/New_York)" in listing and "UTC" not in listing
+    zone = therapist.user.site.time_zone
+    console = staff_client(therapist).get(console_url(live)).content.decode()
+    assert f'data-tz="{zone}"' in console
+    assert sent_at.astimezone(ZoneInfo(zone)).strftime(">%H:%M</time>") in console
 
 
 @pytest.mark.parametrize("how", ["ended", "cancelled"])

@@ -28,6 +28,17 @@
   var readTimer = null;
   var readUpTo = 0;    // how far the other side has read our messages
   var failures = 0;    // connections in a row that never opened
+  // Times in the zone the page itself shows (the one the participant booked in, or the
+  // staff member's site's), not the browser's: one transcript, one clock.
+  function clockTime(date) {
+    try {
+      return new Intl.DateTimeFormat("en-GB", {
+        hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: t.tz || undefined
+      }).format(date);
+    } catch (e) {
+      return ("0" + date.getHours()).slice(-2) + ":" + ("0" + date.getMinutes()).slice(-2);
+    }
+  }
 
   if (log) {
     log.querySelectorAll("li[data-seq]").forEach(function (li) {
@@ -64,9 +75,7 @@
     var when = document.createElement("time");
     var date = new Date(frame.sent_at);
     when.dateTime = frame.sent_at;
-    // UTC, as the page without JavaScript shows it: one transcript, one clock.
-    when.textContent = " " + ("0" + date.getUTCHours()).slice(-2) + ":" +
-      ("0" + date.getUTCMinutes()).slice(-2) + " UTC";
+    when.textContent = " " + clockTime(date);
     var body = document.createElement("p");
     body.textContent = frame.body;
     li.appendChild(who); li.appendChild(when); li.appendChild(body);
