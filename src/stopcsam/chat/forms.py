@@ -29,7 +29,7 @@ class MessageForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
     )
     # Generated with the page, so sending the same form twice stores the message once.
-    client_id = forms.RegexField(regex=r"^[A-Za-z0-9_-]{8,64}$", widget=forms.HiddenInput)
+    client_id = forms.RegexField(regex=r"\A[A-Za-z0-9_-]{8,64}\Z", widget=forms.HiddenInput)
 
 
 class FeedbackForm(forms.Form):

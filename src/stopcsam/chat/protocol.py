@@ -65,7 +65,11 @@ class FrameError(ValueError):
 
 
 def conforms(frame: Any, schemas: dict[str, Schema]) -> bool:
-    if not isinstance(frame, dict) or frame.get("type") not in schemas:
+    # A type that is not a string (a list, an object) cannot be looked up: it was a TypeError
+    # that closed the connection (1011) where an error frame was due (a review finding).
+    if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+        return False
+    if frame["type"] not in schemas:
         return False
     schema = schemas[frame["type"]]
     if frame.keys() - {"type"} != schema.keys():

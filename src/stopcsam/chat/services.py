@@ -50,12 +50,20 @@ from stopcsam.core.erasure import forget_deleted
 
 logger = logging.getLogger("stopcsam.chat")
 BODY_CONTEXT = "chat.message.body"  # the context of ChatMessage.body, bound into each tag
-CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+# \Z, not $: "$" also matches before a final newline, and such an id, 65 characters long,
+# failed PostgreSQL's column and with it every message of the writer's batch (a review finding).
+CLIENT_ID = re.compile(r"\A[A-Za-z0-9_-]{8,64}\Z")
 SENDERS = frozenset(Sender.values)  # Sender.values builds a new list on each use
 # Control characters other than tab and newline never belong in a chat message, nor do lone
 # surrogates: JSON can carry one ("\\ud800"), but no encoding can store it (its encryption
 # failed, and took the writer thread with it).
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
+# Something to see: a character that is neither white space nor an invisible format character
+# (zero-width spaces and joiners, bidirectional controls, the byte order mark). A message of
+# those alone showed as an empty bubble. Searching stops at the first visible character.
+VISIBLE = re.compile(
+    r"[^\s\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]"
+)
 
 
 @dataclass(frozen=True)
@@ -295,7 +303,7 @@ def message_clean(body: object) -> str:
     if not isinstance(body, str):
         raise InvalidMessageError
     text = CONTROL.sub("", body.replace("\r\n", "\n").replace("\r", "\n"))
-    if not text.strip() or len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
+    if not VISIBLE.search(text) or len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
         raise InvalidMessageError
     return text
 

@@ -9,6 +9,7 @@ or carry the stored ciphertext (see docs/chat-protocol.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -237,17 +238,22 @@ class TokenBucket:
 @dataclass
 class Allowance:
     """One person's flood allowance in a session, shared by every socket of theirs in this
-    process: a second tab, or a hundred, does not multiply the rate."""
+    process: a second tab, or a hundred, does not multiply the rate. It outlives their last
+    socket until its buckets would be full again, so that closing and opening a socket does
+    not refill it (a review finding: five reconnects stored 50 messages in 3 s)."""
 
     frames: TokenBucket
     sends: TokenBucket
     sockets: int = 0
+    dropped: int = 0  # frames refused for the rate, towards the close (1008)
+    left_at: float | None = None  # when the last socket closed (time.monotonic)
 
 
 _allowances: dict[tuple[int, str, int], Allowance] = {}
 
 
 def allowance_take(peer: Peer) -> Allowance:
+    _allowances_sweep()
     key = (peer.session.pk, peer.role, peer.person)
     found = _allowances.get(key)
     if found is None:
@@ -255,13 +261,26 @@ def allowance_take(peer: Peer) -> Allowance:
             TokenBucket(*settings.CHAT_FRAME_RATE), TokenBucket(*settings.CHAT_SEND_RATE)
         )
     found.sockets += 1
+    found.left_at = None
     return found
 
 
 def allowance_leave(peer: Peer, allowance: Allowance) -> None:
     allowance.sockets -= 1
     if allowance.sockets == 0:
-        _allowances.pop((peer.session.pk, peer.role, peer.person), None)
+        allowance.left_at = time.monotonic()
+
+
+def _allowances_sweep() -> None:
+    """Forget the allowances of people with no socket whose buckets have refilled: keeping
+    them longer would change nothing."""
+    now = time.monotonic()
+    frame_rate, frame_burst = settings.CHAT_FRAME_RATE
+    send_rate, send_burst = settings.CHAT_SEND_RATE
+    full_after = max(frame_burst / frame_rate, send_burst / send_rate)
+    for key, allowance in list(_allowances.items()):
+        if allowance.left_at is not None and now - allowance.left_at > full_after:
+            del _allowances[key]
 
 
 class Connection:
@@ -283,7 +302,6 @@ class Connection:
         self.warned = False
         self.allowance = allowance_take(peer)
         self.frames, self.sends = self.allowance.frames, self.allowance.sends
-        self.dropped = 0
         self.open = True
         self.ticks = 0
         self.typing_shown = False  # the other side was told this client is typing
@@ -360,6 +378,14 @@ class Connection:
             _signed_in.setdefault(tag, set()).add(self)
         tasks: list[asyncio.Task[None]] = []
         try:
+            # Read again now that wake-ups reach this socket: a logout, an admit or an end
+            # between the handshake's read and the subscription woke nobody (a review
+            # finding: a participant could stay in the waiting room for the whole session).
+            fresh = await in_thread(still_allowed, peer=self.peer)
+            if fresh is None:
+                await self.send({"type": "websocket.close", "code": CLOSE_FORBIDDEN})
+                return
+            self.session = fresh
             await self.emit_state()  # before any frame of the client's is answered
             tasks += [
                 asyncio.create_task(self.read_frames(receive)),
@@ -412,10 +438,10 @@ class Connection:
         """What a frame asks of this socket, or None when it asks nothing of it: read markers
         and typing indicators write nothing here and are passed on at once. A browser marks
         each message it shows as read, so that is a frame per message (bench/chat.py)."""
+        if not self.frames.take():  # first: binary frames count too (a review finding)
+            return ("error", "rate_limited")
         if text is None:
             return ("error", "text_only")
-        if not self.frames.take():
-            return ("error", "rate_limited")
         try:
             frame = parse_client_frame(text)
         except FrameError as fault:
@@ -476,19 +502,26 @@ class Connection:
             await self.send({"type": "websocket.send", "text": text})
         except Exception:
             self.open = False
+            # Not sent, but the socket may still be there (a frame it could not encode): it
+            # closes properly, and the client reconnects, instead of losing the connection
+            # without a close (1006).
+            with contextlib.suppress(Exception):
+                await self.send({"type": "websocket.close", "code": CLOSE_INTERNAL})
 
     async def refuse(
         self, code: str, error: ChatError | None = None, client_id: Any = None
     ) -> None:
         if code == "rate_limited":
-            self.dropped += 1
-            if self.dropped > MAX_DROPPED:
+            self.allowance.dropped += 1
+            if self.allowance.dropped > MAX_DROPPED:
                 await self.send({"type": "websocket.close", "code": CLOSE_FLOOD})
                 self.open = False
                 return
         with translation.override(self.peer.language):
             message = str(error.message if error else ERROR_MESSAGES[code])
-        cid = client_id if isinstance(client_id, str) else None
+        # Only an id of the right shape is echoed: a lone surrogate in it could not be sent.
+        valid = isinstance(client_id, str) and services.CLIENT_ID.match(client_id)
+        cid = client_id if valid else None
         await self.write(encode("error", code=code, message=message, client_id=cid))
 
     # --- client frames ------------------------------------------------------------------------
@@ -501,7 +534,11 @@ class Connection:
             await self.refuse(error.code, error, frame.get("client_id"))
 
     async def on_hello(self, frame: dict[str, Any]) -> None:
-        self.session = await in_thread(_reload, pk=self.session.pk)
+        fresh = await in_thread(_reload, pk=self.session.pk)
+        changed = _shown_state(fresh) != _shown_state(self.session)
+        self.session = fresh
+        if changed:  # the client learns of it here: the safety poll compares with this copy
+            await self.emit_state()
         self.delivered = min(frame["after"], self.session.last_seq)
         await self.catch_up()
         await self.write(encode("caught_up", seq=self.delivered))

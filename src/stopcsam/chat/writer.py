@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, DataError, connections
 from django.db import connection as db_connection
 
 from stopcsam.chat.exceptions import ChatError, StorageUnavailableError, fault_summary
@@ -180,6 +180,12 @@ class MessageWriter:
         results: list[StoredMessage | ChatError]
         try:
             results = messages_send(requests=requests)
+        except DataError:
+            # One message the database refuses (a value it cannot hold) must not sink the
+            # others of the batch, in other sessions (a review finding): each alone.
+            logger.warning("chat writer: the database refused a value; each message is tried alone")
+            db_connection.close()
+            results = [_alone(request) for request in requests]
         except DatabaseError:
             logger.warning("chat writer: the database refused a batch; senders get an error")
             results = [StorageUnavailableError() for _ in batch]
