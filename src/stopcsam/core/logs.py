@@ -1,4 +1,5 @@
-"""A last net for every log line: no credential in a URL path is written out.
+"""A last net for every log line: no credential in a URL path is written out, and no id of
+a participant's session or appointment.
 
 The access log writes paths through ``redact_secret_paths`` (core/middleware.py); Django's
 own ``django.request`` lines (every 4xx and 5xx) quote the path as it came, and this filter,
@@ -12,10 +13,16 @@ import re
 
 # URL paths that carry a credential: a staff invitation's token.
 SECRET_PATHS = re.compile(r"(/staff/invite/)[^/\s?#]+")
+# URL paths that name a participant's chat session or appointment: pseudonymous, but with the
+# time of each line they would link one person's visits together (a review finding).
+PERSON_PATHS = re.compile(
+    r"(/chat/s/|/chat/console/(?!escalations/)|/transcript/|/sessions/s/|/sessions/course/"
+    r"|/sessions/staff/a/)[^/\s?#.]+"
+)
 
 
 def redact_secret_paths(text: str) -> str:
-    return SECRET_PATHS.sub(r"\1<token>", text)
+    return PERSON_PATHS.sub(r"\1<id>", SECRET_PATHS.sub(r"\1<token>", text))
 
 
 class RedactSecretPaths(logging.Filter):
