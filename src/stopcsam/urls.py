@@ -4,11 +4,12 @@ from django.conf.urls.i18n import i18n_patterns
 from django.contrib import admin
 from django.urls import include, path
 
-from stopcsam.core.views import healthz
+from stopcsam.core.views import favicon, healthz
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("favicon.ico", favicon),
     # The partner API: versioned, outside the language prefix (the language is a parameter).
     path("api/v1/", include("stopcsam.outreach.api_urls")),
 ]

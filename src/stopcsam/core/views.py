@@ -17,3 +17,10 @@ def healthz(request: HttpRequest) -> HttpResponse:
     status = 200 if all(report.values()) else 503
     body = "\n".join(f"{name}: {'ok' if ok else 'failing'}" for name, ok in report.items())
     return HttpResponse(body + "\n", content_type="text/plain", status=status)
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico on every page: answered with nothing, rather than a 404
+    that wrote a warning to the log each time. The service shows no icon on purpose: a
+    neutral tab on a shared screen."""
+    return HttpResponse(status=204)

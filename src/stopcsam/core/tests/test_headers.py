@@ -145,3 +145,12 @@ def test_a_nul_in_the_path_query_or_cookie_is_a_clear_400(
     response = client.get(path)
     assert response.status_code == 400
     assert "Traceback" not in response.content.decode()
+
+
+def test_the_browsers_icon_request_is_answered_without_a_404(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A 404 on every page wrote a warning each time (a review finding)."""
+    response = Client().get("/favicon.ico")
+    assert response.status_code == 204 and not response.content
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
