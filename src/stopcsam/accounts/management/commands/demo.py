@@ -18,7 +18,7 @@ class Command(BaseCommand):
         if not settings.DEMO_MODE:
             raise CommandError("Run it as `stopcsam demo`, which turns demo mode on.")
         call_command("migrate", interactive=False, verbosity=0)
-        call_command("seed_demo")
+        call_command("seed_demo", base_url=f"http://{options['host']}:{options['port']}")
         self.stdout.write(
             f"\nServing on http://{options['host']}:{options['port']}/ (Ctrl+C stops it)\n"
         )

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.module_loading import import_string
 
 from stopcsam.accounts.demo_data import DEMO_PASSWORD, seed_demo
@@ -11,6 +11,11 @@ from stopcsam.accounts.demo_data import DEMO_PASSWORD, seed_demo
 
 class Command(BaseCommand):
     help = "Create demo sites and staff (demo mode only) and print their logins."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--base-url", default="http://127.0.0.1:8000", help="where the demo is served"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEMO_MODE:
@@ -27,6 +32,6 @@ class Command(BaseCommand):
         self.stdout.write(
             "\nOne-time codes (TOTP): in another terminal run\n"
             "  .venv/bin/stopcsam totp <username>      e.g. .venv/bin/stopcsam totp therapist-de\n"
-            "Staff log in at http://127.0.0.1:8000/en/staff/login/ ; "
+            f"Staff log in at {options['base_url']}/en/staff/login/ ; "
             "the coordinator also reaches /admin/.\n"
         )
