@@ -145,6 +145,7 @@ def test_a_full_session(
     participant_sees(participant.locator("#chat-timer.warning"))
 
     therapist.get_by_role("button", name="End session").click()
+    therapist.get_by_role("button", name="Yes, end the session").click()  # asked once more
     ended = participant.get_by_role("heading", name="The session has ended")
     if javascript:
         ended.wait_for(timeout=10_000)

@@ -228,6 +228,11 @@ def _console_action(request: HttpRequest, session: ChatSession) -> HttpResponseB
     try:
         if action == "admit":
             services.session_admit(session=session, therapist=request.user)  # type: ignore[arg-type]
+        elif action == "end" and request.POST.get("confirm") != "1":
+            # One click under Send ended the session for good: it is asked once more.
+            return _render_console(
+                request, session, selectors.THERAPIST, MessageForm(), confirm_end=True
+            )
         elif action == "end":
             services.session_end(
                 session=session,
@@ -255,6 +260,7 @@ def _render_console(
     status: int = 200,
     note_form: NoteForm | None = None,
     escalation_form: EscalationForm | None = None,
+    confirm_end: bool = False,
 ) -> HttpResponse:
     session.refresh_from_db()
     if not form.is_bound:
@@ -287,6 +293,7 @@ def _render_console(
         ),
         escalation_form=escalation_form or EscalationForm(),
         escalation_reach=selectors.escalation_reach(therapist=session.therapist),
+        confirm_end=confirm_end,
         guide=selectors.session_guide(number=session.number, language=get_language() or "en"),
         **_refreshing(request, session),
     )

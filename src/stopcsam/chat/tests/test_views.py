@@ -189,7 +189,11 @@ def test_the_therapist_admits_chats_and_ends_without_javascript(
         console_url(session), {"body": "How was your week?", "client_id": client_id_of(page)}
     )
     assert "How was your week?" in as_participant.get(session_url(session)).content.decode()
-    console.post(console_url(session), {"action": "end"})
+    asked = console.post(console_url(session), {"action": "end"}).content.decode()
+    assert "End the session now, for both of you?" in asked  # asked once more
+    session.refresh_from_db()
+    assert session.state == SessionState.LIVE
+    console.post(console_url(session), {"action": "end", "confirm": "1"})
     ended = as_participant.get(session_url(session)).content.decode()
     assert "The session has ended" in ended
     response = as_participant.post(
