@@ -267,13 +267,17 @@ def test_the_therapist_hands_over_through_the_page(
     from stopcsam.accounts.services import staff_create
 
     course = _book_through_pages(client)
+    ref = course.appointments.first().ref  # type: ignore[union-attr]
+    staff = staff_client(therapist)
+    alone = staff.get(f"/en/sessions/staff/a/{ref}/").content.decode()
+    assert "No colleague can take this course over" in alone  # not an empty list to submit
+    assert f"/staff/a/{ref}/handover/" not in alone
     colleague, _ = staff_create(
         username="ben", password="x" * 20, role=Role.THERAPIST, site=therapist.user.site,
         languages=["en", "de"],
     )  # fmt: skip
     bookable(colleague, [])
-    ref = course.appointments.first().ref  # type: ignore[union-attr]
-    staff = staff_client(therapist)
+    assert f"/staff/a/{ref}/handover/" in staff.get(f"/en/sessions/staff/a/{ref}/").content.decode()
     done = staff.post(f"/en/sessions/staff/a/{ref}/handover/", {"colleague": colleague.pk})
     assert done.status_code == 302
     course.refresh_from_db()
