@@ -20,6 +20,7 @@ import psycopg
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q
 
 from stopcsam.accounts.models import StaffUser
 from stopcsam.chat import appointments, timing
@@ -268,7 +269,10 @@ def sessions_expire_due() -> int:
     ended."""
     now, grace = clock.now(), timedelta(seconds=settings.CHAT_GRACE_SECONDS)
     length = timedelta(seconds=settings.CHAT_SESSION_SECONDS) + grace
-    live = ChatSession.objects.filter(state=SessionState.LIVE, admitted_at__lte=now - length)
+    live = ChatSession.objects.filter(state=SessionState.LIVE).filter(
+        Q(admitted_at__lte=now - length)  # its full length is over
+        | Q(admitted_at__gt=F("starts_at"), ends_at__lte=now - grace)  # late: the slot is over
+    )
     unadmitted = ChatSession.objects.filter(state__in=UNADMITTED, ends_at__lte=now - grace)
     # An unadmitted session is read as booked now before it is closed: scheduling moves an
     # appointment in place without telling the chat, and one moved to a later day must not
@@ -769,7 +773,7 @@ def sessions_shred_expired(*, dry_run: bool = False) -> int:
     last study time point (the STOPCSAM_LAST_TIME_POINTS hook). A few queries per batch of
     participants, never one per session to select them.
     """
-    from django.db.models import Count, Max, Q
+    from django.db.models import Count, Max
 
     now = clock.now()
     cutoff = now - timedelta(days=settings.CHAT_RETENTION_DAYS)

@@ -14,10 +14,16 @@ def opens_at(session: ChatSession) -> datetime:
 
 
 def deadline(session: ChatSession) -> datetime | None:
-    """The planned end: the session length after the therapist admitted the participant."""
+    """The planned end: the session length after the therapist admitted the participant, but
+    no later than the booked end when they were admitted after the booked start. A late
+    session ran its full length past its slot, into the therapist's next one (a review
+    finding)."""
     if session.admitted_at is None:
         return None
-    return session.admitted_at + timedelta(seconds=settings.CHAT_SESSION_SECONDS)
+    planned = session.admitted_at + timedelta(seconds=settings.CHAT_SESSION_SECONDS)
+    if session.admitted_at > session.starts_at:
+        return min(planned, max(session.ends_at, session.admitted_at))
+    return planned
 
 
 def forced_end_at(session: ChatSession) -> datetime | None:

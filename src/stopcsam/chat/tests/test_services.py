@@ -4,11 +4,12 @@ from datetime import timedelta
 from unittest import mock
 
 import pytest
+from django.conf import settings as settings_module
 from django.db import connection, transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stopcsam.chat import selectors, services
+from stopcsam.chat import selectors, services, timing
 from stopcsam.chat.exceptions import (
     InvalidMessageError,
     NotAllowedError,
@@ -328,6 +329,35 @@ def test_a_supervisor_reads_along_only_where_the_site_allows_it(
     assert session.read_along
     _found, access = selectors.session_for_staff(user=supervisor.user, public_id=session.public_id)
     assert access == selectors.READ_ALONG
+
+
+def test_a_session_admitted_late_ends_at_its_booked_end(book, participant, therapist):
+    """The slot ends when it was booked to: admitted 14 minutes late, 36 minutes are left,
+    not 50 running into the therapist's next session (a review finding). Everybody gone,
+    the minute sweep ends it after the grace period."""
+    session = book(participant.participant, therapist.user, starts_in=timedelta(minutes=-14))
+    services.session_enter(session=session, role="participant")
+    session = services.session_admit(session=session, therapist=therapist.user)
+    left = timing.remaining_seconds(session, clock.now())
+    assert left is not None and 35 * 60 <= left <= 36 * 60
+    grace = timedelta(seconds=settings_module.CHAT_GRACE_SECONDS)
+    with mock.patch(
+        "stopcsam.core.clock.now", return_value=session.ends_at + grace - timedelta(seconds=1)
+    ):
+        assert services.sessions_expire_due() == 0
+    with mock.patch(
+        "stopcsam.core.clock.now", return_value=session.ends_at + grace + timedelta(seconds=1)
+    ):
+        assert services.sessions_expire_due() == 1
+    session.refresh_from_db()
+    assert session.state == SessionState.ENDED and session.ended_by == "timer"
+    on_time = book(participant.participant, therapist.user, starts_in=timedelta(minutes=5))
+    with mock.patch(
+        "stopcsam.core.clock.now", return_value=on_time.starts_at - timedelta(minutes=3)
+    ):
+        services.session_enter(session=on_time, role="participant")
+        on_time = services.session_admit(session=on_time, therapist=therapist.user)
+        assert timing.remaining_seconds(on_time, clock.now()) == 50 * 60  # admitted early: 50
 
 
 def test_the_end_is_forced_after_the_grace_period_and_counts_as_attended(live, settings):
