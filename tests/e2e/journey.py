@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -183,7 +184,9 @@ class JourneyAudit(PageAudit):
 
 
 def _document(url: str) -> str:
-    return url.split("#", 1)[0]
+    """The page a URL shows: without its fragment, and without the ``r`` that a chat page's
+    automatic refresh alternates (chat/views.py ``_refreshing``) to reload the same page."""
+    return re.sub(r"[?&]r=[01]$", "", url.split("#", 1)[0])
 
 
 # --- keyboard -------------------------------------------------------------------------------------

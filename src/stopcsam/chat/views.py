@@ -122,13 +122,18 @@ def participant_session(request: HttpRequest, public_id: str) -> HttpResponseBas
     return render(request, "chat/session.html", context, status=status)
 
 
-def _refreshing(request: HttpRequest, session: ChatSession) -> dict[str, bool]:
+def _refreshing(request: HttpRequest, session: ChatSession) -> dict[str, Any]:
     """Automatic refresh without JavaScript, while the session is open. A page that
     refreshes itself would wipe a message half written, so it shows no compose form, only a
     link to write: the page without the refresh (``write``), whose form carries ``auto`` so
     that sending goes back to the refreshing page (``_back_to_latest``). The refresh itself
     asks for ``auto``, so the waiting room's leads to a live page that refreshes too."""
+    # The refresh's address alternates ``r``: a refresh to the page's own address and a
+    # fragment is only a scroll to it, and the page never loaded again (the no-JS waiting
+    # room stayed on for good); with ``#latest`` the newest message is in view.
+    turn = "0" if request.GET.get("r") == "1" else "1"
     return {
+        "refresh_to": f"{request.path}?auto=1&r={turn}#latest",
         "auto": request.GET.get("auto") == "1" and session.state not in CLOSED_STATES,
         "resume_auto": request.GET.get("write") == "1" or request.POST.get("auto") == "1",
     }

@@ -98,6 +98,11 @@ class RefuseNulMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         if _has_nul(request):
+            if request.path.startswith("/api/"):  # the partner API answers in its own format
+                from django.http import JsonResponse
+
+                error = {"code": "invalid_request", "message": "The request holds a NUL."}
+                return JsonResponse({"error": error}, status=400)
             from django.views.defaults import bad_request
 
             return bad_request(request, SuspiciousOperation("NUL in the request"))

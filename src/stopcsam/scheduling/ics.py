@@ -46,6 +46,7 @@ def _uid(appointment: Appointment, audience: str) -> str:
         "stopcsam.scheduling.ics",
         f"{audience}:{appointment.ref}",
         secret=settings.STOPCSAM_LOOKUP_KEY,
+        algorithm="sha256",
     )
     return f"{digest.hexdigest()[:32]}@appointment"
 

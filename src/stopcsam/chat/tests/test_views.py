@@ -411,9 +411,14 @@ def test_the_waiting_rooms_refresh_leads_to_a_live_page_that_refreshes_too(
     client = participant_client(participant)
     waiting = client.get(session_url(session)).content.decode()
     target = REFRESH.search(waiting).group(1).split(";url=", 1)[1]
-    assert target == session_url(session) + "?auto=1#latest"
+    assert target == session_url(session) + "?auto=1&amp;r=1#latest"
+    refreshing = client.get(session_url(session) + "?auto=1&r=1").content.decode()
+    # Each refresh goes to another address than the page's own: to its own address and a
+    # fragment it is only a scroll, and the page stayed in the waiting room for good.
+    again = REFRESH.search(refreshing).group(1).split(";url=", 1)[1]
+    assert again == session_url(session) + "?auto=1&amp;r=0#latest"
     services.session_admit(session=session, therapist=therapist.user)
-    live_page = client.get(target.split("#")[0]).content.decode()
+    live_page = client.get(session_url(session) + "?auto=1&r=0").content.decode()
     assert "Time left:" in live_page and REFRESH.search(live_page)
 
 

@@ -147,6 +147,13 @@ def test_a_nul_in_the_path_query_or_cookie_is_a_clear_400(
     assert "Traceback" not in response.content.decode()
 
 
+def test_the_partner_api_refuses_a_nul_in_its_own_format() -> None:
+    """Found by schemathesis: the refusal was the HTML error page, not the API's JSON."""
+    response = Client().get("/api/v1/widget/message?q%00=1")
+    assert response.status_code == 400 and response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
 def test_the_browsers_icon_request_is_answered_without_a_404(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
