@@ -113,7 +113,9 @@ def participant_session(request: HttpRequest, public_id: str) -> HttpResponseBas
     if form is None:
         return _back_to_latest(request)
     context = _live_context(session, form, "participant")
-    context["messages_shown"] = _shown(session, _tail(session), Sender.PARTICIPANT)
+    context["messages_shown"] = _shown(
+        session, _tail(session, request.GET.get("before")), Sender.PARTICIPANT
+    )
     context.update(_refreshing(request, session))
     # The waiting room refreshes by itself, and into the live page that does too; an ended
     # page never (it would wipe the feedback being chosen).
@@ -181,9 +183,16 @@ def _shown(
     return messages
 
 
-def _tail(session: ChatSession) -> list[selectors.MessageView]:
-    after = max(0, session.last_seq - TRANSCRIPT_TAIL)
-    return selectors.messages_after(session_id=session.pk, after=after, limit=TRANSCRIPT_TAIL)
+def _tail(session: ChatSession, before: str | None = None) -> list[selectors.MessageView]:
+    """The last TRANSCRIPT_TAIL messages, or those before the number ``before`` (the page's
+    "Earlier messages" link: without JavaScript the start of a long session was out of
+    reach)."""
+    end = session.last_seq + 1
+    if before is not None and before.isdigit():
+        end = max(1, min(end, int(before)))
+    after = max(0, end - 1 - TRANSCRIPT_TAIL)
+    shown = selectors.messages_after(session_id=session.pk, after=after, limit=TRANSCRIPT_TAIL)
+    return [message for message in shown if message.seq < end]
 
 
 @participant_required

@@ -644,3 +644,23 @@ def test_the_sessions_list_says_when_a_waiting_room_is_open(
     }
     assert "Open now: enter the waiting room" in items[soon.public_id]
     assert "Not open yet" in items[later.public_id]
+
+
+def test_the_start_of_a_long_session_is_in_reach_without_javascript(
+    live, participant, participant_client
+):
+    """The page shows the last 200 messages; "Earlier messages" goes further back. Found by
+    a review helper: the start of a long session was out of reach."""
+    requests = [
+        services.SendRequest(live.pk, "participant", f"c-long-{n:05d}", f"Line {n}")
+        for n in range(1, 206)
+    ]
+    services.messages_send(requests=requests)
+    client = participant_client(participant)
+    page = client.get(session_url(live)).content.decode()
+    assert "Line 205" in page and ">Line 5<" not in page and ">Line 6<" in page
+    earlier = re.search(r'href="([^"]*\?before=6)"', page)
+    assert earlier is not None
+    start = client.get(earlier.group(1)).content.decode()
+    assert ">Line 1<" in start and ">Line 5<" in start and ">Line 6<" not in start
+    assert "?before=" not in start  # nothing earlier
