@@ -130,6 +130,14 @@ def session_sync(*, appointment: Mapping[str, Any]) -> ChatSession:
             session.save(update_fields=[n.removesuffix("_id") for n in changed])
         if "therapist" in changed:  # handed over: the first therapist's sockets close now
             publish_on_commit(session.pk, RECHECK)
+        if session.state == SessionState.WAITING and clock.now() < timing.opens_at(session):
+            # Moved to a later time while the participant waited: nobody is admitted now to
+            # a session they are told is not open (a review finding); they come back then.
+            ChatSession.objects.filter(pk=session.pk, state=SessionState.WAITING).update(
+                state=SessionState.SCHEDULED, joined_at=None
+            )
+            session.refresh_from_db()
+            publish_on_commit(session.pk, {"t": "state"})
     if appointment.get("missed") and session.state == SessionState.SCHEDULED:
         # A no-show frees the slot (DESIGN §3, step 8): one who comes later is not let in.
         session = session_end(

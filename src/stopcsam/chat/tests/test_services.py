@@ -550,3 +550,19 @@ def test_the_sweep_does_not_close_a_session_moved_to_a_later_day_at_its_old_time
     assert (session.state, session.starts_at) == (SessionState.SCHEDULED, moved["starts_at"])
     with mock.patch("stopcsam.core.clock.now", return_value=later + timedelta(days=2)):
         assert services.sessions_expire_due() == 1  # past the new end: closed
+
+
+def test_a_waiting_session_moved_to_a_later_day_cannot_be_admitted_now(
+    book, participant, therapist
+):
+    """Found by a review helper: the console offered "Admit" and the session went live now,
+    while the participant was told it was not open yet."""
+    session = book(participant.participant, therapist.user)
+    services.session_enter(session=session, role="participant")
+    moved = fakes.APPOINTMENTS[session.appointment_ref]
+    moved["starts_at"] += timedelta(days=7)
+    moved["ends_at"] += timedelta(days=7)
+    session = services.session_as_booked(session=session)
+    assert session.state == SessionState.SCHEDULED and session.joined_at is None
+    with pytest.raises(SessionNotOpenError):
+        services.session_admit(session=session, therapist=therapist.user)
