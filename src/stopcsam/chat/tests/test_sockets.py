@@ -444,7 +444,7 @@ def test_more_sockets_do_not_multiply_a_persons_allowance(live, participant, coo
     # it), then forgotten.
     assert sockets_module._allowances[key].sockets == 0
     sockets_module._allowances[key].left_at -= 60  # type: ignore[operator]
-    sockets_module._allowances_sweep()
+    sockets_module._allowances_sweep(force=True)
     assert key not in sockets_module._allowances
 
 
