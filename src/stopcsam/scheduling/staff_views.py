@@ -339,11 +339,20 @@ def coordinator_only(view: Any) -> Any:
     return guarded
 
 
-@coordinator_only
+@staff_verified_required
 @require_GET
 def utilisation(request: HttpRequest) -> HttpResponse:
-    rows = selectors.site_utilisation(coordinator=_me(request))
-    return render(request, "scheduling/staff_utilisation.html", {"rows": rows})
+    """The site's caseloads: for its coordinator, who also marks training, and for its
+    supervisors, who see them (DESIGN §2; found by a review helper: a 403)."""
+    me = _me(request)
+    if me.role not in (Role.COORDINATOR, Role.SUPERVISOR):
+        return render(request, "403.html", status=403)
+    rows = selectors.site_utilisation(coordinator=me)
+    return render(
+        request,
+        "scheduling/staff_utilisation.html",
+        {"rows": rows, "may_mark_training": me.role == Role.COORDINATOR},
+    )
 
 
 @coordinator_only

@@ -236,7 +236,13 @@ def test_staff_pages_check_role_and_site(
     ref = Appointment.objects.first().ref  # type: ignore[union-attr]
     assert staff_client(therapist_es).get(f"/en/sessions/staff/a/{ref}/").status_code == 404
     assert staff_client(supervisor).get(f"/en/sessions/staff/a/{ref}/").status_code == 200
-    assert staff_client(supervisor).get("/en/sessions/staff/utilisation/").status_code == 403
+    # Supervisors see the site's caseloads (DESIGN §2) but do not mark training.
+    as_supervisor = staff_client(supervisor)
+    page = as_supervisor.get("/en/sessions/staff/utilisation/")
+    assert page.status_code == 200 and "anna" in page.content.decode()
+    assert "/qualified/" not in page.content.decode()
+    marked = as_supervisor.post(f"/en/sessions/staff/utilisation/{therapist.user.pk}/qualified/")
+    assert marked.status_code == 403
     assert staff_client(therapist).get("/en/sessions/staff/utilisation/").status_code == 403
     unverified = staff_client(therapist, verified=False)
     assert unverified.get("/en/sessions/staff/").status_code == 302
