@@ -132,3 +132,22 @@ def test_the_session_holds_the_id_never_the_codename(participant: ParticipantPer
     stored = dict(client.session.items())
     assert participant.codename not in repr(stored)
     assert stored["participant_id"] == participant.participant.pk
+
+
+@pytest.mark.django_db
+def test_a_signed_in_participant_always_has_a_way_back_to_their_space(
+    participant, participant_client
+) -> None:  # type: ignore[no-untyped-def]
+    """Found by a review helper: the home page offered "Start" and "Log in" to a participant
+    already signed in, and several pages had no way back."""
+    from django.utils import translation
+
+    client = participant_client(participant)
+    with translation.override("en"):
+        home = reverse(settings.STOPCSAM_PARTICIPANT_HOME)
+    for path in ("/en/", "/en/chat/", "/en/sessions/", "/en/me/"):
+        assert f'class="home-link" href="{home}"' in client.get(path).content.decode(), path
+    front = client.get("/en/").content.decode()
+    assert "Go to your space" in front and "Already have a codename?" not in front
+    anonymous = Client().get("/en/").content.decode()
+    assert "home-link" not in anonymous and "Already have a codename?" in anonymous
