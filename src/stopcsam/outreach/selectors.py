@@ -189,7 +189,10 @@ def funnel_period(
 
 
 def _rate(count: int, base: int | None, suppress: bool) -> float | None:
-    if not base:
+    """The share of ``base`` that reached this step, in percent; None where it is no
+    share: a step that more people reached than the step before it counts people who came
+    another way too (landing visits against help clicks read 280 %, a review finding)."""
+    if not base or count > base:
         return None
     if suppress and (count < SMALL_CELL or base < SMALL_CELL):
         return None

@@ -130,6 +130,18 @@ def test_coordinators_see_exact_counts_and_conversion_rates(
     assert ">3<" in html  # exact, at their own site
 
 
+def test_a_step_reached_by_more_than_the_step_before_shows_no_share(
+    coordinator: StaffPersona, staff_client: Callable[..., Client]
+) -> None:
+    """Landing visits include people who came without a help click: 14 of 5 read 280 %
+    (a review finding). Such a step shows no share; the next ones still do."""
+    _seed({"warning_shown": 100, "help_click": 5, "landing_visit": 14, "screening_started": 7})
+    html = staff_client(coordinator).get("/en/staff/outreach/funnel/").content.decode()
+    landing = html.split('id="step-landing_visit"', 1)[1].split("</tr>", 1)[0]
+    assert "280" not in landing and "<td>\u2013</td>" in landing
+    assert "50.0 %" in html  # screening started: 7 of the 14 landing visits
+
+
 def test_shared_figures_suppress_cells_under_five(
     coordinator: StaffPersona, therapist: StaffPersona, staff_client: Callable[..., Client]
 ) -> None:
