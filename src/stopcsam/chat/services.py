@@ -18,7 +18,6 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 
@@ -47,6 +46,7 @@ from stopcsam.chat.models import (
 from stopcsam.chat.protocol import ENCODER
 from stopcsam.core import clock, crypto
 from stopcsam.core.audit import audit_record
+from stopcsam.core.counters import count_in_window
 from stopcsam.core.erasure import forget_deleted
 
 logger = logging.getLogger("stopcsam.chat")
@@ -340,15 +340,8 @@ def message_post_spend(*, session: ChatSession, sender: str) -> None:
     posting otherwise stored a message per request, at whatever rate a script sends them.
     Raises SendingTooFastError when spent."""
     rate, burst = settings.CHAT_SEND_RATE
-    window = int(clock.now().timestamp() // POST_WINDOW_SECONDS)
-    key = f"chat:posts:{session.public_id}:{sender}:{window}"
     try:
-        cache.add(key, 0, timeout=POST_WINDOW_SECONDS * 2)
-        try:
-            used = cache.incr(key)
-        except ValueError:  # the count expired between add and incr
-            cache.add(key, 1, timeout=POST_WINDOW_SECONDS * 2)
-            used = 1
+        used, _ = count_in_window(f"chat:posts:{session.public_id}:{sender}", POST_WINDOW_SECONDS)
     except Exception:  # Redis away: the message goes through, as on the socket
         logger.warning("chat: the cache is unreachable; a posted message is not counted")
         return

@@ -16,6 +16,7 @@ from django.db.models import F
 from stopcsam.accounts.models import StaffUser
 from stopcsam.core import clock
 from stopcsam.core.audit import audit_record
+from stopcsam.core.counters import count_in_window
 from stopcsam.core.signals import FUNNEL_STEPS
 from stopcsam.outreach.exceptions import RateLimitedError, UnknownStepError
 from stopcsam.outreach.models import (
@@ -141,17 +142,9 @@ def _api_keys_changed() -> None:
 def api_key_spend(*, prefix: str, rate_per_minute: int) -> None:
     """Count one request against the key's per-minute budget (shared by all processes
     through the cache, which is Redis when scaled out); raise RateLimitedError when spent."""
-    moment = clock.now().timestamp()
-    window = int(moment // 60)
-    bucket = f"outreach:rate:{prefix}:{window}"
-    cache.add(bucket, 0, timeout=120)
-    try:
-        used = cache.incr(bucket)
-    except ValueError:  # the bucket expired between add and incr
-        cache.add(bucket, 1, timeout=120)
-        used = 1
+    used, left = count_in_window(f"outreach:rate:{prefix}", 60)
     if used > rate_per_minute:
-        raise RateLimitedError(retry_after=max(1, 60 - int(moment % 60)))
+        raise RateLimitedError(retry_after=left)
 
 
 # --- term lists --------------------------------------------------------------------------------

@@ -466,11 +466,7 @@ def appointment_cancel(
         cancelled = list(_remaining(appointment)) if rest else [appointment]
         now = clock.now()
         for item in cancelled:
-            item.status, item.outcome_at = Status.CANCELLED, now
-            item.save(update_fields=["status", "outcome_at"])
-            _history(item, ChangeKind.CANCELLED, actor)
-            _notify_if_staff(item, actor)
-            _outcome_on_commit(item, "cancelled")
+            _mark_cancelled(item, actor, now)
         _course_settle(appointment.course)
         audit_record(
             actor=actor.audit_ref,
@@ -493,10 +489,7 @@ def appointments_cancel_on_withdrawal(*, participant_id: int) -> int:
         )
         now = clock.now()
         for item in coming:
-            item.status, item.outcome_at = Status.CANCELLED, now
-            item.save(update_fields=["status", "outcome_at"])
-            _history(item, ChangeKind.CANCELLED, Actor.participant())
-            _outcome_on_commit(item, "cancelled")
+            _mark_cancelled(item, Actor.participant(), now)
         for course in {item.course_id: item.course for item in coming}.values():
             _course_settle(course)
         if coming:
@@ -507,6 +500,16 @@ def appointments_cancel_on_withdrawal(*, participant_id: int) -> int:
                 detail={"sessions": len(coming)},
             )
     return len(coming)
+
+
+def _mark_cancelled(item: Appointment, actor: Actor, now: datetime) -> None:
+    """One session cancelled: its outcome, its history, a notice when the participant did
+    not do it themself, and the study's count (after commit)."""
+    item.status, item.outcome_at = Status.CANCELLED, now
+    item.save(update_fields=["status", "outcome_at"])
+    _history(item, ChangeKind.CANCELLED, actor)
+    _notify_if_staff(item, actor)
+    _outcome_on_commit(item, "cancelled")
 
 
 def _course_settle(course: Course) -> None:
@@ -673,12 +676,8 @@ def appointment_mark_not_held(*, appointment_ref: str) -> Appointment | None:
         appointment = Appointment.objects.select_for_update().filter(ref=appointment_ref).first()
         if appointment is None or appointment.status != Status.BOOKED:
             return appointment
-        appointment.status, appointment.outcome_at = Status.CANCELLED, clock.now()
-        appointment.save(update_fields=["status", "outcome_at"])
-        _history(appointment, ChangeKind.CANCELLED, Actor.system())
-        _notify_if_staff(appointment, Actor.system())
+        _mark_cancelled(appointment, Actor.system(), clock.now())
         _course_settle(appointment.course)
-        _outcome_on_commit(appointment, "cancelled")
         audit_record(
             actor="system",
             action="scheduling.not_held",

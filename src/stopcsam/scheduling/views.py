@@ -77,10 +77,7 @@ def participant_zone(request: HttpRequest) -> str:
     if chosen and is_zone(chosen):
         request.session[TZ_SESSION_KEY] = chosen
         return chosen
-    stored = request.session.get(TZ_SESSION_KEY, "")
-    if stored and is_zone(stored):
-        return str(stored)
-    return zones.DEFAULT_ZONE.get(request.participant.language, "UTC")  # type: ignore[attr-defined]
+    return zones.reader_zone(request)  # the one kept, else the language's (as the chat reads)
 
 
 def _zone_context(request: HttpRequest) -> dict[str, Any]:
