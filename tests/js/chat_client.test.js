@@ -102,3 +102,41 @@ test("the staff console asks a lighter page than itself, and only about the sign
   assert.strictEqual(p.fetches[0].url, "/en/staff/");
   assert.strictEqual(p.reloads, 0);  // signed in: keep trying; a redirect would reload
 });
+
+test("the therapist's unsent reply survives saving notes, once, in that tab", () => {
+  const storage = {};
+  const p = joined({ role: "therapist", storage });
+  p.box.value = "How have the last days been?";
+  p.documentListeners.submit({ target: { id: "notes-form" } });  // the notes form
+  const again = page({ role: "therapist", storage });
+  assert.strictEqual(again.box.value, "How have the last days been?");
+  assert.deepStrictEqual(storage, {});  // put back once, then gone
+});
+
+test("sending the reply itself keeps no draft", () => {
+  const storage = {};
+  const p = joined({ role: "therapist", storage });
+  p.box.value = "How have the last days been?";
+  p.documentListeners.submit({ target: p.ids.compose });  // the capture runs first
+  p.ids.compose.listeners.submit({ preventDefault() {} });
+  assert.strictEqual(p.socket().sent.filter((f) => f.type === "send").length, 1);
+  assert.deepStrictEqual(storage, {});
+});
+
+test("the therapist's reply survives the reload of a change of state", () => {
+  const storage = {};
+  const p = joined({ role: "therapist", storage });
+  p.box.value = "Shall we begin?";
+  p.frame(p.socket(), { type: "state", state: "ended" });
+  assert.strictEqual(p.reloads, 1);
+  assert.strictEqual(page({ role: "therapist", storage }).box.value, "Shall we begin?");
+});
+
+test("a participant's text never goes into the browser's storage", () => {
+  const storage = {};
+  const p = joined({ storage });
+  p.box.value = "I am worried about my urges";
+  p.documentListeners.submit({ target: { id: "other" } });
+  p.frame(p.socket(), { type: "state", state: "ended" });
+  assert.deepStrictEqual(storage, {});
+});

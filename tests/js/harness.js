@@ -37,7 +37,8 @@ function matches(node, selector) {
 }
 
 // A page: role and state as the server rendered them; what the page's fetch answers.
-function page({ role = "participant", state = "live", fetchAnswer = null, probe = undefined } = {}) {
+function page({ role = "participant", state = "live", fetchAnswer = null, probe = undefined,
+  storage = {} } = {}) {
   const root = element("section", { dataset: {
     role, state, socket: "/ws/chat/abc", tYou: "You", tTherapist: "Therapist",
     tParticipant: "Participant", tTyping: "The participant is typing…",
@@ -49,8 +50,8 @@ function page({ role = "participant", state = "live", fetchAnswer = null, probe 
   form.appendChild(box);
   const ids = { chat: root, "chat-log": log, compose: form, "chat-status": element("p"),
     "chat-typing": element("p"), "chat-timer": element("p") };
-  const world = { sockets: [], timers: [], reloads: 0, fetches: [], storage: {}, now: 1_000_000,
-    box, ids };
+  const world = { sockets: [], timers: [], reloads: 0, fetches: [], storage, now: 1_000_000,
+    box, ids, documentListeners: {} };
   class FakeSocket {
     constructor(url) { this.url = url; this.sent = []; this.readyState = 0; world.sockets.push(this); }
     send(text) { this.sent.push(JSON.parse(text)); }
@@ -67,6 +68,7 @@ function page({ role = "participant", state = "live", fetchAnswer = null, probe 
     sessionStorage: {
       getItem(key) { return key in world.storage ? world.storage[key] : null; },
       setItem(key, value) { world.storage[key] = String(value); },
+      removeItem(key) { delete world.storage[key]; },
     },
     fetch(url, options) {
       world.fetches.push({ url, options });
@@ -74,7 +76,8 @@ function page({ role = "participant", state = "live", fetchAnswer = null, probe 
     },
   };
   const document = { getElementById: (id) => ids[id] || null, createElement: (tag) => element(tag),
-    documentElement: element("html"), hidden: false, addEventListener() {} };
+    documentElement: element("html"), hidden: false,
+    addEventListener(type, listener) { world.documentListeners[type] = listener; } };
   const context = { window, document, WebSocket: FakeSocket, JSON, Object, Math, String,
     parseInt, Uint8Array, Array, Promise, Date: { now: () => world.now }, console };
   context.Date = class extends Date { static now() { return world.now; } };

@@ -159,10 +159,27 @@
   }
   function showWaiting() { say(t.tRetrying || t.tSending); }
 
+  // The console's other forms (notes, risk assessment, escalation) and a change of state load
+  // the page again: the reply the therapist was writing is kept for that one load, in this
+  // tab only, and put back. A participant's text never goes into the browser's storage.
+  var draftKey = "chat-draft:" + t.socket;
+  function keepDraft() {
+    if (role !== "therapist" || !box || !box.value) { return; }
+    try { window.sessionStorage.setItem(draftKey, box.value); } catch (e) { /* none */ }
+  }
+  function restoreDraft() {
+    if (role !== "therapist" || !box) { return; }
+    try {
+      var kept = window.sessionStorage.getItem(draftKey);
+      window.sessionStorage.removeItem(draftKey);
+      if (kept && !box.value) { box.value = kept; }
+    } catch (e) { /* none */ }
+  }
+
   function onFrame(frame) {
     switch (frame.type) {
       case "state":
-        if (frame.state !== state) { window.location.reload(); return; }
+        if (frame.state !== state) { keepDraft(); window.location.reload(); return; }
         showRemaining(frame.remaining);
         if (frame.warning && timer) { timer.classList.add("warning"); }
         showRead(frame.read);
@@ -277,8 +294,12 @@
   // An ended or cancelled session has nothing live to show: the page is the whole of it.
   if (state === "ended" || state === "cancelled") { return; }
 
+  var box = form ? form.querySelector("textarea") : null;
   if (form) {
-    var box = form.querySelector("textarea");
+    restoreDraft();
+    document.addEventListener("submit", function (event) {
+      if (event.target !== form) { keepDraft(); }
+    }, true);
     form.addEventListener("submit", function (event) {
       var text = box.value;
       if (!text.trim()) { event.preventDefault(); return; }
