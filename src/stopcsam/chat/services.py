@@ -11,7 +11,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,7 +33,7 @@ from stopcsam.chat.exceptions import (
     SessionNotOpenError,
     SessionShreddedError,
 )
-from stopcsam.chat.hub import EVERYONE, get_hub
+from stopcsam.chat.hub import EVERYONE, Event, get_hub
 from stopcsam.chat.models import (
     CLOSED_STATES,
     ChatSession,
@@ -657,6 +657,18 @@ def read_marks(*, marks: list[ReadMark]) -> None:
     """Record how far each side has read; tell the other side after the commit. A marker
     that moves nothing (old, or past the last message) is dropped without a word."""
     postgresql = connection.vendor == "postgresql"
+    # On SQLite both sides' statements are one transaction: a commit each wrote most of the
+    # session rows' pages to the log twice (a flush of 400 markers among 2,000 sessions: 1.7-1.9
+    # against 2.4-2.7 ms of CPU). PostgreSQL keeps a commit per statement: each statement locks
+    # its rows in id order, and a transaction holding the first set while it locked the second
+    # could deadlock with another process's writer.
+    with nullcontext() if postgresql else _sqlite_transaction():
+        events = _read_marks_stored(marks, postgresql)
+    if events:
+        transaction.on_commit(lambda: get_hub().publish_many(events))
+
+
+def _read_marks_stored(marks: list[ReadMark], postgresql: bool) -> list[tuple[int, Event]]:
     events = []
     for sender, column in READ_COLUMNS.items():
         top: dict[int, int] = {}
@@ -677,8 +689,7 @@ def read_marks(*, marks: list[ReadMark]) -> None:
             cursor.execute(sql, [value for pair in top.items() for value in pair])
             moved = cursor.fetchall()
         events += [(pk, {"t": "read", "sender": sender.value, "seq": seq}) for pk, seq in moved]
-    if events:
-        transaction.on_commit(lambda: get_hub().publish_many(events))
+    return events
 
 
 # --- after the session -------------------------------------------------------------------------

@@ -205,6 +205,31 @@ def test_read_markers_move_forward_only_never_past_the_last_message_and_wake_whe
         assert session.therapist_read_seq == read[(i, "therapist")]
 
 
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's one transaction")
+def test_both_sides_read_markers_are_one_commit_on_sqlite(live):
+    """A commit per side wrote the session rows' pages to the log twice per flush."""
+    send(live, WORRY, "client-both-0001")
+    send(live, WORRY, "client-both-0002", sender="therapist")
+    in_transaction = []
+
+    def watch(execute, sql, params, many, context):
+        if sql.lstrip().startswith("WITH marks"):
+            in_transaction.append(connection.connection.in_transaction)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(watch):
+        services.read_marks(
+            marks=[
+                services.ReadMark(live.pk, "participant", 2),
+                services.ReadMark(live.pk, "therapist", 1),
+            ]
+        )
+    assert in_transaction == [True, True]
+    assert not connection.connection.in_transaction  # committed
+    live.refresh_from_db()
+    assert (live.participant_read_seq, live.therapist_read_seq) == (2, 1)
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's batch statement")
 def test_a_batch_on_postgresql_looks_up_rows_by_index_however_many_messages_exist(live):
     """Each batch finds resends and locks sessions by index. It once joined the whole message
