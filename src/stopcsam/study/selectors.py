@@ -83,6 +83,16 @@ def window(enrolment: Enrolment, point: TimePoint) -> Window | None:
     return Window(opens=opens, closes=opens + timedelta(days=point.window_days))
 
 
+def chat_offer_opens(enrolment: Enrolment, protocol: Protocol) -> datetime | None:
+    """When a waiting-list participant can answer the questionnaire after which the chat
+    sessions are offered; None for an arm that offers chat at once, or never."""
+    if not enrolment.arm or enrolment.chat_offered:
+        return None
+    after = protocol.arm(enrolment.arm).offers_chat_after
+    span = window(enrolment, protocol.time_point(after)) if after else None
+    return span.opens if span else None
+
+
 def instrument_is_open(
     enrolment: Enrolment, protocol: Protocol, time_point: str, instrument: str, now: datetime
 ) -> bool:

@@ -24,6 +24,7 @@ from stopcsam.core import crypto
 from stopcsam.core.audit import audit_record
 from stopcsam.core.instruments import instrument_form, localised
 from stopcsam.core.signals import funnel_step
+from stopcsam.core.zones import in_reader_zone
 from stopcsam.study import export, selectors, services
 from stopcsam.study.exceptions import (
     ConsentIncompleteError,
@@ -117,6 +118,7 @@ def enrol(request: HttpRequest) -> HttpResponseBase:
 
 
 @participant_required
+@in_reader_zone
 def home(request: HttpRequest) -> HttpResponseBase:
     enrolment = selectors.participant_enrolment(request.participant)  # type: ignore[attr-defined]
     if enrolment is None:
@@ -142,9 +144,19 @@ def home(request: HttpRequest) -> HttpResponseBase:
             "enrolment": enrolment,
             "due": due,
             "booking_url": _booking_url(enrolment),
+            "arm": arm,
             "arm_label": localised(arm.label, language) if arm else "",
+            **_waiting(enrolment, protocol),
         },
     )
+
+
+def _waiting(enrolment: Enrolment, protocol: Any) -> dict[str, Any]:
+    """For a waiting-list participant: the day the questionnaire that opens the chat sessions
+    can be answered, while it lies ahead (about half of the trial's participants dropped out:
+    a date to come back on keeps some)."""
+    opens = selectors.chat_offer_opens(enrolment, protocol)
+    return {"offer_opens": opens if opens is not None and opens > _now() else None}
 
 
 def _booking_url(enrolment: Enrolment) -> str | None:
@@ -279,6 +291,7 @@ def _now() -> Any:
 
 
 @participant_required
+@in_reader_zone
 def allocation(request: HttpRequest) -> HttpResponseBase:
     enrolment = _enrolment_or_404(request)
     if not enrolment.arm:
@@ -292,6 +305,7 @@ def allocation(request: HttpRequest) -> HttpResponseBase:
             "arm": arm,
             "arm_label": localised(arm.label, get_language() or "en"),
             "booking_url": _booking_url(enrolment),
+            **_waiting(enrolment, protocol),
         },
     )
 

@@ -246,6 +246,49 @@ def test_the_waiting_list_is_offered_chat_after_follow_up(version: ProtocolVersi
     assert enrolment.chat_offered and participant_may_book(enrolment.participant)
 
 
+def test_the_waiting_list_is_told_the_day_its_wait_ends(version: ProtocolVersion) -> None:
+    from zoneinfo import ZoneInfo
+
+    from django.utils import timezone, translation
+    from django.utils.formats import date_format
+
+    client = Client()
+    _eligible_participant(client)
+    _consent(client)
+    with mock.patch("stopcsam.study.randomization.arm_at", return_value="waitlist"):
+        for name, data in BASELINE.items():
+            _answer(client, "baseline", name, data)
+    enrolment = Enrolment.objects.get()
+    opens = enrolment.randomized_at + timedelta(days=84)  # the follow-up of the demo protocol
+    with translation.override("en"), timezone.override(ZoneInfo("Europe/London")):
+        day = date_format(timezone.localtime(opens), "DATE_FORMAT")
+    waiting = f"You are on the waiting list until {day}."
+    for url in ("/en/study/allocation/", "/en/study/"):
+        assert waiting in client.get(url).content.decode()
+    # Once that day has come, the questionnaire itself is the news.
+    with mock.patch("stopcsam.study.views._now", return_value=opens + timedelta(minutes=1)):
+        page = client.get("/en/study/").content.decode()
+    assert "waiting list until" not in page
+    assert "after the follow-up questionnaire" in page
+
+
+def test_an_arm_that_never_offers_chat_is_not_told_it_waits(db: None) -> None:
+    from stopcsam.study.services import protocol_load, randomize
+    from stopcsam.study.tests.conftest import enrolled, four_arm_definition
+
+    version = protocol_load(definition=four_arm_definition())
+    enrolment = enrolled(version)
+    with mock.patch("stopcsam.study.randomization.arm_at", return_value="selfhelp"):
+        randomize(enrolment=enrolment)
+    client = Client()
+    session = client.session
+    session["participant_id"] = enrolment.participant_id
+    session.save()
+    for url in ("/en/study/allocation/", "/en/study/"):
+        page = client.get(url).content.decode()
+        assert "Self-help" in page and 'id="waiting"' not in page
+
+
 def test_someone_without_an_enrolment_is_sent_to_screening(version: ProtocolVersion) -> None:
     client = Client()
     client.post("/en/start/", {"language": "en"})
