@@ -140,6 +140,13 @@ def test_a_full_session(
     assert participant.locator("#chat-log a").count() == 0  # the link stays plain text
     assert participant.locator("#chat-log li").count() == 2  # each message once
 
+    # A reply being written survives saving the notes, which loads the console again.
+    draft = "Shall we look at last week together?"
+    therapist.get_by_label("Your message").fill(draft)
+    with therapist.expect_navigation():
+        therapist.get_by_role("button", name="Save notes").click()
+    assert therapist.get_by_label("Your message").input_value() == draft
+
     # The timer warns five minutes (here: 35 s) before the end.
     therapist.locator("#chat-timer.warning").wait_for(timeout=15_000)
     participant_sees(participant.locator("#chat-timer.warning"))
