@@ -67,7 +67,9 @@ def session_for_staff(*, user: StaffUser, public_id: str) -> tuple[ChatSession, 
     session = _refresh(public_id)
     if session is None or not user.is_active:
         raise SessionNotFoundError
-    if session.therapist_id == user.pk:
+    # Its therapist while a therapist: one whose role changed (to coordinator, say) keeps no
+    # way into the transcripts and notes (a review finding).
+    if session.therapist_id == user.pk and user.role == Role.THERAPIST:
         return session, THERAPIST
     # Only where the participant was told (the session's flag) and the site still allows it:
     # a site taken off CHAT_READ_ALONG_SITES stops reading along in sessions already booked.
@@ -125,9 +127,13 @@ def transcript_for_staff(*, user: StaffUser, session: ChatSession, via: str) -> 
 
 def previous_sessions(*, session: ChatSession) -> list[ChatSession]:
     """The participant's earlier sessions, for the therapist of this one, with their notes
-    (also those of another therapist, after a hand-over). None through a cancelled session:
-    its therapist no longer treats the participant there."""
+    (also those of another therapist, after a hand-over). None through a cancelled session,
+    nor through one that ended without the participant being admitted (missed, or not held,
+    which scheduling counts as cancelled): its therapist never treated the participant there
+    (a review finding)."""
     if session.state == SessionState.CANCELLED:
+        return []
+    if session.state == SessionState.ENDED and session.admitted_at is None:
         return []
     return list(
         ChatSession.objects.filter(

@@ -713,8 +713,8 @@ def note_save(
         raise NotAllowedError
     if risk_level and risk_level not in RiskLevel.values:
         raise InvalidMessageError
-    _refuse_shredded(session)
     with transaction.atomic():
+        _lock_unshredded(session)
         note, _ = SessionNote.objects.update_or_create(
             session=session,
             defaults={
@@ -735,9 +735,8 @@ def escalation_raise(*, session: ChatSession, raised_by: StaffUser, reason: str)
     double submit) is the same escalation."""
     if session.therapist_id != raised_by.pk:
         raise NotAllowedError
-    _refuse_shredded(session)
     with transaction.atomic():
-        ChatSession.objects.select_for_update().filter(pk=session.pk).first()
+        _lock_unshredded(session)
         for open_one in session.escalations.filter(raised_by=raised_by, resolved_at__isnull=True):
             if open_one.reason == reason:
                 return open_one
@@ -748,10 +747,18 @@ def escalation_raise(*, session: ChatSession, raised_by: StaffUser, reason: str)
     return escalation
 
 
-def _refuse_shredded(session: ChatSession) -> None:
-    """Notes and escalations of a session whose transcript retention has deleted would
-    outlive every later run of it."""
-    if ChatSession.objects.filter(pk=session.pk, shredded_at__isnull=False).exists():
+def _lock_unshredded(session: ChatSession) -> None:
+    """Lock the session's row for the rest of the transaction, and refuse a session whose
+    transcript retention has deleted: a note or escalation stored then would outlive every
+    later run of it. Checked under the lock, so a shred that commits meanwhile is seen (a
+    review finding: checked before the transaction, a note saved during the shred stayed)."""
+    shredded = (
+        ChatSession.objects.select_for_update()
+        .filter(pk=session.pk)
+        .values_list("shredded_at", flat=True)
+        .first()
+    )
+    if shredded is not None:
         raise SessionShreddedError
 
 
@@ -765,6 +772,9 @@ def escalation_resolve(*, escalation: Escalation, supervisor: StaffUser) -> None
             action="chat.escalation_resolved",
             subject=escalation.session.audit_ref,
         )
+        # A supervisor reading through the escalation stops at once, not at the next safety
+        # poll (a review finding): the session's sockets check their access again.
+        publish_on_commit(escalation.session_id, RECHECK)
 
 
 def session_shred(*, session: ChatSession, actor: str) -> None:

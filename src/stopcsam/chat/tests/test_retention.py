@@ -166,6 +166,72 @@ def test_notes_and_escalations_are_refused_once_a_session_is_shredded(book, part
     assert not SessionNote.objects.exists() and not Escalation.objects.exists()
 
 
+@pytest.mark.parametrize("what", ["note", "escalation"])
+def test_a_note_or_escalation_written_while_a_shred_commits_is_refused(
+    what, book, participant, therapist
+):
+    """Found by a review helper: checked before the transaction, a note saved while the
+    shred ran was stored on the shredded session, and no later run deleted it."""
+    import threading
+    import time
+    from unittest import mock
+
+    from django.db import connection
+
+    from stopcsam.chat.exceptions import SessionShreddedError
+    from stopcsam.chat.models import Escalation, SessionNote
+
+    session = book(participant.participant, therapist.user, starts_in=timedelta(days=-40))
+    inside, release = threading.Event(), threading.Event()
+    real = services.forget_deleted  # runs inside the shred's transaction, after its update
+
+    def held() -> None:
+        real()
+        inside.set()
+        release.wait(10)
+
+    def shred() -> None:
+        try:
+            services.session_shred(session=session, actor="system:retention")
+        finally:
+            connection.close()
+
+    outcome: list[str] = []
+
+    def write() -> None:
+        try:
+            if what == "note":
+                services.note_save(
+                    session=session,
+                    author=therapist.user,
+                    body="A note",
+                    risk_level="",
+                    risk_notes="",
+                )
+            else:
+                services.escalation_raise(
+                    session=session, raised_by=therapist.user, reason="Review"
+                )
+            outcome.append("stored")
+        except SessionShreddedError:
+            outcome.append("refused")
+        finally:
+            connection.close()
+
+    with mock.patch.object(services, "forget_deleted", held):
+        shredder = threading.Thread(target=shred)
+        shredder.start()
+        assert inside.wait(10)
+        writer = threading.Thread(target=write)
+        writer.start()
+        time.sleep(0.3)  # the writer now waits for the shred's lock
+        release.set()
+        shredder.join(10)
+        writer.join(10)
+    assert outcome == ["refused"]
+    assert not SessionNote.objects.exists() and not Escalation.objects.exists()
+
+
 def test_a_retention_under_a_day_is_refused(settings):
     from stopcsam.chat.checks import check_retention
 

@@ -597,7 +597,14 @@ def test_a_socket_closes_at_once_when_its_sign_in_ends(
 
 
 @pytest.mark.parametrize(
-    "how", ["handed-over", "supervisor-moved", "no-longer-supervisor", "participant-erased"]
+    "how",
+    [
+        "handed-over",
+        "supervisor-moved",
+        "no-longer-supervisor",
+        "participant-erased",
+        "escalation-handled",
+    ],
 )
 def test_a_socket_closes_at_once_when_its_person_may_no_longer_see_the_session(
     how, settings, book, participant, therapist, supervisor, site_de, site_es, cookies
@@ -605,14 +612,22 @@ def test_a_socket_closes_at_once_when_its_person_may_no_longer_see_the_session(
     """The socket's right is the handshake's: this person, let into this session in this
     role. An appointment handed over to another therapist, a supervisor moved to another
     site (that reads along too) or no longer a supervisor, or the session erased with its
-    participant: the socket closes (4403) at once, not at the next safety poll."""
+    participant, or a supervisor's escalation handled (found by a review helper): the socket
+    closes (4403) at once, not at the next safety poll."""
     settings.CHAT_TICK_SECONDS = 60
-    settings.CHAT_READ_ALONG_SITES = ["DE", "ES"]
+    # With an escalation the supervisor is let in by it, not by reading along.
+    settings.CHAT_READ_ALONG_SITES = [] if how == "escalation-handled" else ["DE", "ES"]
     session = book(participant.participant, therapist.user)
-    session.read_along = True
+    session.read_along = how != "escalation-handled"
     session.save(update_fields=["read_along"])
     services.session_enter(session=session, role="participant")
-    staff = supervisor if how in ("supervisor-moved", "no-longer-supervisor") else therapist
+    escalation = (
+        services.escalation_raise(session=session, raised_by=therapist.user, reason="Review")
+        if how == "escalation-handled"
+        else None
+    )
+    supervising = ("supervisor-moved", "no-longer-supervisor", "escalation-handled")
+    staff = supervisor if how in supervising else therapist
     cookie = cookies[1](staff)
 
     async def scenario() -> None:
@@ -628,6 +643,10 @@ def test_a_socket_closes_at_once_when_its_person_may_no_longer_see_the_session(
         elif how == "no-longer-supervisor":
             supervisor.user.role = Role.THERAPIST
             await asyncio.to_thread(supervisor.user.save, update_fields=["role"])
+        elif how == "escalation-handled":
+            await asyncio.to_thread(
+                services.escalation_resolve, escalation=escalation, supervisor=supervisor.user
+            )
         else:
             await asyncio.to_thread(participant.participant.delete)
         assert (await asyncio.wait_for(sock.until("__closed__"), 2))["code"] == 4403

@@ -525,6 +525,46 @@ def test_a_cancelled_session_opens_no_earlier_transcript(
     assert console.get(url).status_code == 404
 
 
+@pytest.mark.parametrize("how", ["missed", "not held"])
+def test_a_session_never_held_opens_no_earlier_transcript(
+    how, book, participant, therapist, therapist_es, staff_client
+):
+    """Missed, or ended by the clock with nobody admitted: that therapist never met the
+    participant. Found by a review helper: only a cancelled session was closed off."""
+    earlier = book(participant.participant, therapist.user, starts_in=timedelta(days=-7))
+    ChatSession.objects.filter(pk=earlier.pk).update(state="ended", admitted_at=earlier.starts_at)
+    other = book(participant.participant, therapist_es.user, starts_in=timedelta(hours=-2))
+    console = staff_client(therapist_es)
+    url = reverse("chat:console_transcript", args=[other.public_id, earlier.public_id])
+    if how == "missed":
+        services.session_end(
+            session=other, ended_by="missed", actor="system", states=("scheduled",)
+        )
+    else:
+        ChatSession.objects.filter(pk=other.pk).update(state="waiting")
+        other.refresh_from_db()
+        assert console.get(url).status_code == 200  # while the participant waits
+        services.session_expire_if_due(session=other)
+    other.refresh_from_db()
+    assert (other.state, other.admitted_at) == ("ended", None)
+    assert "Previous sessions" not in console.get(console_url(other)).content.decode()
+    assert console.get(url).status_code == 404
+
+
+def test_a_therapist_whose_role_changed_no_longer_reads_the_sessions(live, therapist, staff_client):
+    """Found by a review helper: access went by the booked therapist's id alone."""
+    from stopcsam.accounts.models import Role
+
+    services.message_send(
+        session_id=live.pk, sender="participant", client_id="c-role-001", body=WORRY
+    )
+    console = staff_client(therapist)
+    assert console.get(console_url(live)).status_code == 200
+    therapist.user.role = Role.COORDINATOR
+    therapist.user.save(update_fields=["role"])
+    assert console.get(console_url(live)).status_code == 404
+
+
 def test_times_are_in_the_zone_the_participant_booked_in_and_the_staff_sites(
     live, participant, therapist, participant_client, staff_client
 ):
