@@ -470,6 +470,42 @@ def test_a_flood_is_throttled_and_then_cut_off(live, participant, cookies):
     asyncio.run(scenario())
 
 
+def test_refusals_for_the_rate_are_forgotten_so_only_a_flood_is_cut_off():
+    """A client on a poor line resends what it kept after each outage, and some of it is
+    refused for the rate. Counted for good, those refusals closed it in the end (1008): a
+    review finding. Forgotten at one a second, only a flood gets there."""
+    allowance = sockets_module.Allowance(
+        sockets_module.TokenBucket(10, 40), sockets_module.TokenBucket(2, 10)
+    )
+    now = 1000.0
+    for _outage in range(100):  # 5 refused every 10 s, for over 16 minutes
+        assert not any(allowance.refused(now + n * 0.01) for n in range(5))
+        now += 10
+    flood = [allowance.refused(now + n * 0.001) for n in range(60)]  # 60 in 60 ms
+    assert flood.index(True) == sockets_module.MAX_DROPPED
+
+
+def test_end_and_admit_before_the_participant_came_are_answered(
+    book, participant, therapist, cookies
+):
+    """Found by a review helper: `end` of a session not begun went unanswered."""
+    session = book(participant.participant, therapist.user)
+    tc = cookies[1](therapist)
+
+    async def scenario() -> list[str]:
+        t = await joined(session, tc)
+        codes = []
+        for kind in ("end", "admit"):
+            await t.send({"type": kind})
+            codes.append((await t.until("error", timeout=2))["code"])
+        await t.close()
+        return codes
+
+    assert asyncio.run(scenario()) == ["not_live", "not_open"]
+    session.refresh_from_db()
+    assert session.state == "scheduled"
+
+
 def test_the_therapist_admits_and_ends_and_both_see_the_state(
     book, participant, therapist, cookies
 ):
