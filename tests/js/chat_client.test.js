@@ -140,3 +140,113 @@ test("a participant's text never goes into the browser's storage", () => {
   p.frame(p.socket(), { type: "state", state: "ended" });
   assert.deepStrictEqual(storage, {});
 });
+
+// --- review findings (2026-12-01): each test failed on the client before its fix ----------
+
+function sends(socket) { return socket.sent.filter((f) => f.type === "send"); }
+function reconnect(p, seq = 0) {
+  p.runTimers();
+  const s = p.socket();
+  p.open(s);
+  p.frame(s, LIVE);
+  p.frame(s, { type: "caught_up", seq });
+  return s;
+}
+
+test("a server that accepts and closes at once is retried ever more slowly", () => {
+  const p = joined();
+  const delays = [];
+  for (let n = 0; n < 5; n += 1) {
+    p.close(p.socket(), 1011);
+    delays.push(p.timers[p.timers.length - 1].ms);
+    p.runTimers();
+    p.open(p.socket());  // accepted, then closed again: never caught up
+  }
+  assert.deepStrictEqual(delays, [500, 1000, 2000, 4000, 8000]);
+  p.frame(p.socket(), LIVE);
+  p.frame(p.socket(), { type: "caught_up", seq: 0 });  // a connection that works
+  p.close(p.socket(), 1006);
+  assert.strictEqual(p.timers[p.timers.length - 1].ms, 500);
+});
+
+test("messages kept offline go at most eight at a time, the rest as each is answered", () => {
+  const p = joined();
+  p.close(p.socket(), 1006);
+  for (let n = 0; n < 12; n += 1) { p.type(`message number ${n}`); }
+  const s = reconnect(p);
+  assert.deepStrictEqual(sends(s).map((f) => f.body), [0, 1, 2, 3, 4, 5, 6, 7].map((n) => `message number ${n}`));
+  p.frame(s, { type: "ack", client_id: sends(s)[0].client_id, seq: 1, duplicate: false,
+    sent_at: "2026-12-01T10:00:00+00:00", read: null });
+  assert.strictEqual(sends(s).length, 9);
+  assert.strictEqual(sends(s)[8].body, "message number 8");
+  assert.strictEqual(new Set(sends(s).map((f) => f.client_id)).size, 9);
+});
+
+test("a message typed while reconnecting goes after those kept before it, once", () => {
+  const p = joined();
+  p.close(p.socket(), 1006);
+  p.type("first, typed while offline");
+  p.runTimers();
+  const s = p.socket();
+  p.open(s);
+  p.type("second, typed after");  // connected, not caught up yet
+  p.frame(s, LIVE);
+  p.frame(s, { type: "caught_up", seq: 0 });
+  assert.deepStrictEqual(sends(s).map((f) => f.body), ["first, typed while offline", "second, typed after"]);
+});
+
+test("messages kept when the session ends go back into the box instead of a reload", () => {
+  const p = joined();
+  p.close(p.socket(), 1006);
+  p.type("I am worried about my urges");
+  p.box.value = "and I was about to say";
+  p.runTimers();
+  const s = p.socket();
+  p.open(s);
+  p.frame(s, Object.assign({}, LIVE, { state: "ended", remaining: null }));
+  assert.strictEqual(p.reloads, 0);
+  assert.strictEqual(p.box.value, "I am worried about my urges\n\nand I was about to say");
+  assert.strictEqual(p.ids["chat-status"].textContent, "Over");
+  p.frame(s, Object.assign({}, LIVE, { state: "ended", remaining: null }));  // said again
+  assert.strictEqual(p.reloads, 0);
+  p.type("one more");
+  assert.strictEqual(p.box.value, "one more");  // stays in the box: nothing is sent any more
+  assert.strictEqual(sends(s).length, 0);
+  assert.deepStrictEqual(p.storage, {});  // and a participant's text never goes to storage
+});
+
+test("with nothing kept, a change of state loads the page", () => {
+  const p = joined();
+  p.frame(p.socket(), Object.assign({}, LIVE, { state: "ended", remaining: null }));
+  assert.strictEqual(p.reloads, 1);
+});
+
+test("a message refused for good comes back even when the box is not empty", () => {
+  const p = joined();
+  p.type("I am worried about my urges");
+  const sent = sends(p.socket())[0];
+  p.box.value = "and another thing";
+  p.frame(p.socket(), { type: "error", code: "invalid", message: "Refused", client_id: sent.client_id });
+  assert.strictEqual(p.box.value, "and another thing\nI am worried about my urges");
+});
+
+test("the other side's typing is forgotten when the connection drops", () => {
+  const p = joined();
+  p.frame(p.socket(), { type: "typing", sender: "therapist", active: true });
+  assert.notStrictEqual(p.ids["chat-typing"].textContent, "");
+  p.close(p.socket(), 1006);
+  assert.strictEqual(p.ids["chat-typing"].textContent, "");
+});
+
+test("a read marker lost with a dying connection is sent again after the reconnect", () => {
+  const p = joined();
+  const s = p.socket();
+  p.frame(s, { type: "message", seq: 1, sender: "therapist", body: "Hello",
+    sent_at: "2026-12-01T10:00:00+00:00", read: null });
+  p.runTimers();  // the marker went out on the old connection, which then died
+  assert.ok(s.sent.some((f) => f.type === "read" && f.seq === 1));
+  p.close(s, 1006);
+  const again = reconnect(p, 1);
+  p.runTimers();
+  assert.ok(again.sent.some((f) => f.type === "read" && f.seq === 1));
+});

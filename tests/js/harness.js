@@ -43,7 +43,7 @@ function page({ role = "participant", state = "live", fetchAnswer = null, probe 
     role, state, socket: "/ws/chat/abc", tYou: "You", tTherapist: "Therapist",
     tParticipant: "Participant", tTyping: "The participant is typing…",
     tTypingTherapist: "The therapist is typing…", tSending: "Sending…", tOffline: "Offline",
-    tRead: "Read", tMinutes: "minutes left", tWarning: "Warning", probe } });
+    tRead: "Read", tMinutes: "minutes left", tWarning: "Warning", tOver: "Over", probe } });
   const log = element("ol");
   const form = element("form");
   const box = element("textarea");
@@ -61,7 +61,8 @@ function page({ role = "participant", state = "live", fetchAnswer = null, probe 
     WebSocket: FakeSocket,
     location: { protocol: "https:", host: "example.org", href: "https://example.org/en/chat/s/abc/",
       reload() { world.reloads += 1; } },
-    crypto: { getRandomValues(a) { return a.fill(7); } },
+    // A new client id each time: two messages with one id would hide every ordering bug.
+    crypto: { getRandomValues(a) { world.idCount = (world.idCount || 0) + 1; return a.fill(world.idCount % 256); } },
     setTimeout(fn, ms) { world.timers.push({ fn, ms }); return world.timers.length; },
     clearTimeout() {},
     setInterval() {},

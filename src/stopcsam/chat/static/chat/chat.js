@@ -16,7 +16,15 @@
   var typingLine = document.getElementById("chat-typing");
   var timer = document.getElementById("chat-timer");
   var lastSeq = 0;
-  var pending = {};  // client id -> body, until acknowledged
+  var pending = {};  // client id -> body, until acknowledged, in the order typed
+  // Kept messages go at most this many at a time, the next as each is answered: the server
+  // takes a burst of 10 messages, and a larger resend after an outage was refused in part,
+  // then sent whole again (a review finding).
+  var AT_ONCE = 8;
+  var sentHere = {};  // client id -> true: sent on this connection, not answered yet
+  var inFlight = 0;
+  var ready = false;  // caught up on this connection: new messages go out in turn
+  var over = false;   // the session ended with messages kept: the page sends no more
   var socket = null;
   var retry = 500;
   var resendTimer = null;  // set while refused messages wait to be sent again
@@ -138,8 +146,15 @@
 
   function flushPending() {
     Object.keys(pending).forEach(function (id) {  // in the order they were typed
-      send({ type: "send", client_id: id, body: pending[id] });
+      if (sentHere[id] || inFlight >= AT_ONCE) { return; }
+      if (send({ type: "send", client_id: id, body: pending[id] })) {
+        sentHere[id] = true;
+        inFlight += 1;
+      }
     });
+  }
+  function answered(id) {
+    if (sentHere[id]) { delete sentHere[id]; inFlight -= 1; }
   }
 
   // The server could not store a message (database outage, or flood throttling) and sent no
@@ -149,6 +164,8 @@
     if (resendTimer !== null) { return; }
     resendTimer = window.setTimeout(function () {
       resendTimer = null;
+      sentHere = {};  // what is still kept goes again, stored once by its client id
+      inFlight = 0;
       flushPending();
     }, resendDelay);
     resendDelay = Math.min(resendDelay * 2, 30000);
@@ -176,22 +193,48 @@
     } catch (e) { /* none */ }
   }
 
+  // The session ended (or was cancelled) with messages still kept: loading the page would
+  // lose them without a word (a review finding). They go back into the box, before what is
+  // being written, to be kept by hand, and the page says to load it again.
+  function giveBackKept(newState) {
+    var kept = Object.keys(pending).map(function (id) { return pending[id]; });
+    pending = {};
+    sentHere = {};
+    inFlight = 0;
+    stopResending();
+    box.value = kept.concat(box.value ? [box.value] : []).join("\n\n");
+    state = newState;
+    over = true;
+    say(t.tOver);
+  }
+
   function onFrame(frame) {
     switch (frame.type) {
       case "state":
-        if (frame.state !== state) { keepDraft(); window.location.reload(); return; }
+        if (frame.state !== state) {
+          if (Object.keys(pending).length && box) { giveBackKept(frame.state); return; }
+          keepDraft(); window.location.reload(); return;
+        }
         showRemaining(frame.remaining);
         if (frame.warning && timer) { timer.classList.add("warning"); }
         showRead(frame.read);
         break;
       case "message": addMessage(frame); showRead(frame.read); break;
-      case "caught_up": flushPending(); markRead(readWanted); break;  // one lost offline
+      case "caught_up":
+        ready = true;
+        retry = 500;  // a connection that works: the next drop is retried soon again
+        flushPending();
+        readSent = 0;  // the last marker may have died with the old connection
+        markRead(readWanted);
+        break;
       case "ack":  // our own message: the server sends no echo (docs/chat-protocol.md)
         if (frame.client_id in pending && frame.sent_at) {
           addMessage({ seq: frame.seq, sender: role, body: pending[frame.client_id],
                        sent_at: frame.sent_at });
         }
         delete pending[frame.client_id];
+        answered(frame.client_id);
+        flushPending();
         resendDelay = 1000;  // the server stores again
         showRead(frame.read);  // the other side's marker may ride on an ack or a message
         if (Object.keys(pending).length === 0) { say(""); }
@@ -215,13 +258,17 @@
         // the frame rate names no client id, so every kept message goes again (stored once).
         if ((frame.code === "unavailable" || frame.code === "rate_limited") &&
             Object.keys(pending).length) {
+          answered(frame.client_id);
           resendLater();
           showWaiting();
           break;
         }
         if (frame.client_id in pending) {  // refused for good: give the text back to edit
-          if (box && !box.value) { box.value = pending[frame.client_id]; }
+          var refused = pending[frame.client_id];
+          if (box) { box.value = box.value ? box.value + "\n" + refused : refused; }
           delete pending[frame.client_id];
+          answered(frame.client_id);
+          flushPending();
         }
         say(frame.message);
         break;
@@ -267,9 +314,13 @@
     var opened = false;
     socket = new WebSocket(scheme + window.location.host + t.socket);
     socket.onopen = function () {
+      // ``retry`` stays as it is until the connection proves itself (caught_up): a server
+      // that accepts and closes at once was tried again every half second (a review finding).
       opened = true;
       failures = 0;
-      retry = 500;
+      sentHere = {};
+      inFlight = 0;
+      ready = false;
       say(Object.keys(pending).length ? t.tSending : "");
       send({ type: "hello", after: lastSeq });
     };
@@ -278,6 +329,8 @@
     };
     socket.onclose = function (event) {
       stopResending();  // caught_up after the reconnect resends what is kept
+      ready = false;
+      if (typingLine) { typingLine.textContent = ""; }  // its "stopped" may never come
       // Signed out, or the session is no longer this person's (docs/chat-protocol.md): what
       // is kept cannot be sent, and the page as it now stands replaces this one.
       if (event.code === 4403 || event.code === 4404) { reloadOnce(); return; }
@@ -304,14 +357,15 @@
       var text = box.value;
       if (!text.trim()) { event.preventDefault(); return; }
       event.preventDefault();
+      if (over) { say(t.tOver); return; }
       var id = newClientId();
       pending[id] = text;
       box.value = "";
-      if (resendTimer === null) {
+      if (ready && resendTimer === null) {
         say(t.tSending);
-        send({ type: "send", client_id: id, body: text });
+        flushPending();  // after any kept before it, never ahead of them
       } else {
-        showWaiting();  // after the messages already waiting, not before them
+        showWaiting();  // sent in turn once connected, after the ones already kept
       }
       send({ type: "typing", active: false });
       typingSent = false;
