@@ -129,7 +129,11 @@ class SessionNote(models.Model):
     session = models.OneToOneField(ChatSession, on_delete=models.CASCADE, related_name="note")
     author = models.ForeignKey(StaffUser, on_delete=models.PROTECT, related_name="+")
     body = EncryptedTextField(context="chat.note.body", blank=True)
-    risk_level = models.CharField(max_length=10, choices=RiskLevel.choices, blank=True)
+    # Sealed like the rest of the note: the level is its most sensitive part (a review
+    # finding: it was the one part in the clear). Nothing queries by it.
+    risk_level = EncryptedTextField(
+        context="chat.note.risk_level", choices=RiskLevel.choices, blank=True
+    )
     risk_notes = EncryptedTextField(context="chat.note.risk", blank=True)
     updated_at = models.DateTimeField()
 

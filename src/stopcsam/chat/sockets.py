@@ -796,7 +796,7 @@ class Connection:
             await in_thread(services.session_expire_if_due, session=self.session)
             await self.refresh_state()
             return
-        if 0 < left <= settings.CHAT_WARNING_SECONDS and not self.warned:  # not in the grace
+        if left <= settings.CHAT_WARNING_SECONDS and not self.warned:
             self.warned = True
             await self.write(encode("warning", remaining=left))
         await self.write(encode("tick", remaining=left))

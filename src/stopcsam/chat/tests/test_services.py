@@ -18,7 +18,7 @@ from stopcsam.chat.exceptions import (
     SessionNotLiveError,
     SessionNotOpenError,
 )
-from stopcsam.chat.models import ChatMessage, ChatSession, SessionState
+from stopcsam.chat.models import ChatMessage, ChatSession, SessionNote, SessionState
 from stopcsam.chat.tests import fakes
 from stopcsam.core import clock
 from stopcsam.core.crypto import TamperedCiphertextError
@@ -453,11 +453,13 @@ def test_notes_and_escalations_are_encrypted_and_audited(live, therapist, therap
     )
     services.escalation_raise(session=live, raised_by=therapist.user, reason="Please review")
     with connection.cursor() as cursor:
-        cursor.execute("SELECT body, risk_notes FROM chat_sessionnote")
+        cursor.execute("SELECT body, risk_notes, risk_level FROM chat_sessionnote")
         row = cursor.fetchone()
         cursor.execute("SELECT reason FROM chat_escalation")
         (reason,) = cursor.fetchone()
     assert "coping" not in row[0] and "minors" not in row[1] and "review" not in reason
+    assert row[2].startswith("v1.") and "low" not in row[2]  # the level too (a review finding)
+    assert SessionNote.objects.get(session=live).get_risk_level_display() == "Low"
     actions = set(AuditEvent.objects.values_list("action", flat=True))
     assert {"chat.note_saved", "chat.escalate"} <= actions
     # The audit log, which outlives the note, holds no clinical content (a review finding).
@@ -466,6 +468,25 @@ def test_notes_and_escalations_are_encrypted_and_audited(live, therapist, therap
         services.note_save(
             session=live, author=therapist_es.user, body="x", risk_level="", risk_notes=""
         )
+
+
+def test_the_migration_seals_the_risk_levels_stored_in_the_clear_and_back(live, therapist):
+    import importlib
+    from types import SimpleNamespace
+
+    step = importlib.import_module("stopcsam.chat.migrations.0004_note_risk_level_sealed")
+    services.note_save(
+        session=live, author=therapist.user, body="A note", risk_level="", risk_notes=""
+    )
+    with connection.cursor() as cursor:  # as the column held it before the migration
+        cursor.execute("UPDATE chat_sessionnote SET risk_level = %s", ["high"])
+    editor = SimpleNamespace(connection=connection)
+    step.seal(None, editor)
+    assert SessionNote.objects.get().risk_level == "high"
+    step.unseal(None, editor)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT risk_level FROM chat_sessionnote")
+        assert cursor.fetchone() == ("high",)
 
 
 def test_the_pseudonym_is_stable_and_keyed(settings, participant):
