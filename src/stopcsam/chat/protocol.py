@@ -8,6 +8,7 @@ frame the server sends against ``SERVER_FRAMES``.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from django.conf import settings
@@ -59,9 +60,19 @@ SERVER_FRAMES: dict[str, Schema] = {
 
 
 class FrameError(ValueError):
-    def __init__(self, code: str) -> None:
+    """A refused frame; ``client_id``: the id of the message it carried, when one is found,
+    so that the client knows which message it was and can give its text back."""
+
+    def __init__(self, code: str, client_id: str | None = None) -> None:
         super().__init__(code)
         self.code = code
+        self.client_id = client_id
+
+
+# A too large frame is not parsed (that is the point of the limit); its client id is looked
+# for in the text: a message refused without one was kept by the browser and sent again on
+# every reconnect, never given back to be shortened (a review finding).
+CLIENT_ID_IN_TEXT = re.compile(r'"client_id"\s*:\s*"([A-Za-z0-9_-]{8,64})"')
 
 
 def conforms(frame: Any, schemas: dict[str, Schema]) -> bool:
@@ -89,13 +100,15 @@ def _field_ok(value: Any, field: Field) -> bool:
 def parse_client_frame(text: str) -> dict[str, Any]:
     """Parse and validate one client frame; raise FrameError with a code on any fault."""
     if len(text.encode("utf-8", "surrogatepass")) > settings.CHAT_MAX_FRAME_BYTES:
-        raise FrameError("too_large")
+        found = CLIENT_ID_IN_TEXT.search(text)
+        raise FrameError("too_large", found.group(1) if found else None)
     try:
         frame = json.loads(text)
     except (ValueError, RecursionError) as exc:  # RecursionError: nesting too deep
         raise FrameError("bad_frame") from exc
     if not conforms(frame, CLIENT_FRAMES):
-        raise FrameError("bad_frame")
+        cid = frame.get("client_id") if isinstance(frame, dict) else None
+        raise FrameError("bad_frame", cid if isinstance(cid, str) else None)
     for name in ("after", "seq"):
         if frame.get(name, 0) < 0:
             raise FrameError("bad_frame")

@@ -471,7 +471,7 @@ class Connection:
         try:
             frame = parse_client_frame(text)
         except FrameError as fault:
-            return ("error", fault.code)
+            return ("refused", fault)
         if frame["type"] == "read":
             self.mark_read(frame["seq"])
         elif frame["type"] == "typing":
@@ -519,6 +519,8 @@ class Connection:
             await self.write_read()
         elif kind == "error":
             await self.refuse(item)
+        elif kind == "refused":
+            await self.refuse(item.code, client_id=item.client_id)
         elif kind == "failed":
             await self.send({"type": "websocket.close", "code": CLOSE_INTERNAL})
             self.open = False

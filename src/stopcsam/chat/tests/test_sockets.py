@@ -358,9 +358,14 @@ def test_bad_frames_get_an_error_frame_and_the_connection_lives_on(live, partici
             "[" * 16_000,  # nested too deep for the JSON parser (a RecursionError)
         ):
             await p.send(bad)
-            assert (await p.until("error"))["code"] == "bad_frame"
+            error = await p.until("error")
+            assert error["code"] == "bad_frame"
+            # The message it was, when there is one: the client gives its text back.
+            sent = isinstance(bad, dict) and bad["type"] == "send"
+            assert error["client_id"] == ("c-participant-1" if sent else None)
         await p.send({"type": "send", "client_id": "c-participant-2", "body": "x" * 20_000})
-        assert (await p.until("error"))["code"] == "too_large"
+        error = await p.until("error")  # the id, though the frame is not parsed (a review finding)
+        assert (error["code"], error["client_id"]) == ("too_large", "c-participant-2")
         await p.send_bytes(b"\x89PNG")
         assert (await p.until("error"))["code"] == "text_only"
         await p.send({"type": "send", "client_id": "c-participant-3", "body": "x" * 4001})
