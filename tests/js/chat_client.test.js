@@ -250,3 +250,13 @@ test("a read marker lost with a dying connection is sent again after the reconne
   p.runTimers();
   assert.ok(again.sent.some((f) => f.type === "read" && f.seq === 1));
 });
+
+test("a time with microseconds is read as milliseconds (older Safari reads no more)", () => {
+  const p = joined({ olderSafari: true });
+  p.frame(p.socket(), { type: "message", seq: 1, sender: "therapist", body: "Hello",
+    sent_at: "2026-12-01T10:00:20.964885+00:00", read: null });
+  const li = p.ids["chat-log"].children[0];
+  const when = li.children.find((c) => c.tagName === "time");
+  assert.strictEqual(when.dateTime, "2026-12-01T10:00:20.964885+00:00");
+  assert.strictEqual(when.textContent, " 10:00");  // in the page's zone (UTC)
+});

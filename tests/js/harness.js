@@ -38,9 +38,9 @@ function matches(node, selector) {
 
 // A page: role and state as the server rendered them; what the page's fetch answers.
 function page({ role = "participant", state = "live", fetchAnswer = null, probe = undefined,
-  storage = {} } = {}) {
+  storage = {}, olderSafari = false } = {}) {
   const root = element("section", { dataset: {
-    role, state, socket: "/ws/chat/abc", tYou: "You", tTherapist: "Therapist",
+    role, state, socket: "/ws/chat/abc", tz: "UTC", tYou: "You", tTherapist: "Therapist",
     tParticipant: "Participant", tTyping: "The participant is typing…",
     tTypingTherapist: "The therapist is typing…", tSending: "Sending…", tOffline: "Offline",
     tRead: "Read", tMinutes: "minutes left", tWarning: "Warning", tOver: "Over", probe } });
@@ -81,7 +81,13 @@ function page({ role = "participant", state = "live", fetchAnswer = null, probe 
     addEventListener(type, listener) { world.documentListeners[type] = listener; } };
   const context = { window, document, WebSocket: FakeSocket, JSON, Object, Math, String,
     parseInt, Uint8Array, Array, Promise, Date: { now: () => world.now }, console };
-  context.Date = class extends Date { static now() { return world.now; } };
+  context.Date = class extends Date {
+    // Older Safari: a time with more than three digits of a second is an Invalid Date.
+    constructor(...args) {
+      if (olderSafari && typeof args[0] === "string" && /\.\d{4,}/.test(args[0])) { super(NaN); } else { super(...args); }
+    }
+    static now() { return world.now; }
+  };
   vm.createContext(context);
   vm.runInContext(SOURCE, context);
   return Object.assign(world, {

@@ -81,7 +81,8 @@
     who.className = "who";
     who.textContent = senderName(frame.sender);
     var when = document.createElement("time");
-    var date = new Date(frame.sent_at);
+    // Microseconds cut to milliseconds: older Safari reads no more than three digits.
+    var date = new Date(String(frame.sent_at).replace(/(\.\d{3})\d+/, "$1"));
     when.dateTime = frame.sent_at;
     when.textContent = " " + clockTime(date);
     var body = document.createElement("p");
