@@ -260,3 +260,26 @@ test("a time with microseconds is read as milliseconds (older Safari reads no mo
   assert.strictEqual(when.dateTime, "2026-12-01T10:00:20.964885+00:00");
   assert.strictEqual(when.textContent, " 10:00");  // in the page's zone (UTC)
 });
+
+test("the timer uses the page's own sentence with the number in place", () => {
+  const p = joined();
+  p.frame(p.socket(), { type: "tick", remaining: 60 });
+  assert.strictEqual(p.ids["chat-timer"].textContent, "Time left: 1 min");
+  p.frame(p.socket(), { type: "warning", remaining: 59 });
+  assert.strictEqual(p.ids["chat-timer"].textContent, "The session ends soon: 1 min left.");
+});
+
+test("only the other side's messages are announced, and no 'Read' marker", () => {
+  const p = joined();
+  const s = p.socket();
+  p.type("I am worried about my urges");
+  const sent = sends(s)[0];
+  p.frame(s, { type: "ack", client_id: sent.client_id, seq: 1, duplicate: false,
+    sent_at: "2026-12-01T10:00:00+00:00", read: null });
+  assert.strictEqual(p.ids["chat-announce"].textContent, "");  // one's own: not announced
+  p.frame(s, { type: "message", seq: 2, sender: "therapist", body: "Thank you for telling me.",
+    sent_at: "2026-12-01T10:01:00+00:00", read: 1 });
+  assert.strictEqual(p.ids["chat-announce"].textContent, "Therapist: Thank you for telling me.");
+  const body = p.ids["chat-log"].children[1].children.find((c) => c.tagName === "p");
+  assert.strictEqual(body.lang, "en");  // the session's language, whatever the page's
+});

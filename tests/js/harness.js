@@ -12,7 +12,8 @@ function element(tag, props) {
   const node = {
     tagName: tag, children: [], dataset: {}, className: "", textContent: "", value: "",
     listeners: {}, parent: null,
-    classList: { names: new Set(), add(name) { this.names.add(name); } },
+    classList: { names: new Set(), add(name) { this.names.add(name); },
+      contains(name) { return this.names.has(name); } },
     appendChild(child) { this.children.push(child); child.parent = this; },
     remove() { if (this.parent) { this.parent.children = this.parent.children.filter((c) => c !== this); } },
     querySelector(selector) { return this.querySelectorAll(selector)[0] || null; },
@@ -43,13 +44,14 @@ function page({ role = "participant", state = "live", fetchAnswer = null, probe 
     role, state, socket: "/ws/chat/abc", tz: "UTC", tYou: "You", tTherapist: "Therapist",
     tParticipant: "Participant", tTyping: "The participant is typing…",
     tTypingTherapist: "The therapist is typing…", tSending: "Sending…", tOffline: "Offline",
-    tRead: "Read", tMinutes: "minutes left", tWarning: "Warning", tOver: "Over", probe } });
+    tRead: "Read", tWarning: "Warning", tOver: "Over", tTimeLeft: "Time left: %N min",
+    tEndsSoon: "The session ends soon: %N min left.", lang: "en", probe } });
   const log = element("ol");
   const form = element("form");
   const box = element("textarea");
   form.appendChild(box);
   const ids = { chat: root, "chat-log": log, compose: form, "chat-status": element("p"),
-    "chat-typing": element("p"), "chat-timer": element("p") };
+    "chat-typing": element("p"), "chat-timer": element("p"), "chat-announce": element("p") };
   const world = { sockets: [], timers: [], reloads: 0, fetches: [], storage, now: 1_000_000,
     box, ids, documentListeners: {} };
   class FakeSocket {

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from django import forms
 from django.conf import settings
@@ -48,6 +49,13 @@ class FeedbackForm(forms.Form):
 
 
 class NoteForm(forms.Form):
+    """On the console beside the message form, whose field is also ``body``: ids of their own
+    (``note_body``), or the label "Private notes" named the reply box (a review finding)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", "note_%s")
+        super().__init__(*args, **kwargs)
+
     body = forms.CharField(
         label=_("Private notes"), required=False, max_length=20000, widget=forms.Textarea
     )

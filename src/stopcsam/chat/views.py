@@ -119,7 +119,9 @@ def participant_session(request: HttpRequest, public_id: str) -> HttpResponseBas
     context.update(_refreshing(request, session))
     # The waiting room refreshes by itself, and into the live page that does too; an ended
     # page never (it would wipe the feedback being chosen).
-    context["auto"] = context["auto"] or session.state == SessionState.WAITING
+    # It can be stopped (WCAG 2.2.1; a review finding): ``auto=0``.
+    waiting = session.state == SessionState.WAITING and request.GET.get("auto") != "0"
+    context["auto"] = context["auto"] or waiting
     context["feedback_form"] = FeedbackForm()
     return render(request, "chat/session.html", context, status=status)
 
@@ -350,7 +352,9 @@ def console_escalate(request: HttpRequest, public_id: str) -> HttpResponseBase:
                 django_messages.success(
                     request, _("A supervisor has been asked to look at this session.")
                 )
-            return redirect(reverse("chat:console", args=[public_id]) + "#escalate")
+            # To the top of the console, where the message is (a review finding: at the
+            # form's anchor it was out of view).
+            return redirect(reverse("chat:console", args=[public_id]))
         except ChatError as error:
             form.add_error(None, str(error.message))
     return _render_console(

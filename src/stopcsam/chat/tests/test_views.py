@@ -704,3 +704,79 @@ def test_the_start_of_a_long_session_is_in_reach_without_javascript(
     start = client.get(earlier.group(1)).content.decode()
     assert ">Line 1<" in start and ">Line 5<" in start and ">Line 6<" not in start
     assert "?before=" not in start  # nothing earlier
+
+
+# --- accessibility, found by a review helper (2026-12-01); each failed on the old pages ------
+
+
+def test_the_consoles_two_body_fields_have_ids_and_labels_of_their_own(
+    live, therapist, staff_client
+):
+    """ "Private notes" labelled the reply box: Enter there went to the participant."""
+    page = staff_client(therapist).get(console_url(live)).content.decode()
+    assert page.count('id="id_body"') == 1 and page.count('id="note_body"') == 1
+    assert '<label for="note_body">Private notes:</label>' in page
+
+
+def test_the_no_js_waiting_room_refresh_can_be_stopped_and_started(
+    book, participant, therapist, participant_client
+):
+    """WCAG 2.2.1: a page that refreshes itself lets the reader stop it."""
+    session = book(participant.participant, therapist.user)
+    services.session_enter(session=session, role="participant")
+    client = participant_client(participant)
+    page = client.get(session_url(session)).content.decode()
+    assert 'http-equiv="refresh"' in page and "Stop refreshing automatically" in page
+    assert 'id="chat-status"' in page  # where a script says what the socket does
+    stopped = client.get(session_url(session) + "?auto=0").content.decode()
+    assert 'http-equiv="refresh"' not in stopped
+    assert "Refresh automatically every few seconds" in stopped
+
+
+def test_the_log_is_no_live_region_and_bodies_carry_the_sessions_language(
+    live, therapist, staff_client
+):
+    """Every "Read" marker and one's own messages were announced from the log; the chat
+    script announces the other side's messages in a region of their own."""
+    services.message_send(
+        session_id=live.pk, sender="participant", client_id="c-lang-0001", body=WORRY
+    )
+    page = staff_client(therapist).get("/de" + console_url(live)[3:]).content.decode()
+    assert '<html lang="de"' in page and live.language == "en"
+    log = re.search(r'<ol class="chat-log"[^>]*>', page).group(0)  # type: ignore[union-attr]
+    assert "aria-live" not in log
+    assert 'id="chat-announce"' in page and f'<p lang="en">{WORRY}</p>' in page
+
+
+def test_every_console_that_opens_a_socket_has_a_status_line(
+    book, participant, therapist, staff_client
+):
+    session = book(participant.participant, therapist.user)
+    page = staff_client(therapist).get(console_url(session)).content.decode()
+    assert 'data-socket="' in page and page.count('id="chat-status"') == 1
+
+
+def test_an_escalation_without_a_supervisor_is_an_alert_where_the_page_lands(
+    live, therapist, staff_client
+):
+    client = staff_client(therapist)
+    response = client.post(
+        reverse("chat:console_escalate", args=[live.public_id]), {"reason": "Please review"}
+    )
+    assert response["Location"] == console_url(live)  # the top, where the message is
+    page = client.get(response["Location"]).content.decode()
+    assert re.search(r'<p class="error" role="alert">[^<]*emergency procedure', page)
+
+
+def test_the_end_confirmation_takes_the_focus(live, therapist, staff_client):
+    page = staff_client(therapist).post(console_url(live), {"action": "end"}).content.decode()
+    assert re.search(r'<button[^>]*value="end"[^>]*autofocus', page)
+
+
+def test_the_spanish_opening_time_reads_as_spanish(
+    book, participant, therapist, participant_client
+):
+    """ "a partir de las 8 de diciembre": the sentence took a whole date (a review finding)."""
+    later = book(participant.participant, therapist.user, starts_in=timedelta(days=7), number=2)
+    page = participant_client(participant).get("/es" + session_url(later)[3:]).content.decode()
+    assert "a partir del " in page and "a partir de las" not in page

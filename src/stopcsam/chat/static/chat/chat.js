@@ -15,6 +15,9 @@
   var statusLine = document.getElementById("chat-status");
   var typingLine = document.getElementById("chat-typing");
   var timer = document.getElementById("chat-timer");
+  // Messages from the other side are announced here, once each: the log itself is no live
+  // region, since every "Read" and one's own message were announced from it (a review finding).
+  var announcer = document.getElementById("chat-announce");
   var lastSeq = 0;
   var pending = {};  // client id -> body, until acknowledged, in the order typed
   // Kept messages go at most this many at a time, the next as each is answered: the server
@@ -87,12 +90,16 @@
     when.textContent = " " + clockTime(date);
     var body = document.createElement("p");
     body.textContent = frame.body;
+    if (t.lang) { body.lang = t.lang; }  // the session's language, whatever the page's
     li.appendChild(who); li.appendChild(when); li.appendChild(body);
     log.appendChild(li);
     log.scrollTop = log.scrollHeight;
     lastSeq = frame.seq;
     if (frame.sender === role && frame.seq <= readUpTo) { markSeen(li); }
     if (frame.sender !== role && role !== "read_along") { markRead(frame.seq); }
+    if (frame.sender !== role && announcer) {
+      announcer.textContent = senderName(frame.sender) + ": " + frame.body;
+    }
   }
 
   // Read markers go only while the page is shown, at most one every half second: after a
@@ -130,10 +137,13 @@
     endsAt = Date.now() + seconds * 1000;
     drawRemaining();
   }
+  // The page's own sentences with the number in place ("%N"): the number and a word joined
+  // here read "1 minutes left" in every language (a review finding).
   function drawRemaining() {
     if (endsAt === null) { return; }
     var minutes = Math.max(0, Math.ceil((endsAt - Date.now()) / 60000));
-    timer.textContent = minutes + " " + t.tMinutes;
+    var sentence = timer.classList.contains("warning") ? t.tEndsSoon : t.tTimeLeft;
+    if (sentence) { timer.textContent = sentence.replace("%N", String(minutes)); }
   }
   window.setInterval(drawRemaining, 5000);
 
@@ -217,7 +227,7 @@
           keepDraft(); window.location.reload(); return;
         }
         showRemaining(frame.remaining);
-        if (frame.warning && timer) { timer.classList.add("warning"); }
+        if (frame.warning && timer) { timer.classList.add("warning"); drawRemaining(); }
         showRead(frame.read);
         break;
       case "message": addMessage(frame); showRead(frame.read); break;
@@ -243,8 +253,8 @@
       case "tick": showRemaining(frame.remaining); break;
       case "warning":
         if (timer) { timer.classList.add("warning"); }
-        say(t.tWarning);
         showRemaining(frame.remaining);
+        say(t.tWarning);
         break;
       case "read": showRead(frame.seq); break;
       case "typing":
