@@ -125,6 +125,18 @@ def _database() -> dict[str, object]:
     if DATABASE_URL:
         config: dict[str, object] = dict(dj_database_url.parse(DATABASE_URL, conn_max_age=60))
         config["CONN_HEALTH_CHECKS"] = True
+        if "postgresql" in str(config.get("ENGINE", "")):
+            # A connection to a server that vanished (a network cut, a failover) is noticed
+            # within half a minute instead of hanging: libpq's connect timeout and TCP
+            # keepalives (the chat writer holds its connection open).
+            config["OPTIONS"] = {
+                "connect_timeout": 5,
+                "keepalives": 1,
+                "keepalives_idle": 10,
+                "keepalives_interval": 5,
+                "keepalives_count": 3,
+                **dict(config.get("OPTIONS") or {}),  # type: ignore[call-overload]
+            }
         return config
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     return {
@@ -358,6 +370,9 @@ CHAT_TICK_SECONDS = env_int("CHAT_TICK_SECONDS", 60)
 CHAT_PING_SECONDS = env_int("CHAT_PING_SECONDS", 60)
 # Under load the chat writer waits up to this long for a batch to gather (chat/writer.py).
 CHAT_WRITER_GATHER_SECONDS = env_int("CHAT_WRITER_GATHER_MS", 8) / 1000
+# A send the writer has not stored by then is answered ``unavailable`` (no ack; the client
+# sends it again with the same client id): a database that hangs left senders unanswered.
+CHAT_STORE_TIMEOUT_SECONDS = env_int("CHAT_STORE_TIMEOUT_SECONDS", 10)
 CHAT_NOJS_REFRESH_SECONDS = env_int("CHAT_NOJS_REFRESH_SECONDS", 5)
 # The other side's read marker rides on the next ack or message to this side, or comes on its
 # own after this long (chat/sockets.py).

@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 
 from stopcsam.accounts.models import StaffUser
@@ -615,8 +615,18 @@ def _store_postgresql(requests: list[SendRequest], tokens: list[str], now: datet
 
 
 def _not_live(session_id: int) -> ChatError:
-    state = ChatSession.objects.filter(pk=session_id).values_list("state", flat=True).first()
+    """Why a message was not stored: ended, or not live yet. Asked after the batch has been
+    stored (on PostgreSQL, committed): a fault here must not turn the stored messages of the
+    batch into errors with no wake-up (a review finding), so it answers "not live"."""
+    try:
+        state = _session_state(session_id)
+    except DatabaseError:
+        return SessionNotLiveError()
     return SessionEndedError() if state in CLOSED_STATES else SessionNotLiveError()
+
+
+def _session_state(session_id: int) -> str | None:
+    return ChatSession.objects.filter(pk=session_id).values_list("state", flat=True).first()
 
 
 def _message_event(stored: StoredMessage) -> dict[str, Any]:

@@ -738,6 +738,10 @@ class Connection:
         self.session = fresh
         if changed:
             await self.emit_state()
+        elif self.peer.role != "read_along":
+            # The other side's marker whose wake-up was lost (Redis away): told as any other
+            # (a review finding: it waited for the next marker to move).
+            self.hold_read(fresh.read_by_other_side(self.peer.role))
         if self.delivered is not None and fresh.last_seq > self.delivered:
             await self.catch_up()
 

@@ -81,10 +81,20 @@ class MessageWriter:
     async def store(
         self, *, session_id: int, sender: str, client_id: str, body: object
     ) -> StoredMessage:
-        """Queue a message for the next group commit; the answer comes once it is stored."""
-        future: asyncio.Future[StoredMessage] = asyncio.get_running_loop().create_future()
+        """Queue a message for the next group commit; the answer comes once it is stored, or
+        ``StorageUnavailableError`` after CHAT_STORE_TIMEOUT_SECONDS: a database that hung
+        (a frozen server, a cut the network did not report) left the sender unanswered for
+        good (a review finding). The message may still be stored later: the client's resend
+        with the same client id then finds it."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[StoredMessage] = loop.create_future()
         self.jobs.put(SendJob(session_id, sender, client_id, body, future))
-        return await future
+        # A timer, not asyncio.wait_for: that would be a task more per message.
+        timer = loop.call_later(settings.CHAT_STORE_TIMEOUT_SECONDS, _too_late, future)
+        try:
+            return await future
+        finally:
+            timer.cancel()
 
     def mark_read(self, mark: ReadMark) -> None:
         """Leave a read marker for the writer's next flush. A browser marks every message it
@@ -175,6 +185,18 @@ class MessageWriter:
         except Exception as fault:  # never let a marker stop the thread that stores messages
             logger.error("chat writer: %s; read markers dropped", fault_summary(fault))
 
+    def commit_again(self, requests: list[SendRequest]) -> list[StoredMessage | ChatError]:
+        self.leave_checkpoints()  # the fresh connection's own checkpoints off too (SQLite)
+        try:
+            return list(messages_send(requests=requests))
+        except DataError:
+            db_connection.close()
+            return [_alone(request) for request in requests]
+        except DatabaseError:
+            logger.warning("chat writer: the database refused a batch; senders get an error")
+            db_connection.close()  # the next batch opens a fresh connection
+            return [StorageUnavailableError() for _ in requests]
+
     def commit(self, batch: list[SendJob]) -> None:
         requests = [SendRequest(j.session_id, j.sender, j.client_id, j.body) for j in batch]
         results: list[StoredMessage | ChatError]
@@ -187,9 +209,13 @@ class MessageWriter:
             db_connection.close()
             results = [_alone(request) for request in requests]
         except DatabaseError:
-            logger.warning("chat writer: the database refused a batch; senders get an error")
-            results = [StorageUnavailableError() for _ in batch]
-            db_connection.close()  # the next batch opens a fresh connection
+            # Once more, on a fresh connection: a connection the server dropped while it sat
+            # idle (a restart, a timeout) failed the first batch after it, and a message that
+            # another process was committing under the same client id (a unique key clash)
+            # or a deadlock failed every sender of the batch (review findings). The batch is
+            # idempotent by client id, so storing it again never stores a message twice.
+            db_connection.close()
+            results = self.commit_again(requests)
         except Exception as fault:  # a fault of ours: it must not stop the thread
             logger.error("chat writer: %s; each message is tried alone", fault_summary(fault))
             db_connection.close()
@@ -201,6 +227,11 @@ class MessageWriter:
         for loop, answers in by_loop.items():
             with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
                 loop.call_soon_threadsafe(_settle, answers)
+
+
+def _too_late(future: asyncio.Future[StoredMessage]) -> None:
+    if not future.done():
+        future.set_exception(StorageUnavailableError())
 
 
 def _alone(request: SendRequest) -> StoredMessage | ChatError:

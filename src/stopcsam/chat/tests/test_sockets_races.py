@@ -353,3 +353,33 @@ def test_a_frame_whose_type_is_not_a_string_gets_bad_frame_and_the_connection_li
     frame = asyncio.run(scenario())
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert (frame.get("code"), errors) == ("bad_frame", []), f"got {frame}; logged {errors}"
+
+
+def test_a_read_marker_whose_wake_up_was_lost_reaches_the_page_with_the_resync(
+    settings, live, participant, cookies
+):
+    """Redis away: the other side's marker was stored, its wake-up lost. The resync after
+    Redis came back re-read the session but never told the marker (a review finding)."""
+    from stopcsam.chat.hub import get_hub
+    from stopcsam.chat.models import ChatSession
+
+    settings.CHAT_READ_HOLD_SECONDS = 0.1
+    pc = cookies[0](participant)
+
+    async def scenario() -> list[dict]:
+        p = await joined(live, pc)
+        await p.send({"type": "send", "client_id": "c-participant-1", "body": WORRY})
+        await p.until("ack")
+        await asyncio.to_thread(
+            lambda: ChatSession.objects.filter(pk=live.pk).update(therapist_read_seq=1)
+        )
+        get_hub().publish(live.pk, {"t": "resync"})  # what every socket gets once Redis is back
+        frames = []
+        with contextlib.suppress(TimeoutError):
+            while True:
+                frames.append(await p.receive(timeout=1))
+        await p.close()
+        return frames
+
+    frames = asyncio.run(scenario())
+    assert {"type": "read", "sender": "therapist", "seq": 1} in frames

@@ -251,3 +251,104 @@ def test_the_gathering_time_grows_with_the_last_batch_up_to_the_setting(settings
     step = writer.GATHER_PER_MESSAGE
     waits = [writer.gathering_time(last) for last in (0, 1, 2, 3, 1000)]
     assert waits == pytest.approx([0, 0, step, 2 * step, 0.008])
+
+
+# --- the scaled path's faults, found by a review helper (2026-12-01) --------------------------
+
+
+def test_a_send_the_database_does_not_answer_in_time_gets_unavailable(
+    live: ChatSession, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    """A database that hangs (a frozen server, a cut nobody reported) left the sender with
+    neither an ack nor an error, and its connection with it."""
+    from stopcsam.chat.exceptions import StorageUnavailableError
+
+    settings.CHAT_STORE_TIMEOUT_SECONDS = 0.3
+    release = threading.Event()
+    real = writer.messages_send
+
+    def hangs(*, requests: list[services.SendRequest]) -> list[Any]:
+        release.wait(10)
+        return real(requests=requests)
+
+    monkeypatch.setattr(writer, "messages_send", hangs)
+    store = writer.MessageWriter()
+
+    async def send() -> Any:
+        return await store.store(
+            session_id=live.pk, sender="participant", client_id="c-hang-0001", body="Hello"
+        )
+
+    started = time.monotonic()
+    with pytest.raises(StorageUnavailableError):
+        asyncio.run(send())
+    assert time.monotonic() - started < 3
+    release.set()  # stored after all: the resend with the same client id will find it
+    store.jobs.put(None)
+    store.thread.join(timeout=10)
+    assert live.messages.filter(client_id="c-hang-0001").count() == 1
+
+
+@pytest.mark.parametrize("fault", ["OperationalError", "IntegrityError"])
+def test_a_batch_the_database_refused_once_is_stored_on_a_fresh_connection(
+    fault: str, live: ChatSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection the server dropped while idle failed the first batch after it; a clash
+    with another process committing the same client id failed every sender of the batch."""
+    import django.db
+
+    real = writer.messages_send
+    calls: list[int] = []
+
+    def once(*, requests: list[services.SendRequest]) -> list[Any]:
+        calls.append(len(requests))
+        if len(calls) == 1:
+            raise getattr(django.db, fault)("the server closed the connection")
+        return real(requests=requests)
+
+    monkeypatch.setattr(writer, "messages_send", once)
+    store = writer.MessageWriter()
+
+    async def send() -> Any:
+        return await store.store(
+            session_id=live.pk, sender="participant", client_id="c-again-0001", body="Hello"
+        )
+
+    try:
+        stored = asyncio.run(send())
+    finally:
+        store.jobs.put(None)
+        store.thread.join(timeout=10)
+    assert (stored.seq, calls) == (1, [1, 1])
+    assert live.messages.count() == 1
+
+
+def test_a_fault_after_the_store_leaves_the_stored_messages_stored_and_woken(
+    live: ChatSession, book: Any, participant: Any, therapist: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL the batch has committed when the reason for a refused message is looked
+    up: a fault there turned every sender's stored message into an error, with no wake-up."""
+    from unittest import mock
+
+    from django.db import OperationalError
+
+    from stopcsam.chat.exceptions import SessionNotLiveError
+
+    scheduled = book(participant.participant, therapist.user)
+
+    def down(session_id: int) -> str:
+        raise OperationalError("the connection dropped")
+
+    monkeypatch.setattr(services, "_session_state", down)
+    hub = mock.Mock()
+    with mock.patch.object(services, "get_hub", return_value=hub):
+        stored, refused = services.messages_send(
+            requests=[
+                services.SendRequest(live.pk, "participant", "c-after-0001", "Hello"),
+                services.SendRequest(scheduled.pk, "participant", "c-after-0002", "Hello"),
+            ]
+        )
+    assert isinstance(stored, services.StoredMessage) and stored.seq == 1
+    assert isinstance(refused, SessionNotLiveError)
+    (events,) = hub.publish_many.call_args.args
+    assert [session_id for session_id, _ in events] == [live.pk]
