@@ -325,7 +325,8 @@ def console_notes(request: HttpRequest, public_id: str) -> HttpResponseBase:
     if access == selectors.THERAPIST and form.is_valid():
         try:
             services.note_save(session=session, author=request.user, **form.cleaned_data)  # type: ignore[arg-type]
-            return redirect(reverse("chat:console", args=[public_id]) + "#notes")
+            # Said beside the form it answers (a message at the top would be out of view).
+            return redirect(reverse("chat:console", args=[public_id]) + "?saved=notes#notes")
         except ChatError as error:
             form.add_error(None, str(error.message))
     return _render_console(request, session, access, MessageForm(), status=400, note_form=form)
@@ -391,5 +392,6 @@ def escalations(request: HttpRequest) -> HttpResponseBase:
         if chosen is None:
             raise Http404
         services.escalation_resolve(escalation=chosen, supervisor=request.user)  # type: ignore[arg-type]
+        django_messages.success(request, _("The escalation is marked as handled."))
         return redirect("chat:escalations")
     return render(request, "chat/escalations.html", {"escalations": open_ones})

@@ -329,8 +329,12 @@ def test_a_supervisor_of_the_site_sees_and_handles_escalations(
         "Please review"
         not in staff_client(therapist_es).get(reverse("chat:escalations")).content.decode()
     )
+    assert re.search(r'<h2 id="escalation-\d+">Study ID ', page)  # each one a heading
     escalation = live.escalations.get()
-    as_supervisor.post(reverse("chat:escalations"), {"escalation": escalation.pk})
+    handled = as_supervisor.post(
+        reverse("chat:escalations"), {"escalation": escalation.pk}, follow=True
+    )
+    assert "The escalation is marked as handled." in handled.content.decode()  # said so
     escalation.refresh_from_db()
     assert escalation.resolved_at is not None
     assert AuditEvent.objects.filter(action="chat.escalation_resolved").count() == 1
@@ -780,3 +784,15 @@ def test_the_spanish_opening_time_reads_as_spanish(
     later = book(participant.participant, therapist.user, starts_in=timedelta(days=7), number=2)
     page = participant_client(participant).get("/es" + session_url(later)[3:]).content.decode()
     assert "a partir del " in page and "a partir de las" not in page
+
+
+def test_saved_notes_are_confirmed_beside_the_form(live, therapist, staff_client):
+    client = staff_client(therapist)
+    response = client.post(
+        reverse("chat:console_notes", args=[live.public_id]),
+        {"body": "Discussed a coping plan", "risk_level": "low", "risk_notes": ""},
+    )
+    assert response["Location"] == console_url(live) + "?saved=notes#notes"
+    page = client.get(response["Location"].split("#")[0]).content.decode()
+    notes = page[page.index('id="notes"') :]
+    assert '<p class="notice" role="status">Notes saved.</p>' in notes[:400]
