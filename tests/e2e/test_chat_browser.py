@@ -63,6 +63,18 @@ def therapist_state(chat_server: RunningServer, browser: Any, tmp_path_factory: 
     return path
 
 
+def reload_quietly(page: Any) -> None:
+    """Load the page again; the no-JS page's own refresh may be navigating at that moment,
+    which aborts the reload (net::ERR_ABORTED): the next round checks again."""
+    from playwright.sync_api import Error
+
+    try:
+        page.reload()
+    except Error as fault:
+        if "ERR_ABORTED" not in str(fault) and "detached" not in str(fault):
+            raise
+
+
 def eventually(check: Callable[[], bool], refresh: Callable[[], Any], seconds: float = 20) -> None:
     deadline = time.monotonic() + seconds
     while not check():
@@ -157,7 +169,7 @@ def test_a_full_session(
     if javascript:
         ended.wait_for(timeout=10_000)
     else:
-        eventually(ended.is_visible, participant.reload)
+        eventually(ended.is_visible, lambda: reload_quietly(participant))
     participant.get_by_label("Helpful", exact=True).check()
     participant.get_by_role("button", name="Send feedback").click()
     # Back on the session's own page (a redirect): the thanks, and the way to the sessions.

@@ -408,7 +408,10 @@ def test_a_send_during_a_database_outage_gets_an_error_and_no_ack(cluster: Clust
             assert (error["code"], error["client_id"]) == ("unavailable", "outage-0002")
         await participant.send(json.dumps(second))  # the client sends it again, same id
         ack = await until(participant, "ack", 20)
-        assert (ack["seq"], ack["duplicate"]) == (2, False)
+        # Stored once either way: on SQLite the writer may still get the lock after its
+        # sender was answered (CHAT_STORE_TIMEOUT_SECONDS before the 20 s lock timeout), and
+        # the resend then finds the message (a duplicate); or the resend stores it.
+        assert ack["seq"] == 2
         got = await until(therapist, "message", 10)
         assert (got["seq"], got["body"]) == (2, "Are you still there?")
         await participant.close()
