@@ -107,7 +107,7 @@ test("the therapist's unsent reply survives saving notes, once, in that tab", ()
   const storage = {};
   const p = joined({ role: "therapist", storage });
   p.box.value = "How have the last days been?";
-  p.documentListeners.submit({ target: { id: "notes-form" } });  // the notes form
+  p.documentListeners.submit({ target: { dataset: { keepsDraft: "" } } });  // the notes form
   const again = page({ role: "therapist", storage });
   assert.strictEqual(again.box.value, "How have the last days been?");
   assert.deepStrictEqual(storage, {});  // put back once, then gone
@@ -123,13 +123,28 @@ test("sending the reply itself keeps no draft", () => {
   assert.deepStrictEqual(storage, {});
 });
 
-test("the therapist's reply survives the reload of a change of state", () => {
+test("the therapist's reply survives the reload when the session begins", () => {
+  const storage = {};
+  const p = page({ role: "therapist", state: "waiting", storage });
+  p.open(p.socket());
+  p.box.value = "Shall we begin?";
+  p.frame(p.socket(), Object.assign({}, LIVE, { role: "therapist" }));  // admitted: live
+  assert.strictEqual(p.reloads, 1);
+  assert.strictEqual(page({ role: "therapist", storage }).box.value, "Shall we begin?");
+});
+
+test("no draft is kept for an ended session, nor for signing out, and an ended page drops one", () => {
   const storage = {};
   const p = joined({ role: "therapist", storage });
   p.box.value = "Shall we begin?";
-  p.frame(p.socket(), { type: "state", state: "ended" });
+  p.documentListeners.submit({ target: { dataset: {} } });  // the log-out form: not marked
+  assert.deepStrictEqual(storage, {});
+  p.frame(p.socket(), Object.assign({}, LIVE, { role: "therapist", state: "ended" }));
   assert.strictEqual(p.reloads, 1);
-  assert.strictEqual(page({ role: "therapist", storage }).box.value, "Shall we begin?");
+  assert.deepStrictEqual(storage, {});  // it would stay in the tab's storage for good
+  storage["chat-draft:/ws/chat/abc"] = "left by an older page";
+  page({ role: "therapist", state: "ended", storage });
+  assert.deepStrictEqual(storage, {});
 });
 
 test("a participant's text never goes into the browser's storage", () => {
@@ -205,13 +220,17 @@ test("messages kept when the session ends go back into the box instead of a relo
   p.open(s);
   p.frame(s, Object.assign({}, LIVE, { state: "ended", remaining: null }));
   assert.strictEqual(p.reloads, 0);
-  assert.strictEqual(p.box.value, "I am worried about my urges\n\nand I was about to say");
+  const again = sends(s);  // once more: it may have been stored, its ack lost
+  assert.deepStrictEqual(again.map((f) => f.body), ["I am worried about my urges"]);
+  p.frame(s, { type: "error", code: "ended", message: "Ended", client_id: again[0].client_id });
+  assert.strictEqual(p.box.value, "and I was about to say\nI am worried about my urges");
   assert.strictEqual(p.ids["chat-status"].textContent, "Over");
+  assert.strictEqual(p.reloads, 0);
   p.frame(s, Object.assign({}, LIVE, { state: "ended", remaining: null }));  // said again
   assert.strictEqual(p.reloads, 0);
   p.type("one more");
   assert.strictEqual(p.box.value, "one more");  // stays in the box: nothing is sent any more
-  assert.strictEqual(sends(s).length, 0);
+  assert.strictEqual(sends(s).length, 1);
   assert.deepStrictEqual(p.storage, {});  // and a participant's text never goes to storage
 });
 
@@ -282,4 +301,47 @@ test("only the other side's messages are announced, and no 'Read' marker", () =>
   assert.strictEqual(p.ids["chat-announce"].textContent, "Therapist: Thank you for telling me.");
   const body = p.ids["chat-log"].children[1].children.find((c) => c.tagName === "p");
   assert.strictEqual(body.lang, "en");  // the session's language, whatever the page's
+});
+
+test("a kept message stored before the end (its ack lost) is not given back as unsent", () => {
+  const p = joined();
+  p.type("I am worried about my urges");
+  const first = sends(p.socket())[0];
+  p.close(p.socket(), 1006);  // stored, but the ack died with the connection
+  p.runTimers();
+  const s = p.socket();
+  p.open(s);
+  p.frame(s, Object.assign({}, LIVE, { state: "ended", remaining: null }));
+  assert.strictEqual(sends(s)[0].client_id, first.client_id);
+  p.frame(s, { type: "ack", client_id: first.client_id, seq: 1, duplicate: true, sent_at: null,
+    read: null });
+  assert.strictEqual(p.box.value, "");
+  assert.strictEqual(p.reloads, 1);  // nothing left to give back: the ended page
+});
+
+test("an ack during the back-off does not send the refused messages before their time", () => {
+  const p = joined();
+  const s = p.socket();
+  p.type("one");
+  p.type("two");
+  const [one, two] = sends(s);
+  p.frame(s, { type: "error", code: "unavailable", message: "Later", client_id: two.client_id });
+  p.type("three");
+  p.frame(s, { type: "ack", client_id: one.client_id, seq: 1, duplicate: false,
+    sent_at: "2026-12-01T10:00:00+00:00", read: null });
+  assert.strictEqual(sends(s).length, 2);  // "two" and "three" wait for the timer
+  p.runTimers();
+  assert.deepStrictEqual(sends(s).slice(2).map((f) => f.body), ["two", "three"]);
+});
+
+test("after the back-off, still no more than eight messages go unanswered", () => {
+  const p = joined();
+  const s = p.socket();
+  for (let n = 0; n < 10; n += 1) { p.type(`message number ${n}`); }
+  assert.strictEqual(sends(s).length, 8);
+  const refused = sends(s)[7];
+  p.frame(s, { type: "error", code: "rate_limited", message: "Slow down", client_id: refused.client_id });
+  p.runTimers();
+  assert.strictEqual(sends(s).length, 9);  // only the refused one, in its place: 8 unanswered
+  assert.strictEqual(sends(s)[8].client_id, refused.client_id);
 });

@@ -762,14 +762,18 @@ def _lock_unshredded(session: ChatSession) -> None:
     transcript retention has deleted: a note or escalation stored then would outlive every
     later run of it. Checked under the lock, so a shred that commits meanwhile is seen (a
     review finding: checked before the transaction, a note saved during the shred stayed)."""
-    shredded = (
+    if _lock_session(session) is not None:
+        raise SessionShreddedError
+
+
+def _lock_session(session: ChatSession) -> datetime | None:
+    """Lock the session's row until the transaction ends; return when it was shredded."""
+    return (
         ChatSession.objects.select_for_update()
         .filter(pk=session.pk)
         .values_list("shredded_at", flat=True)
         .first()
     )
-    if shredded is not None:
-        raise SessionShreddedError
 
 
 def escalation_resolve(*, escalation: Escalation, supervisor: StaffUser) -> None:
@@ -788,14 +792,22 @@ def escalation_resolve(*, escalation: Escalation, supervisor: StaffUser) -> None
 
 
 def session_shred(*, session: ChatSession, actor: str) -> None:
-    """Delete the transcript, notes and escalations of a session (retention)."""
+    """Delete the transcript, notes and escalations of a session (retention). The session's
+    row is locked first, as a note or an escalation locks it first: one saved meanwhile waits
+    and then sees the shred (a review finding: locked last, a note inserted after the notes
+    were deleted outlived retention, and the two orders could deadlock)."""
     with transaction.atomic():
-        session.messages.all().delete()
-        SessionNote.objects.filter(session=session).delete()
-        session.escalations.all().delete()
+        _lock_session(session)
+        _delete_content(session)
         ChatSession.objects.filter(pk=session.pk).update(shredded_at=clock.now())
         audit_record(actor=actor, action="chat.shred", subject=session.audit_ref)
         forget_deleted()
+
+
+def _delete_content(session: ChatSession) -> None:
+    session.messages.all().delete()
+    SessionNote.objects.filter(session=session).delete()
+    session.escalations.all().delete()
 
 
 def sessions_shred_expired(*, dry_run: bool = False) -> int:

@@ -41,7 +41,7 @@ from stopcsam.chat.exceptions import (
 )
 from stopcsam.chat.hub import EVERYONE, get_hub
 from stopcsam.chat.models import ChatSession, Sender, SessionState
-from stopcsam.chat.protocol import FrameError, encode, parse_client_frame
+from stopcsam.chat.protocol import CLIENT_ID_IN_TEXT, FrameError, encode, parse_client_frame
 from stopcsam.chat.writer import get_readers, get_writer
 from stopcsam.core import clock, crypto
 
@@ -465,7 +465,10 @@ class Connection:
         and typing indicators write nothing here and are passed on at once. A browser marks
         each message it shows as read, so that is a frame per message (bench/chat.py)."""
         if not self.frames.take():  # first: binary frames count too (a review finding)
-            return ("error", "rate_limited")
+            # A refused send names its message, so that the client sends that one again, not
+            # every message it has in flight (found in the text; the frame is not parsed).
+            found = CLIENT_ID_IN_TEXT.search(text) if text else None
+            return ("refused", FrameError("rate_limited", found.group(1) if found else None))
         if text is None:
             return ("error", "text_only")
         try:

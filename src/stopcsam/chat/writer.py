@@ -74,6 +74,7 @@ class MessageWriter:
         self.marks_told = False
         self.marks_lock = threading.Lock()
         self.raw: object = None  # the sqlite3 connection whose own checkpoints are off
+        self.busy_since: float | None = None  # when the batch being stored began
         self.checkpointer = Checkpointer() if db_connection.vendor == "sqlite" else None
         self.thread = threading.Thread(target=self.run, name="chat-writer", daemon=True)
         self.thread.start()
@@ -86,6 +87,13 @@ class MessageWriter:
         (a frozen server, a cut the network did not report) left the sender unanswered for
         good (a review finding). The message may still be stored later: the client's resend
         with the same client id then finds it."""
+        stuck = self.busy_since
+        if stuck is not None and time.monotonic() - stuck > settings.CHAT_STORE_TIMEOUT_SECONDS:
+            # The writer has been held up by the database for longer than a sender waits:
+            # this one is answered at once, not after its own wait (a connection answers its
+            # client's frames in turn, so eight of them waited 10, 20 ... 80 s; a review
+            # finding).
+            raise StorageUnavailableError
         loop = asyncio.get_running_loop()
         future: asyncio.Future[StoredMessage] = loop.create_future()
         self.jobs.put(SendJob(session_id, sender, client_id, body, future))
@@ -154,7 +162,11 @@ class MessageWriter:
             last = len(sends)
             self.leave_checkpoints()
             if sends:
-                self.commit(sends)
+                self.busy_since = time.monotonic()
+                try:
+                    self.commit(sends)
+                finally:
+                    self.busy_since = None
             if due is None and len(sends) < len(batch):  # the first marker of a flush came
                 due = time.monotonic() + READ_MARK_DELAY
             if due is not None and time.monotonic() >= due:
@@ -209,14 +221,21 @@ class MessageWriter:
             logger.warning("chat writer: the database refused a value; each message is tried alone")
             db_connection.close()
             results = [_alone(request) for request in requests]
-        except DatabaseError:
-            # Once more, on a fresh connection: a connection the server dropped while it sat
-            # idle (a restart, a timeout) failed the first batch after it, and a message that
-            # another process was committing under the same client id (a unique key clash)
-            # or a deadlock failed every sender of the batch (review findings). The batch is
-            # idempotent by client id, so storing it again never stores a message twice.
+        except DatabaseError as fault:
             db_connection.close()
-            results = self.commit_again(requests)
+            if db_connection.vendor == "sqlite" and "locked" in str(fault):
+                # Another process held the lock for the whole busy timeout (20 s): waiting
+                # that long once more would hold up every other session's messages too.
+                logger.warning("chat writer: the database stayed locked; senders get an error")
+                results = [StorageUnavailableError() for _ in batch]
+            else:
+                # Once more, on a fresh connection: a connection the server dropped while it
+                # sat idle (a restart, a timeout) failed the first batch after it, and a
+                # message that another process was committing under the same client id (a
+                # unique key clash) or a deadlock failed every sender of the batch (review
+                # findings). The batch is idempotent by client id: storing it again never
+                # stores a message twice.
+                results = self.commit_again(requests)
         except Exception as fault:  # a fault of ours: it must not stop the thread
             logger.error("chat writer: %s; each message is tried alone", fault_summary(fault))
             db_connection.close()

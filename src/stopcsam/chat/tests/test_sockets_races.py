@@ -383,3 +383,22 @@ def test_a_read_marker_whose_wake_up_was_lost_reaches_the_page_with_the_resync(
 
     frames = asyncio.run(scenario())
     assert {"type": "read", "sender": "therapist", "seq": 1} in frames
+
+
+def test_a_send_refused_for_the_frame_rate_names_its_message(live, participant, cookies):
+    """So that the client sends that one again, not every message it has in flight (a review
+    finding: the resend of everything went past the allowance again)."""
+    pc = cookies[0](participant)
+
+    async def scenario() -> dict:
+        p = await joined(live, pc)
+        for _ in range(45):  # the frame allowance (burst 40) used up by pings
+            await p.send({"type": "ping"})
+        await p.send({"type": "send", "client_id": "c-frame-0001", "body": WORRY})
+        while (frame := await p.receive())["type"] != "error" or frame["client_id"] is None:
+            pass
+        await p.close()
+        return frame
+
+    frame = asyncio.run(scenario())
+    assert (frame["code"], frame["client_id"]) == ("rate_limited", "c-frame-0001")

@@ -352,3 +352,37 @@ def test_a_fault_after_the_store_leaves_the_stored_messages_stored_and_woken(
     assert isinstance(refused, SessionNotLiveError)
     (events,) = hub.publish_many.call_args.args
     assert [session_id for session_id, _ in events] == [live.pk]
+
+
+def test_while_the_writer_is_held_up_past_the_timeout_a_send_is_answered_at_once(
+    live: ChatSession, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    """A connection answers its client's frames in turn: with a hung database, eight sends
+    in flight were answered after 10, 20 ... 80 s (a review finding)."""
+    from stopcsam.chat.exceptions import StorageUnavailableError
+
+    settings.CHAT_STORE_TIMEOUT_SECONDS = 0.3
+    release = threading.Event()
+    real = writer.messages_send
+
+    def hangs(*, requests: list[services.SendRequest]) -> list[Any]:
+        release.wait(10)
+        return real(requests=requests)
+
+    monkeypatch.setattr(writer, "messages_send", hangs)
+    store = writer.MessageWriter()
+
+    async def send(cid: str) -> Any:
+        return await store.store(session_id=live.pk, sender="participant", client_id=cid, body="Hi")
+
+    with pytest.raises(StorageUnavailableError):
+        asyncio.run(send("c-stuck-0001"))  # waits its 0.3 s
+    started = time.monotonic()
+    with pytest.raises(StorageUnavailableError):
+        asyncio.run(send("c-stuck-0002"))
+    assert time.monotonic() - started < 0.2  # at once
+    release.set()
+    store.jobs.put(None)
+    store.thread.join(timeout=10)
+    assert store.busy_since is None
+    assert list(live.messages.values_list("client_id", flat=True)) == ["c-stuck-0001"]

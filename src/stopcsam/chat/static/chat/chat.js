@@ -28,6 +28,7 @@
   var inFlight = 0;
   var ready = false;  // caught up on this connection: new messages go out in turn
   var over = false;   // the session ended with messages kept: the page sends no more
+  var givenBack = false;  // ... and some came back refused, into the box
   var socket = null;
   var retry = 500;
   var resendTimer = null;  // set while refused messages wait to be sent again
@@ -49,6 +50,12 @@
     } catch (e) {
       return ("0" + date.getHours()).slice(-2) + ":" + ("0" + date.getMinutes()).slice(-2);
     }
+  }
+
+  // "Notes saved." is said once: a later reload (a change of state) would say it again.
+  if (/[?&]saved=/.test(String(window.location.search)) && window.history &&
+      window.history.replaceState) {
+    window.history.replaceState(null, "", window.location.pathname + window.location.hash);
   }
 
   if (log) {
@@ -169,15 +176,13 @@
   }
 
   // The server could not store a message (database outage, or flood throttling) and sent no
-  // ack: send every kept message again later, with the same client ids, so each is stored once.
+  // ack: send the refused messages again later, with the same client ids, so each is stored once.
   // A reconnect resends them anyway (on caught_up), so the timer runs only while connected.
   function resendLater() {
     if (resendTimer !== null) { return; }
     resendTimer = window.setTimeout(function () {
       resendTimer = null;
-      sentHere = {};  // what is still kept goes again, stored once by its client id
-      inFlight = 0;
-      flushPending();
+      flushPending();  // the refused ones (each refusal names its message), at most 8 unanswered
     }, resendDelay);
     resendDelay = Math.min(resendDelay * 2, 30000);
   }
@@ -190,7 +195,7 @@
   // The console's other forms (notes, risk assessment, escalation) and a change of state load
   // the page again: the reply the therapist was writing is kept for that one load, in this
   // tab only, and put back. A participant's text never goes into the browser's storage.
-  var draftKey = "chat-draft:" + t.socket;
+  var draftKey = "chat-draft:" + String(t.socket).split("?")[0];  // whatever the language
   function keepDraft() {
     if (role !== "therapist" || !box || !box.value) { return; }
     try { window.sessionStorage.setItem(draftKey, box.value); } catch (e) { /* none */ }
@@ -207,24 +212,33 @@
   // The session ended (or was cancelled) with messages still kept: loading the page would
   // lose them without a word (a review finding). They go back into the box, before what is
   // being written, to be kept by hand, and the page says to load it again.
-  function giveBackKept(newState) {
-    var kept = Object.keys(pending).map(function (id) { return pending[id]; });
-    pending = {};
-    sentHere = {};
-    inFlight = 0;
-    stopResending();
-    box.value = kept.concat(box.value ? [box.value] : []).join("\n\n");
+  // Some may have been stored already, their acks lost with a connection: each goes once
+  // more, and the server answers a stored one with its ack (a duplicate) and the others with
+  // a refusal, which puts their text back into the box (a review finding: all of them were
+  // given back as unsent). Once none is left and nothing came back, the page loads again.
+  function ending(newState) {
     state = newState;
     over = true;
+    givenBack = false;
+    stopResending();
+    sentHere = {};
+    inFlight = 0;
     say(t.tOver);
+    flushPending();
+  }
+  function endingDone() {
+    if (over && !givenBack && Object.keys(pending).length === 0) { window.location.reload(); }
   }
 
   function onFrame(frame) {
     switch (frame.type) {
       case "state":
         if (frame.state !== state) {
-          if (Object.keys(pending).length && box) { giveBackKept(frame.state); return; }
-          keepDraft(); window.location.reload(); return;
+          if (Object.keys(pending).length && box) { ending(frame.state); return; }
+          // A draft is kept for a page that still takes it (the session began), never for
+          // an ended one, which would leave it in the tab's storage for good.
+          if (frame.state === "live" || frame.state === "waiting") { keepDraft(); }
+          window.location.reload(); return;
         }
         showRemaining(frame.remaining);
         if (frame.warning && timer) { timer.classList.add("warning"); drawRemaining(); }
@@ -245,8 +259,9 @@
         }
         delete pending[frame.client_id];
         answered(frame.client_id);
-        flushPending();
+        if (resendTimer === null) { flushPending(); }  // refused ones wait for their turn
         resendDelay = 1000;  // the server stores again
+        endingDone();
         showRead(frame.read);  // the other side's marker may ride on an ack or a message
         if (Object.keys(pending).length === 0) { say(""); }
         break;
@@ -279,9 +294,10 @@
           if (box) { box.value = box.value ? box.value + "\n" + refused : refused; }
           delete pending[frame.client_id];
           answered(frame.client_id);
+          givenBack = true;
           flushPending();
         }
-        say(frame.message);
+        say(over ? t.tOver : frame.message);
         break;
       default: break;
     }
@@ -355,14 +371,19 @@
     };
   }
 
-  // An ended or cancelled session has nothing live to show: the page is the whole of it.
-  if (state === "ended" || state === "cancelled") { return; }
+  // An ended or cancelled session has nothing live to show: the page is the whole of it. A
+  // draft kept for it (by an older page) goes.
+  if (state === "ended" || state === "cancelled") {
+    try { window.sessionStorage.removeItem(draftKey); } catch (e) { /* none */ }
+    return;
+  }
 
   var box = form ? form.querySelector("textarea") : null;
   if (form) {
     restoreDraft();
-    document.addEventListener("submit", function (event) {
-      if (event.target !== form) { keepDraft(); }
+    document.addEventListener("submit", function (event) {  // the notes and escalation forms
+      var marked = event.target && event.target.dataset && "keepsDraft" in event.target.dataset;
+      if (event.target !== form && marked) { keepDraft(); }
     }, true);
     form.addEventListener("submit", function (event) {
       var text = box.value;
