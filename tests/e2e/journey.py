@@ -259,12 +259,23 @@ class StaffLogins:
 # --- waiting for the other side -----------------------------------------------------------------
 
 
+# What a reload or a click says when the page's own no-JS refresh navigates at that moment.
+NAVIGATION_RACE = ("ERR_ABORTED", "detached", "Not attached to an active page", "interrupted")
+
+
 def eventually(check: Callable[[], bool], step: Callable[[], Any], seconds: float = 20) -> None:
-    """Repeat ``step`` (a reload, a "check for new messages") until ``check`` holds."""
+    """Repeat ``step`` (a reload, a "check for new messages") until ``check`` holds. A step
+    that meets the page's own refresh navigating is simply tried again."""
+    from playwright.sync_api import Error
+
     deadline = time.monotonic() + seconds
     while not check():
         assert time.monotonic() < deadline, "did not happen in time"
-        step()
+        try:
+            step()
+        except Error as fault:
+            if not any(sign in str(fault) for sign in NAVIGATION_RACE):
+                raise
         time.sleep(0.3)
 
 

@@ -68,10 +68,12 @@ def reload_quietly(page: Any) -> None:
     which aborts the reload (net::ERR_ABORTED): the next round checks again."""
     from playwright.sync_api import Error
 
+    from tests.e2e.journey import NAVIGATION_RACE
+
     try:
         page.reload()
     except Error as fault:
-        if "ERR_ABORTED" not in str(fault) and "detached" not in str(fault):
+        if not any(sign in str(fault) for sign in NAVIGATION_RACE):
             raise
 
 
