@@ -291,3 +291,13 @@ def test_the_therapist_hands_over_through_the_page(
     assert (
         staff.post(f"/en/sessions/staff/a/{ref}/handover/", {"colleague": "x"}).status_code == 404
     )
+
+
+def test_the_zone_list_offers_each_zone_under_its_own_name_only() -> None:
+    """tzdata's old country areas (US/Eastern ...) only point to zones already listed."""
+    from stopcsam.scheduling.forms import is_zone, zone_choices
+
+    listed = [zone for _group, options in zone_choices() for zone, _label in options]
+    assert "America/New_York" in listed and "Europe/Berlin" in listed
+    assert not [zone for zone in listed if zone.startswith(("US/", "Canada/", "Brazil/"))]
+    assert not is_zone("US/Eastern") and is_zone("America/New_York")
