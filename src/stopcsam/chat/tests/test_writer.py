@@ -256,14 +256,8 @@ def test_the_gathering_time_grows_with_the_last_batch_up_to_the_setting(settings
 # --- the scaled path's faults, found by a review helper (2026-12-01) --------------------------
 
 
-def test_a_send_the_database_does_not_answer_in_time_gets_unavailable(
-    live: ChatSession, monkeypatch: pytest.MonkeyPatch, settings: Any
-) -> None:
-    """A database that hangs (a frozen server, a cut nobody reported) left the sender with
-    neither an ack nor an error, and its connection with it."""
-    from stopcsam.chat.exceptions import StorageUnavailableError
-
-    settings.CHAT_STORE_TIMEOUT_SECONDS = 0.3
+def hanging_writer(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, threading.Event]:
+    """A writer whose database does not answer until the event is set."""
     release = threading.Event()
     real = writer.messages_send
 
@@ -272,7 +266,18 @@ def test_a_send_the_database_does_not_answer_in_time_gets_unavailable(
         return real(requests=requests)
 
     monkeypatch.setattr(writer, "messages_send", hangs)
-    store = writer.MessageWriter()
+    return writer.MessageWriter(), release
+
+
+def test_a_send_the_database_does_not_answer_in_time_gets_unavailable(
+    live: ChatSession, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    """A database that hangs (a frozen server, a cut nobody reported) left the sender with
+    neither an ack nor an error, and its connection with it."""
+    from stopcsam.chat.exceptions import StorageUnavailableError
+
+    settings.CHAT_STORE_TIMEOUT_SECONDS = 0.3
+    store, release = hanging_writer(monkeypatch)
 
     async def send() -> Any:
         return await store.store(
@@ -362,15 +367,7 @@ def test_while_the_writer_is_held_up_past_the_timeout_a_send_is_answered_at_once
     from stopcsam.chat.exceptions import StorageUnavailableError
 
     settings.CHAT_STORE_TIMEOUT_SECONDS = 0.3
-    release = threading.Event()
-    real = writer.messages_send
-
-    def hangs(*, requests: list[services.SendRequest]) -> list[Any]:
-        release.wait(10)
-        return real(requests=requests)
-
-    monkeypatch.setattr(writer, "messages_send", hangs)
-    store = writer.MessageWriter()
+    store, release = hanging_writer(monkeypatch)
 
     async def send(cid: str) -> Any:
         return await store.store(session_id=live.pk, sender="participant", client_id=cid, body="Hi")
