@@ -198,48 +198,40 @@ class MessageWriter:
         except Exception as fault:  # never let a marker stop the thread that stores messages
             logger.error("chat writer: %s; read markers dropped", fault_summary(fault))
 
-    def commit_again(self, requests: list[SendRequest]) -> list[StoredMessage | ChatError]:
-        self.leave_checkpoints()  # the fresh connection's own checkpoints off too (SQLite)
-        try:
-            return list(messages_send(requests=requests))
-        except DataError:
-            db_connection.close()
-            return [_alone(request) for request in requests]
-        except DatabaseError:
-            logger.warning("chat writer: the database refused a batch; senders get an error")
-            db_connection.close()  # the next batch opens a fresh connection
-            return [StorageUnavailableError() for _ in requests]
+    def stored(self, requests: list[SendRequest]) -> list[StoredMessage | ChatError]:
+        """The batch's answers. A batch the database refused goes once more, on a fresh
+        connection: a connection the server dropped while it sat idle (a restart, a timeout)
+        failed the first batch after it, and a message that another process was committing
+        under the same client id (a unique key clash) or a deadlock failed every sender of the
+        batch (review findings). The batch is idempotent by client id: storing it again never
+        stores a message twice."""
+        for attempt in (1, 2):
+            try:
+                return list(messages_send(requests=requests))
+            except DataError:
+                # One message the database refuses (a value it cannot hold) must not sink
+                # the others of the batch, in other sessions (a review finding): each alone.
+                logger.warning("chat writer: the database refused a value; each is tried alone")
+                db_connection.close()
+                return [_alone(request) for request in requests]
+            except DatabaseError as fault:
+                db_connection.close()
+                # Another process held SQLite's lock for its whole busy timeout (20 s):
+                # waiting that long once more would hold up every other session's messages.
+                locked = db_connection.vendor == "sqlite" and "locked" in str(fault)
+                if attempt == 2 or locked:
+                    logger.warning("chat writer: the database refused a batch; senders are told")
+                    return [StorageUnavailableError() for _ in requests]
+                self.leave_checkpoints()  # the fresh connection's own checkpoints off (SQLite)
+            except Exception as fault:  # a fault of ours: it must not stop the thread
+                logger.error("chat writer: %s; each message is tried alone", fault_summary(fault))
+                db_connection.close()
+                return [_alone(request) for request in requests]
+        raise AssertionError("unreachable: the second attempt always returns")
 
     def commit(self, batch: list[SendJob]) -> None:
         requests = [SendRequest(j.session_id, j.sender, j.client_id, j.body) for j in batch]
-        results: list[StoredMessage | ChatError]
-        try:
-            results = messages_send(requests=requests)
-        except DataError:
-            # One message the database refuses (a value it cannot hold) must not sink the
-            # others of the batch, in other sessions (a review finding): each alone.
-            logger.warning("chat writer: the database refused a value; each message is tried alone")
-            db_connection.close()
-            results = [_alone(request) for request in requests]
-        except DatabaseError as fault:
-            db_connection.close()
-            if db_connection.vendor == "sqlite" and "locked" in str(fault):
-                # Another process held the lock for the whole busy timeout (20 s): waiting
-                # that long once more would hold up every other session's messages too.
-                logger.warning("chat writer: the database stayed locked; senders get an error")
-                results = [StorageUnavailableError() for _ in batch]
-            else:
-                # Once more, on a fresh connection: a connection the server dropped while it
-                # sat idle (a restart, a timeout) failed the first batch after it, and a
-                # message that another process was committing under the same client id (a
-                # unique key clash) or a deadlock failed every sender of the batch (review
-                # findings). The batch is idempotent by client id: storing it again never
-                # stores a message twice.
-                results = self.commit_again(requests)
-        except Exception as fault:  # a fault of ours: it must not stop the thread
-            logger.error("chat writer: %s; each message is tried alone", fault_summary(fault))
-            db_connection.close()
-            results = [_alone(request) for request in requests]
+        results = self.stored(requests)
         # One hand-over per event loop and batch, not one per message (bench/chat.py).
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[SendJob, object]]] = {}
         for job, result in zip(batch, results, strict=True):
