@@ -373,7 +373,7 @@ def test_from_the_front_door_to_erasure_through_the_chat(
     person.context.close()
 
 
-def test_the_waiting_list_is_offered_the_chat_after_follow_up(
+def test_the_waiting_list_is_offered_the_chat_after_four_weeks(
     journey_server: RunningServer, browser: Any
 ) -> None:
     server = journey_server
@@ -392,11 +392,17 @@ def test_the_waiting_list_is_offered_the_chat_after_follow_up(
     assert page.url == f"{person.home}/sessions/"
     assert page.locator(booking).count() == 0
 
-    # Twelve weeks on, the follow-up questionnaire is due; answering it opens the chat.
-    clock_to(server, _days_after(state["randomized_at"], 84))
+    # Two weeks on, the questionnaires of week 2 leave the chat closed.
+    clock_to(server, _days_after(state["randomized_at"], 14))
+    person.visit(f"{person.home}/study/")
+    answer_questionnaires(person, "week2", 2)
+    assert participant_state(server, codename)["chat_offered"] is False
+    # Four weeks on (the demo protocol's waiting list, as in STOP-CSAM), week 4's
+    # questionnaires are due; answering them opens the chat.
+    clock_to(server, _days_after(state["randomized_at"], 28))
     person.visit(f"{person.home}/study/")
     assert page.locator(booking).count() == 0
-    answer_questionnaires(person, "followup", 3)
+    answer_questionnaires(person, "post", 4)
     assert participant_state(server, codename)["chat_offered"] is True
     person.click(booking)
     assert page.url.startswith(f"{person.home}/sessions/book/")

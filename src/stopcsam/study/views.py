@@ -156,7 +156,13 @@ def _waiting(enrolment: Enrolment, protocol: Any) -> dict[str, Any]:
     can be answered, while it lies ahead (about half of the trial's participants dropped out:
     a date to come back on keeps some)."""
     opens = selectors.chat_offer_opens(enrolment, protocol)
-    return {"offer_opens": opens if opens is not None and opens > _now() else None}
+    after = protocol.arm(enrolment.arm).offers_chat_after if enrolment.arm else None
+    return {
+        "offer_opens": opens if opens is not None and opens > _now() else None,
+        "offer_after": (
+            localised(protocol.time_point(after).label, get_language() or "en") if after else ""
+        ),
+    }
 
 
 def _booking_url(enrolment: Enrolment) -> str | None:

@@ -214,7 +214,7 @@ def test_later_questionnaires_open_with_their_window(version: ProtocolVersion) -
     assert client.get("/en/study/questionnaire/week2/wellbeing/").status_code == 404  # closed
 
 
-def test_the_waiting_list_is_offered_chat_after_follow_up(version: ProtocolVersion) -> None:
+def test_the_waiting_list_is_offered_chat_after_its_wait(version: ProtocolVersion) -> None:
     from stopcsam.study.selectors import parsed_protocol, participant_may_book
     from stopcsam.study.services import randomize, response_save
     from stopcsam.study.tests.conftest import enrolled
@@ -223,12 +223,15 @@ def test_the_waiting_list_is_offered_chat_after_follow_up(version: ProtocolVersi
     with mock.patch("stopcsam.study.randomization.arm_at", return_value="waitlist"):
         randomize(enrolment=enrolment)
     assert not participant_may_book(enrolment.participant)
+    protocol = parsed_protocol(version)
+    after = protocol.time_point(protocol.arm("waitlist").offers_chat_after or "")
+    assert after.key == "post"  # the demo's four-week wait, as in STOP-CSAM
     Enrolment.objects.filter(pk=enrolment.pk).update(
-        randomized_at=enrolment.randomized_at - timedelta(days=90)
+        randomized_at=enrolment.randomized_at - timedelta(days=after.day + 1)
     )
     enrolment.refresh_from_db()
-    protocol = parsed_protocol(version)
-    for name in protocol.time_point("followup").instruments:
+    for name in after.instruments:
+        assert not participant_may_book(enrolment.participant)
         instrument = protocol.instruments[name]
         answers = {
             item.key: item.option_values()[0] if item.options else 1
@@ -237,7 +240,7 @@ def test_the_waiting_list_is_offered_chat_after_follow_up(version: ProtocolVersi
         }
         response_save(
             enrolment=enrolment,
-            time_point="followup",
+            time_point=after.key,
             instrument=instrument,
             answers=answers,
             complete=True,
@@ -259,7 +262,7 @@ def test_the_waiting_list_is_told_the_day_its_wait_ends(version: ProtocolVersion
         for name, data in BASELINE.items():
             _answer(client, "baseline", name, data)
     enrolment = Enrolment.objects.get()
-    opens = enrolment.randomized_at + timedelta(days=84)  # the follow-up of the demo protocol
+    opens = enrolment.randomized_at + timedelta(days=28)  # week 4 of the demo protocol
     with translation.override("en"), timezone.override(ZoneInfo("Europe/London")):
         day = date_format(timezone.localtime(opens), "DATE_FORMAT")
     waiting = f"You are on the waiting list until {day}."
@@ -269,7 +272,7 @@ def test_the_waiting_list_is_told_the_day_its_wait_ends(version: ProtocolVersion
     with mock.patch("stopcsam.study.views._now", return_value=opens + timedelta(minutes=1)):
         page = client.get("/en/study/").content.decode()
     assert "waiting list until" not in page
-    assert "after the follow-up questionnaire" in page
+    assert "Once you have answered the questionnaires “Week 4”" in page
 
 
 def test_an_arm_that_never_offers_chat_is_not_told_it_waits(db: None) -> None:

@@ -14,7 +14,7 @@ from stopcsam.study.tests.conftest import four_arm_definition
 def test_the_demo_protocol_loads() -> None:
     protocol = protocol_from_dict(demo_definition())
     assert [arm.key for arm in protocol.arms] == ["chat", "waitlist"]
-    assert protocol.arm("waitlist").offers_chat_after == "followup"
+    assert protocol.arm("waitlist").offers_chat_after == "post"
     assert [p.key for p in protocol.schedule] == ["baseline", "week2", "post", "followup"]
     assert protocol.largest_block() == 6 and protocol.course_sessions == 4
 
