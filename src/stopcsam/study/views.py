@@ -363,11 +363,33 @@ def export_page(request: HttpRequest) -> HttpResponseBase:
         )
         response["Content-Disposition"] = f'attachment; filename="{version.key}-data.csv"'
         return response
+    consort = selectors.consort_counts(version)
     return render(
         request,
         "study/export.html",
-        {"form": form, "version": version, "consort": selectors.consort_counts(version)},
+        {"form": form, "version": version, "consort": consort, "by_arm": _by_arm(version, consort)},
     )
+
+
+def _by_arm(version: Any, consort: dict[str, Any]) -> list[dict[str, Any]]:
+    """The CONSORT flow's counts per arm, one row each, under the arm's label."""
+    language = get_language() or "en"
+    return [
+        {
+            "label": localised(arm.label, language),
+            "key": arm.key,
+            **{
+                stage: consort[stage].get(arm.key, 0)
+                for stage in (
+                    "randomized",
+                    "received_allocated_intervention",
+                    "lost_to_follow_up",
+                    "analysed",
+                )
+            },
+        }
+        for arm in selectors.parsed_protocol(version).arms
+    ]
 
 
 @staff_verified_required

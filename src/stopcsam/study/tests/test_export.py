@@ -15,7 +15,7 @@ from stopcsam.conftest import StaffPersona
 from stopcsam.core.models import AuditEvent
 from stopcsam.study.export import codebook, export_csv
 from stopcsam.study.models import Enrolment, ProtocolVersion
-from stopcsam.study.selectors import parsed_protocol
+from stopcsam.study.selectors import consort_counts, parsed_protocol
 from stopcsam.study.services import response_save
 from stopcsam.study.tests.conftest import enrolled
 
@@ -136,6 +136,31 @@ def test_only_study_admins_export_and_each_export_is_audited(
     assert book["protocol"]["key"] == "stop-csam-demo"
     assert admin.get("/en/study/research/codebook.csv").status_code == 200
     assert admin.get("/en/study/research/codebook.xml").status_code == 404
+
+
+def test_the_consort_flow_is_a_table_by_arm_under_the_arms_labels(
+    version: ProtocolVersion, staff_client: Callable[..., Client], site_de: object
+) -> None:
+    from stopcsam.accounts.models import Role
+    from stopcsam.accounts.services import staff_create
+
+    user, device = staff_create(
+        username="sam",
+        password="a-long-unusual-passphrase",
+        role=Role.STUDY_ADMIN,
+        site=site_de,
+        languages=["de"],
+    )  # type: ignore[arg-type]
+    _study(version, participants=3)
+    page = staff_client(StaffPersona(user, device)).get("/de/study/research/export/")
+    html = page.content.decode()
+    rows = re.findall(r'<tr><th scope="row">(.*?)</tr>', html, re.S)
+    cells = [re.findall(r"<td>(\d+)</td>", row) for row in rows]
+    assert [re.sub(r"<.*", "", row).strip() for row in rows] == ["Chat-Intervention", "Warteliste"]
+    # randomized (the tallies of _study's three), received, lost, analysed
+    tallied = [str(n) for n in consort_counts(version)["randomized"].values()]
+    assert [c[0] for c in cells] == tallied and sum(map(int, tallied)) == 3
+    assert "<code>waitlist</code>" in html and "0 mit ihren Antworten, 0 gelöscht" in html
 
 
 def test_randomized_only_participants_are_exported(version: ProtocolVersion) -> None:
