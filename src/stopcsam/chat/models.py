@@ -100,7 +100,10 @@ class ChatMessage(models.Model):
     seq = models.PositiveIntegerField()
     sender = models.CharField(max_length=12, choices=Sender.choices)
     client_id = models.CharField(max_length=64)
-    body = EncryptedTextField(context="chat.message.body")
+    # Bound to its row: a body moved to another session, or to the other side, does not open.
+    body = EncryptedTextField(
+        context="chat.message.body", bound_to=("session_id", "sender", "client_id")
+    )
     sent_at = models.DateTimeField()
 
     class Meta:
@@ -116,6 +119,14 @@ class ChatMessage(models.Model):
         return f"message {self.seq} of session {self.session_id}"
 
 
+def message_body_context(*, session_id: int, sender: str, client_id: str) -> str:
+    """The encryption context of a message body, for the writer, which seals bodies without
+    model instances, and for a connection opening the ciphertext that a wake-up carries."""
+    field = ChatMessage._meta.get_field("body")
+    assert isinstance(field, EncryptedTextField)
+    return field.bound_context(session_id=session_id, sender=sender, client_id=client_id)
+
+
 class RiskLevel(models.TextChoices):
     NONE = "none", _("No current risk identified")
     LOW = "low", _("Low")
@@ -128,13 +139,16 @@ class SessionNote(models.Model):
 
     session = models.OneToOneField(ChatSession, on_delete=models.CASCADE, related_name="note")
     author = models.ForeignKey(StaffUser, on_delete=models.PROTECT, related_name="+")
-    body = EncryptedTextField(context="chat.note.body", blank=True)
+    body = EncryptedTextField(context="chat.note.body", bound_to=("session_id",), blank=True)
     # Sealed like the rest of the note: the level is its most sensitive part (a review
     # finding: it was the one part in the clear). Nothing queries by it.
     risk_level = EncryptedTextField(
-        context="chat.note.risk_level", choices=RiskLevel.choices, blank=True
+        context="chat.note.risk_level",
+        bound_to=("session_id",),
+        choices=RiskLevel.choices,
+        blank=True,
     )
-    risk_notes = EncryptedTextField(context="chat.note.risk", blank=True)
+    risk_notes = EncryptedTextField(context="chat.note.risk", bound_to=("session_id",), blank=True)
     updated_at = models.DateTimeField()
 
     def __str__(self) -> str:
@@ -146,7 +160,7 @@ class Escalation(models.Model):
 
     session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="escalations")
     raised_by = models.ForeignKey(StaffUser, on_delete=models.PROTECT, related_name="+")
-    reason = EncryptedTextField(context="chat.escalation.reason")
+    reason = EncryptedTextField(context="chat.escalation.reason", bound_to=("session_id",))
     raised_at = models.DateTimeField()
     resolved_at = models.DateTimeField(null=True, blank=True)
 

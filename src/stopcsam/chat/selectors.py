@@ -109,7 +109,7 @@ def messages_after(*, session_id: int, after: int, limit: int = 500) -> list[Mes
     rows = ChatMessage.objects.filter(session_id=session_id, seq__gt=after).order_by("seq")
     return [
         MessageView(m.seq, m.sender, m.body, m.sent_at)
-        for m in rows.only("seq", "sender", "body", "sent_at")[:limit]
+        for m in rows.only("session_id", "seq", "sender", "client_id", "body", "sent_at")[:limit]
     ]
 
 

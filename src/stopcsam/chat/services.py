@@ -42,6 +42,7 @@ from stopcsam.chat.models import (
     Sender,
     SessionNote,
     SessionState,
+    message_body_context,
 )
 from stopcsam.chat.protocol import ENCODER
 from stopcsam.core import clock, crypto
@@ -50,7 +51,6 @@ from stopcsam.core.counters import count_in_window
 from stopcsam.core.erasure import forget_deleted
 
 logger = logging.getLogger("stopcsam.chat")
-BODY_CONTEXT = "chat.message.body"  # the context of ChatMessage.body, bound into each tag
 # \Z, not $: "$" also matches before a final newline, and such an id, 65 characters long,
 # failed PostgreSQL's column and with it every message of the writer's batch (a review finding).
 CLIENT_ID = re.compile(r"\A[A-Za-z0-9_-]{8,64}\Z")
@@ -366,7 +366,15 @@ def messages_send(*, requests: list[SendRequest]) -> list[StoredMessage | ChatEr
     valid = [(i, r) for i, r in enumerate(results) if isinstance(r, SendRequest)]
     if valid:
         now = clock.now()
-        tokens = [crypto.encrypt(str(r.body), context=BODY_CONTEXT) for _, r in valid]
+        tokens = [
+            crypto.encrypt(
+                str(r.body),
+                context=message_body_context(
+                    session_id=r.session_id, sender=r.sender, client_id=r.client_id
+                ),
+            )
+            for _, r in valid
+        ]
         store = _store_postgresql if connection.vendor == "postgresql" else _store
         numbers = store([r for _, r in valid], tokens, now)
         for (index, request), token, (seq, created) in zip(valid, tokens, numbers, strict=True):

@@ -40,7 +40,7 @@ from stopcsam.chat.exceptions import (
     fault_summary,
 )
 from stopcsam.chat.hub import EVERYONE, get_hub
-from stopcsam.chat.models import ChatSession, Sender, SessionState
+from stopcsam.chat.models import ChatSession, Sender, SessionState, message_body_context
 from stopcsam.chat.protocol import CLIENT_ID_IN_TEXT, FrameError, encode, parse_client_frame
 from stopcsam.chat.writer import get_readers, get_writer
 from stopcsam.core import clock, crypto
@@ -48,7 +48,6 @@ from stopcsam.core import clock, crypto
 logger = logging.getLogger("stopcsam.chat.sockets")
 PATH = re.compile(r"^/ws/chat/([A-Za-z0-9_-]{8,32})/?$")
 SESSION_KEY_SHAPE = re.compile(r"^[a-z0-9]{8,64}$")  # Django's session keys
-BODY_CONTEXT = "chat.message.body"
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_FLOOD = 1008
@@ -693,7 +692,10 @@ class Connection:
             self.delivered = event["seq"]
             await self.write_ack(self.awaiting.pop(event["seq"]))
             return
-        body = crypto.decrypt(event["ct"], context=BODY_CONTEXT)
+        context = message_body_context(
+            session_id=self.session.pk, sender=event["sender"], client_id=event["cid"]
+        )
+        body = crypto.decrypt(event["ct"], context=context)
         await self.write(
             encode(
                 "message",

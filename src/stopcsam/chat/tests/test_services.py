@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import io
 from datetime import timedelta
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -18,9 +20,9 @@ from stopcsam.chat.exceptions import (
     SessionNotLiveError,
     SessionNotOpenError,
 )
-from stopcsam.chat.models import ChatMessage, ChatSession, SessionNote, SessionState
+from stopcsam.chat.models import ChatMessage, ChatSession, Escalation, SessionNote, SessionState
 from stopcsam.chat.tests import fakes
-from stopcsam.core import clock
+from stopcsam.core import clock, crypto
 from stopcsam.core.crypto import TamperedCiphertextError
 from stopcsam.core.models import AuditEvent
 
@@ -318,7 +320,107 @@ def test_a_tampered_ciphertext_is_detected(live):
         flipped = raw[:-3] + ("A" if raw[-3] != "A" else "B") + raw[-2:]
         cursor.execute("UPDATE chat_chatmessage SET body = %s", [flipped])
     with pytest.raises(TamperedCiphertextError):
-        ChatMessage.objects.get()
+        _ = ChatMessage.objects.get().body
+
+
+def test_a_message_moved_to_another_session_or_the_other_side_does_not_open(
+    live, book, participant, therapist
+):
+    """Each body is bound to its row: its session, its sender and its client id. Someone
+    who can write to the database cannot make the participant's words pass for the
+    therapist's, nor copy them into another session."""
+    other = book(participant.participant, therapist.user)
+    services.session_enter(session=other, role="participant")
+    other = services.session_admit(session=other, therapist=therapist.user)
+    send(live, WORRY, "client-aaaa-1")
+    send(other, "How was your week?", "client-bbbb-1", sender="therapist")
+    mine = ChatMessage.objects.get(session=live)
+    assert mine.body == WORRY
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE chat_chatmessage SET sender = 'therapist' WHERE id = %s", [mine.pk])
+    with pytest.raises(TamperedCiphertextError):
+        _ = ChatMessage.objects.get(pk=mine.pk).body
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE chat_chatmessage SET sender = 'participant' WHERE id = %s", [mine.pk]
+        )
+        cursor.execute("SELECT body FROM chat_chatmessage WHERE id = %s", [mine.pk])
+        (sealed,) = cursor.fetchone()
+        cursor.execute(
+            "UPDATE chat_chatmessage SET body = %s WHERE session_id = %s", [sealed, other.pk]
+        )
+    assert ChatMessage.objects.get(pk=mine.pk).body == WORRY
+    with pytest.raises(TamperedCiphertextError):
+        _ = ChatMessage.objects.get(session=other).body
+    with pytest.raises(TamperedCiphertextError):
+        selectors.messages_after(session_id=other.pk, after=0)
+
+
+def test_notes_and_escalations_moved_to_another_session_do_not_open(
+    live, book, participant, therapist
+):
+    other = book(participant.participant, therapist.user)
+    for session in (live, other):
+        services.note_save(
+            session=session,
+            author=therapist.user,
+            body=f"Note on {session.pk}",
+            risk_level="low",
+            risk_notes="Talked about a safety plan",
+        )
+        services.escalation_raise(
+            session=session, raised_by=therapist.user, reason="Please read along"
+        )
+    with connection.cursor() as cursor:
+        for table, column in [
+            ("chat_sessionnote", "body"),
+            ("chat_sessionnote", "risk_level"),
+            ("chat_escalation", "reason"),
+        ]:
+            query = f"SELECT {column} FROM {table} WHERE session_id = %s"  # noqa: S608 (constants)
+            cursor.execute(query, [live.pk])
+            (sealed,) = cursor.fetchone()
+            query = f"UPDATE {table} SET {column} = %s WHERE session_id = %s"  # noqa: S608
+            cursor.execute(query, [sealed, other.pk])
+    note = SessionNote.objects.get(session=live)
+    assert (note.body, note.risk_level) == (f"Note on {live.pk}", "low")
+    moved = SessionNote.objects.get(session=other)
+    assert moved.risk_notes == "Talked about a safety plan"  # not moved: still opens
+    for read in (lambda: moved.body, lambda: moved.risk_level):
+        with pytest.raises(TamperedCiphertextError):
+            read()
+    assert Escalation.objects.get(session=live).reason == "Please read along"
+    with pytest.raises(TamperedCiphertextError):
+        _ = Escalation.objects.get(session=other).reason
+
+
+def test_reencrypt_moves_bound_values_to_the_primary_key(live, therapist, settings):
+    from django.core.management import call_command
+
+    old = crypto.new_key_spec("old")
+    settings.STOPCSAM_ENCRYPTION_KEYS = old
+    send(live, WORRY, "client-aaaa-1")
+    services.note_save(
+        session=live, author=therapist.user, body="A note", risk_level="low", risk_notes=""
+    )
+    settings.STOPCSAM_ENCRYPTION_KEYS = f"{crypto.new_key_spec('new')},{old}"
+    call_command("reencrypt", stdout=io.StringIO())
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT body FROM chat_chatmessage")
+        sealed = [row[0] for row in cursor.fetchall()]
+        cursor.execute("SELECT body, risk_level FROM chat_sessionnote")
+        sealed += list(cursor.fetchone())
+    assert {crypto.key_id_of(value) for value in sealed} == {"new"}
+    assert ChatMessage.objects.get().body == WORRY
+    assert SessionNote.objects.get().risk_level == "low"
+
+
+def test_a_bound_field_is_not_written_past_its_row(live):
+    """A queryset update has no row to bind the value to: refused, never stored unbound."""
+    send(live, WORRY, "client-aaaa-1")
+    with pytest.raises(TypeError):
+        ChatMessage.objects.filter(session=live).update(body="Something else")
+    assert ChatMessage.objects.get().body == WORRY
 
 
 def test_a_staff_transcript_read_writes_exactly_one_audit_row(live, therapist):
@@ -470,23 +572,76 @@ def test_notes_and_escalations_are_encrypted_and_audited(live, therapist, therap
         )
 
 
-def test_the_migration_seals_the_risk_levels_stored_in_the_clear_and_back(live, therapist):
+def _migration(name: str) -> tuple[Any, Any]:
+    """A chat migration's module, and the apps of the project state it leaves."""
     import importlib
+
+    from django.db.migrations.loader import MigrationLoader
+
+    state = MigrationLoader(connection).project_state(("chat", name))
+    return importlib.import_module(f"stopcsam.chat.migrations.{name}"), state.apps
+
+
+def test_the_migration_seals_the_risk_levels_stored_in_the_clear_and_back(live, therapist):
     from types import SimpleNamespace
 
-    step = importlib.import_module("stopcsam.chat.migrations.0004_note_risk_level_sealed")
+    sealing, _ = _migration("0004_note_risk_level_sealed")
+    binding, apps = _migration("0005_message_note_escalation_bound")
+    editor = SimpleNamespace(connection=connection)
     services.note_save(
         session=live, author=therapist.user, body="A note", risk_level="", risk_notes=""
     )
-    with connection.cursor() as cursor:  # as the column held it before the migration
+    binding.unbind(apps, editor)  # the note as it was sealed before 0005
+    with connection.cursor() as cursor:  # the level as the column held it before 0004
         cursor.execute("UPDATE chat_sessionnote SET risk_level = %s", ["high"])
-    editor = SimpleNamespace(connection=connection)
-    step.seal(None, editor)
+    sealing.seal(None, editor)
+    binding.bind(apps, editor)
     assert SessionNote.objects.get().risk_level == "high"
-    step.unseal(None, editor)
+    binding.unbind(apps, editor)
+    sealing.unseal(None, editor)
     with connection.cursor() as cursor:
         cursor.execute("SELECT risk_level FROM chat_sessionnote")
         assert cursor.fetchone() == ("high",)
+
+
+def test_the_migration_binds_sealed_values_to_their_rows_and_back(live, therapist):
+    """Values sealed under their column's context alone (before 0005) open after it, bound
+    to their rows; and back again."""
+    from types import SimpleNamespace
+
+    binding, apps = _migration("0005_message_note_escalation_bound")
+    editor = SimpleNamespace(connection=connection)
+    for n in range(3):
+        send(live, f"{WORRY} ({n})", f"client-aaaa-{n}")
+    services.note_save(
+        session=live, author=therapist.user, body="A note", risk_level="low", risk_notes="Plan"
+    )
+    services.escalation_raise(session=live, raised_by=therapist.user, reason="Please read along")
+
+    def sealed() -> list[tuple[str, ...]]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT body FROM chat_chatmessage ORDER BY seq")
+            rows = [tuple(r) for r in cursor.fetchall()]
+            cursor.execute("SELECT body, risk_level, risk_notes FROM chat_sessionnote")
+            rows += [tuple(r) for r in cursor.fetchall()]
+            cursor.execute("SELECT reason FROM chat_escalation")
+            return rows + [tuple(r) for r in cursor.fetchall()]
+
+    bound = sealed()
+    binding.unbind(apps, editor)
+    unbound = sealed()
+    assert all(a != b for a, b in zip(bound, unbound, strict=True))
+    assert crypto.decrypt(unbound[0][0], context="chat.message.body") == f"{WORRY} (0)"
+    assert crypto.decrypt(unbound[3][1], context="chat.note.risk_level") == "low"
+    with pytest.raises(TamperedCiphertextError):
+        _ = ChatMessage.objects.get(seq=1).body
+    binding.bind(apps, editor)
+    assert [m.body for m in ChatMessage.objects.order_by("seq")] == [
+        f"{WORRY} ({n})" for n in range(3)
+    ]
+    note = SessionNote.objects.get()
+    assert (note.body, note.risk_level, note.risk_notes) == ("A note", "low", "Plan")
+    assert Escalation.objects.get().reason == "Please read along"
 
 
 def test_the_pseudonym_is_stable_and_keyed(settings, participant):

@@ -12,7 +12,7 @@ from django.db import connection
 
 from stopcsam.accounts.services import participant_delete
 from stopcsam.chat import services as chat
-from stopcsam.chat.models import ChatMessage, ChatSession
+from stopcsam.chat.models import ChatMessage, ChatSession, message_body_context
 from stopcsam.core import clock, crypto
 from stopcsam.study.services import enrolment_create, protocol_load, withdraw
 from stopcsam.study.tests.conftest import SCREEN_OK, demo_definition
@@ -43,7 +43,10 @@ def stored_ciphertext(participant, therapist) -> tuple[ChatSession, bytes]:  # t
     with connection.cursor() as cursor:  # the column as stored, not the model's plaintext
         cursor.execute("SELECT body FROM chat_chatmessage")
         ((token,),) = cursor.fetchall()
-    assert crypto.decrypt(token, context=chat.BODY_CONTEXT) == WORRY
+    context = message_body_context(
+        session_id=session.pk, sender="participant", client_id="erase-0001"
+    )
+    assert crypto.decrypt(token, context=context) == WORRY
     return session, token.encode()
 
 
