@@ -125,6 +125,19 @@ def transcript_for_staff(*, user: StaffUser, session: ChatSession, via: str) -> 
     return messages
 
 
+def transcript_replay_audit(*, actor: str, session: ChatSession, via: str, after: int) -> None:
+    """A staff socket's replay of the messages after ``after``: one audited transcript read.
+    Only a replay is one: the console page shows the transcript (and audits that read), and
+    its socket then replays nothing, or what came since; messages that arrive while it is
+    open are the live chat, not a read of the record."""
+    audit_record(
+        actor=actor,
+        action="chat.transcript_read",
+        subject=session.audit_ref,
+        detail={"via": via, "after": after, "messages": session.last_seq - after},
+    )
+
+
 def previous_sessions(*, session: ChatSession) -> list[ChatSession]:
     """The participant's earlier sessions, for the therapist of this one, with their notes
     (also those of another therapist, after a hand-over). None through a cancelled session,

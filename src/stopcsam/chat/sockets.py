@@ -183,7 +183,6 @@ def _staff_peer(store: Any, public_id: str) -> Peer | None:
         return None
     session, access = selectors.session_for_staff(user=user, public_id=public_id)
     services.session_expire_if_due(session=session)
-    selectors.transcript_for_staff(user=user, session=session, via=f"socket.{access}")
     return Peer(session, _staff_role(access), user.audit_ref, session.language, person=user.pk)
 
 
@@ -568,6 +567,14 @@ class Connection:
         if changed:  # the client learns of it here: the safety poll compares with this copy
             await self.emit_state()
         self.delivered = min(frame["after"], self.session.last_seq)
+        if self.peer.role != Sender.PARTICIPANT and self.delivered < self.session.last_seq:
+            await in_thread(
+                selectors.transcript_replay_audit,
+                actor=self.peer.actor,
+                session=self.session,
+                via=f"socket.{self.peer.role}",
+                after=self.delivered,
+            )
         await self.catch_up()
         await self.write(encode("caught_up", seq=self.delivered))
 

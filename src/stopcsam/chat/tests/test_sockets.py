@@ -821,17 +821,38 @@ def test_a_send_during_a_database_outage_gets_an_error_not_an_ack(live, particip
     asyncio.run(scenario())
 
 
-def test_a_staff_connection_is_one_audited_transcript_read(live, therapist, cookies):
-    before = AuditEvent.objects.filter(action="chat.transcript_read").count()
-
-    tc = cookies[1](therapist)
+def test_a_staff_socket_audits_the_transcript_it_replays(live, participant, therapist, cookies):
+    """One audited read per replay of stored messages to staff, with what it showed; a
+    socket that replays nothing (the console page showed the transcript, and audited that)
+    writes none: a console view with JavaScript was two rows for one read."""
+    reads = AuditEvent.objects.filter(action="chat.transcript_read")
+    pc, tc = cookies[0](participant), cookies[1](therapist)
 
     async def scenario() -> None:
-        t = await joined(live, tc)
+        p = await joined(live, pc)
+        for n in range(3):
+            await p.send({"type": "send", "client_id": f"c-participant-{n}", "body": WORRY})
+            await p.until("ack")
+        await p.close()
+        t = await joined(live, tc, after=3)  # the page showed all three
+        await t.close()
+        assert await reads.acount() == 0
+        t = Socket(path(live), cookie=tc)  # a reconnect that missed two
+        assert await t.connect()
+        await t.send({"type": "hello", "after": 1})
+        frames = [await t.receive()]
+        while frames[-1]["type"] != "caught_up":
+            frames.append(await t.receive())
+        assert [f["seq"] for f in frames if f["type"] == "message"] == [2, 3]
         await t.close()
 
     asyncio.run(scenario())
-    assert AuditEvent.objects.filter(action="chat.transcript_read").count() == before + 1
+    (row,) = reads.all()
+    assert (row.actor, row.subject) == (therapist.user.audit_ref, live.audit_ref)
+    assert row.detail == {"via": "socket.therapist", "after": 1, "messages": 2}
+    assert not AuditEvent.objects.filter(
+        action="chat.transcript_read", actor__startswith="participant"
+    )
 
 
 def test_typing_and_read_markers_reach_the_other_side(live, participant, therapist, cookies):
