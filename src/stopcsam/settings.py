@@ -209,6 +209,11 @@ CODENAME_MIN_ENTROPY_BITS = 80
 STAFF_LOGIN_FREE_ATTEMPTS = 5
 STAFF_LOGIN_LOCK_SECONDS = 60
 STAFF_LOGIN_LOCK_MAX_SECONDS = 3600
+# Device cookies: a browser where a member of staff logged in before counts its own failures
+# and is not stopped by the account's lock, so strangers cannot lock staff out of their own
+# browser (docs/configuration.md, "Staff logins").
+STAFF_DEVICE_COOKIE_NAME = "staff_device"
+STAFF_DEVICE_COOKIE_DAYS = env_int("STAFF_DEVICE_COOKIE_DAYS", 180)
 STAFF_INVITATION_DAYS = 7
 # Database triggers that refuse UPDATE and DELETE on the audit log.
 AUDIT_DB_TRIGGERS = True

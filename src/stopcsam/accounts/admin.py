@@ -84,6 +84,12 @@ class StaffUserAdmin(SiteScopedAdmin):
             return ["role", "site", "is_active"]
         return super().get_readonly_fields(request, obj)
 
+    def save_model(self, request: HttpRequest, obj: StaffUser, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            # A deactivated account's browsers are strangers again if it is ever reactivated.
+            services.staff_device_cookies_revoke(user=obj, actor=request.user.audit_ref)  # type: ignore[union-attr]
+
 
 @admin.register(Participant)
 class ParticipantAdmin(admin.ModelAdmin):

@@ -120,6 +120,28 @@ class StaffUser(AbstractBaseUser):
         return f"staff:{self.pk}"
 
 
+class StaffDeviceCookie(models.Model):
+    """A browser where a member of staff logged in: it holds a signed device cookie.
+
+    Failed logins from this browser count here and lock this browser alone; the account's
+    own counter and lock are for browsers without a valid cookie. Only a digest of the
+    cookie's nonce is kept; deleting the row revokes the cookie.
+    """
+
+    user = models.ForeignKey(StaffUser, on_delete=models.CASCADE, related_name="device_cookies")
+    nonce_digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    failed_logins = models.PositiveIntegerField(default=0)
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("device cookie")
+        verbose_name_plural = _("device cookies")
+
+    def __str__(self) -> str:
+        return f"device cookie {self.pk}"
+
+
 class Participant(models.Model):
     """An anonymous participant, known only by the codename they hold."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
 from argon2 import PasswordHasher
@@ -17,6 +18,13 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from stopcsam.accounts.codenames import Codename, codename_generate, lookup_digest, normalise
+from stopcsam.accounts.device_cookies import (
+    device_cookie_max_age,
+    device_cookie_open,
+    device_cookie_sign,
+    device_nonce_digest,
+    device_nonce_new,
+)
 from stopcsam.accounts.exceptions import (
     CodenameTooLongError,
     InvalidCodenameError,
@@ -26,7 +34,14 @@ from stopcsam.accounts.exceptions import (
     StaffLoginFailedError,
     UsernameTakenError,
 )
-from stopcsam.accounts.models import Participant, Role, Site, StaffInvitation, StaffUser
+from stopcsam.accounts.models import (
+    Participant,
+    Role,
+    Site,
+    StaffDeviceCookie,
+    StaffInvitation,
+    StaffUser,
+)
 from stopcsam.core.audit import audit_record
 from stopcsam.core.erasure import forget_deleted
 from stopcsam.core.signals import participant_erasing
@@ -137,29 +152,50 @@ def staff_create(
     return user, device
 
 
-def staff_authenticate(*, username: str, password: str, otp_token: str) -> TOTPDevice:
-    """Check password and TOTP together; return the device that verified the code.
+@dataclass(frozen=True)
+class StaffLogin:
+    """A successful staff login: the TOTP device that verified the code, and the signed
+    device cookie the browser keeps from now on (never logged)."""
+
+    totp_device: TOTPDevice
+    device_cookie: str
+
+
+def staff_authenticate(
+    *, username: str, password: str, otp_token: str, device_cookie: str = ""
+) -> StaffLogin:
+    """Check password and TOTP together; on success issue a fresh device cookie.
 
     Failures count against the account named, never against a network address: behind an
     onion service all clients share one address. Locking one account never locks another.
+    A browser presenting a valid device cookie for the account is a known device: its
+    failures count and lock that cookie only, and the account's lock does not stop it, so a
+    stranger guessing at a username cannot lock its owner out of their own browser.
     """
     user = StaffUser.objects.filter(username__iexact=username[:64]).first()
     if user is None:
         make_password(password)  # spend the same time as a real check
         raise StaffLoginFailedError
-    if user.locked_until and user.locked_until > timezone.now():
+    known = _known_device(user, device_cookie)
+    locked_until = known.locked_until if known else user.locked_until
+    if locked_until and locked_until > timezone.now():
         raise StaffAccountLockedError
     device = None
     if user.is_active and user.check_password(password):
         device = _verified_device(user, otp_token)
     if device is None:
-        _staff_login_failed(user)
+        _staff_login_failed(user, known)
         raise StaffLoginFailedError
-    StaffUser.objects.filter(pk=user.pk).update(
-        failed_logins=0, locked_until=None, last_login=timezone.now()
-    )
-    audit_record(actor=user.audit_ref, action="staff.login", subject=user.audit_ref)
-    return device
+    return StaffLogin(totp_device=device, device_cookie=_staff_login_succeeded(user, known))
+
+
+def _known_device(user: StaffUser, device_cookie: str) -> StaffDeviceCookie | None:
+    nonce = device_cookie_open(value=device_cookie, user=user)
+    if nonce is None:
+        return None
+    return StaffDeviceCookie.objects.filter(
+        user=user, nonce_digest=device_nonce_digest(nonce)
+    ).first()
 
 
 def _verified_device(user: StaffUser, otp_token: str) -> TOTPDevice | None:
@@ -173,23 +209,82 @@ def _verified_device(user: StaffUser, otp_token: str) -> TOTPDevice | None:
     return None
 
 
-def _staff_login_failed(user: StaffUser) -> None:
+def _staff_login_succeeded(user: StaffUser, known: StaffDeviceCookie | None) -> str:
+    """Record the login and issue a new device cookie in place of the one presented.
+
+    A login from a known device leaves the account's counter alone: strangers stay locked
+    out however often the owner logs in from their own browser."""
+    now = timezone.now()
+    nonce = device_nonce_new()
     with transaction.atomic():
-        StaffUser.objects.filter(pk=user.pk).update(failed_logins=F("failed_logins") + 1)
-        failures = StaffUser.objects.values_list("failed_logins", flat=True).get(pk=user.pk)
-        over = failures - settings.STAFF_LOGIN_FREE_ATTEMPTS
-        detail: dict[str, int] = {"failures": failures}
-        if over >= 0:
-            seconds = min(
-                settings.STAFF_LOGIN_LOCK_SECONDS * 2**over, settings.STAFF_LOGIN_LOCK_MAX_SECONDS
-            )
+        if known is None:
             StaffUser.objects.filter(pk=user.pk).update(
-                locked_until=timezone.now() + timedelta(seconds=seconds)
+                failed_logins=0, locked_until=None, last_login=now
             )
+        else:
+            StaffUser.objects.filter(pk=user.pk).update(last_login=now)
+            known.delete()
+        StaffDeviceCookie.objects.filter(
+            user=user, created_at__lt=now - device_cookie_max_age()
+        ).delete()
+        StaffDeviceCookie.objects.create(
+            user=user, nonce_digest=device_nonce_digest(nonce), created_at=now
+        )
+        audit_record(
+            actor=user.audit_ref,
+            action="staff.login",
+            subject=user.audit_ref,
+            detail={"known_device": known is not None},
+        )
+    return device_cookie_sign(user=user, nonce=nonce)
+
+
+def _staff_login_failed(user: StaffUser, known: StaffDeviceCookie | None) -> None:
+    """Count the failure against the known device, or else against the account."""
+    counted = (
+        StaffDeviceCookie.objects.filter(pk=known.pk)
+        if known
+        else StaffUser.objects.filter(pk=user.pk)
+    )
+    with transaction.atomic():
+        if not counted.update(failed_logins=F("failed_logins") + 1):
+            # The cookie was replaced by a login that finished meanwhile: a stranger's now.
+            return _staff_login_failed(user, None)
+        failures = counted.values_list("failed_logins", flat=True).get()
+        detail: dict[str, int] = {"failures": failures}
+        seconds = _lock_seconds(failures)
+        if seconds is not None:
+            counted.update(locked_until=timezone.now() + timedelta(seconds=seconds))
             detail["locked_seconds"] = seconds
+        if known is not None:
+            detail["known_device"] = known.pk
         audit_record(
             actor="anonymous", action="staff.login_failed", subject=user.audit_ref, detail=detail
         )
+
+
+def _lock_seconds(failures: int) -> int | None:
+    """None while free attempts remain, then a lock that doubles up to the maximum."""
+    over = failures - settings.STAFF_LOGIN_FREE_ATTEMPTS
+    if over < 0:
+        return None
+    return int(
+        min(settings.STAFF_LOGIN_LOCK_SECONDS * 2**over, settings.STAFF_LOGIN_LOCK_MAX_SECONDS)
+    )
+
+
+def staff_device_cookies_revoke(*, user: StaffUser, actor: str) -> int:
+    """Make every device cookie of this account worthless (on deactivation, for example):
+    its browsers count as strangers until their next successful login."""
+    with transaction.atomic():
+        revoked, _by_model = StaffDeviceCookie.objects.filter(user=user).delete()
+        audit_record(
+            actor=actor,
+            action="staff.device_cookies_revoked",
+            subject=user.audit_ref,
+            detail={"count": revoked},
+        )
+    return revoked
 
 
 # --- invitations ----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, QueryDict
@@ -97,22 +98,42 @@ def delete_account(request: HttpRequest) -> HttpResponseBase:
 def staff_login(request: HttpRequest) -> HttpResponseBase:
     form = StaffLoginForm(_posted(request))
     if request.method == "POST" and form.is_valid():
+        device_cookie = request.COOKIES.get(settings.STAFF_DEVICE_COOKIE_NAME, "")
         try:
-            device = services.staff_authenticate(**form.cleaned_data)
+            signed_in = services.staff_authenticate(
+                **form.cleaned_data, device_cookie=device_cookie
+            )
         except StaffLoginFailedError:
             form.add_error(
                 None,
                 _(
-                    "Login failed. Check your username, password and one-time "
-                    "code. After repeated failures the account is locked for a "
-                    "while."
+                    "Login failed. Check your username, password and one-time code. "
+                    "After repeated failures, logging in from this browser is paused "
+                    "for a while."
                 ),
             )
         else:
-            login(request, device.user, backend="django.contrib.auth.backends.ModelBackend")
-            otp_login(request, device)
-            return redirect(_safe_next(request) or "accounts:staff_home")
+            totp_device = signed_in.totp_device
+            login(request, totp_device.user, backend="django.contrib.auth.backends.ModelBackend")
+            otp_login(request, totp_device)
+            response = redirect(_safe_next(request) or "accounts:staff_home")
+            _set_device_cookie(response, signed_in.device_cookie)
+            return response
     return render(request, "accounts/staff_login.html", {"form": form}, status=_form_status(form))
+
+
+def _set_device_cookie(response: HttpResponseBase, value: str) -> None:
+    """Long-lived, HttpOnly, same-site only; Secure as the session cookie is (and on any
+    HTTPS request, by the privacy middleware)."""
+    response.set_cookie(
+        settings.STAFF_DEVICE_COOKIE_NAME,
+        value,
+        max_age=settings.STAFF_DEVICE_COOKIE_DAYS * 24 * 3600,
+        path="/",
+        secure=settings.SESSION_COOKIE_SECURE,
+        httponly=True,
+        samesite="Strict",
+    )
 
 
 @require_POST
@@ -170,7 +191,6 @@ def _totp_enrolment(hex_key: str, label: str) -> dict[str, str]:
     import base64
 
     import segno
-    from django.conf import settings
 
     secret = base64.b32encode(bytes.fromhex(hex_key)).decode().rstrip("=")
     uri = f"otpauth://totp/{settings.OTP_TOTP_ISSUER}:{label}?secret={secret}&issuer={settings.OTP_TOTP_ISSUER}"
@@ -180,8 +200,6 @@ def _totp_enrolment(hex_key: str, label: str) -> dict[str, str]:
 
 def _participant_home() -> str:
     """Where a participant lands after logging in: their account, or the study's page."""
-    from django.conf import settings
-
     return reverse(settings.STOPCSAM_PARTICIPANT_HOME)
 
 
