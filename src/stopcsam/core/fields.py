@@ -11,10 +11,18 @@ from django.db.models.query_utils import DeferredAttribute
 from stopcsam.core import crypto
 
 
-class Sealed(str):
-    """A stored value of a field bound to its row, not opened yet: opening it needs the row."""
+class Sealed:
+    """A stored value of a field bound to its row, not opened yet: opening it needs the row.
+    Not a string, so that code reading the column without its row (``values()``,
+    ``values_list()``) fails at once instead of taking the ciphertext for the text."""
 
-    __slots__ = ()
+    __slots__ = ("token",)
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __repr__(self) -> str:
+        return "<sealed>"
 
 
 class _OpenedOnRead(DeferredAttribute):
@@ -26,7 +34,7 @@ class _OpenedOnRead(DeferredAttribute):
         value = super().__get__(instance, cls)
         if isinstance(value, Sealed):
             field: EncryptedTextField = self.field  # type: ignore[assignment]
-            value = crypto.decrypt(value, context=field.context_of(instance))
+            value = crypto.decrypt(value.token, context=field.context_of(instance))
             instance.__dict__[self.field.attname] = value
         return value
 
@@ -83,6 +91,11 @@ class EncryptedTextField(models.TextField):
         row = [str(values[name]) for name in self.bound_to]
         return f"{self.encryption_context}{json.dumps(row, ensure_ascii=True)}"
 
+    def open(self, value: Sealed, **values: Any) -> str:
+        """A bound value read without its model instance (``values_list()``), opened under
+        its row's values of ``bound_to``."""
+        return crypto.decrypt(value.token, context=self.bound_context(**values))
+
     def context_of(self, instance: models.Model) -> str:
         return self.bound_context(**{name: getattr(instance, name) for name in self.bound_to})
 
@@ -98,7 +111,7 @@ class EncryptedTextField(models.TextField):
         if self.bound_to:
             if not isinstance(value, Sealed):
                 raise TypeError(f"{self.name} is sealed through its model instance only.")
-            return str(value)
+            return value.token
         return crypto.encrypt(str(value), context=self.encryption_context)
 
     def from_db_value(self, value: str | None, expression: Any, connection: Any) -> Any:
@@ -110,3 +123,45 @@ class EncryptedTextField(models.TextField):
 
     def to_python(self, value: Any) -> Any:
         return value
+
+
+def reseal_bound(
+    apps: Any, schema_editor: Any, app_label: str, sealed: dict[str, tuple[str, ...]], *, bind: bool
+) -> None:
+    """For a migration that binds sealed columns to their rows: re-seal every value of
+    ``sealed`` (model name: columns, all bound to the same fields) from its column's context
+    alone to the context bound to its row, or back (``bind=False``). Through the migration
+    state's fields, which know both contexts; a thousand rows at a time."""
+    quote = schema_editor.connection.ops.quote_name
+    for name, columns in sealed.items():
+        model = apps.get_model(app_label, name)
+        fields = [model._meta.get_field(column) for column in columns]
+        bound = fields[0].bound_to
+        table = quote(model._meta.db_table)
+        names = ("id", *bound, *columns)
+        selected = ", ".join(quote(model._meta.get_field(name).column) for name in names)
+        assigned = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+        last = 0
+        with schema_editor.connection.cursor() as cursor:
+            while True:
+                # Names come from model metadata, never from input.
+                cursor.execute(
+                    f"SELECT {selected} FROM {table} WHERE id > %s ORDER BY id LIMIT 1000",  # noqa: S608
+                    [last],
+                )
+                rows = cursor.fetchall()
+                for pk, *values in rows:
+                    row = dict(zip(bound, values[: len(bound)], strict=True))
+                    resealed = []
+                    for field, value in zip(fields, values[len(bound) :], strict=True):
+                        plain, tied = field.encryption_context, field.bound_context(**row)
+                        old, new = (plain, tied) if bind else (tied, plain)
+                        text = crypto.decrypt(value, context=old)
+                        resealed.append(crypto.encrypt(text, context=new))
+                    cursor.execute(
+                        f"UPDATE {table} SET {assigned} WHERE id = %s",  # noqa: S608
+                        [*resealed, pk],
+                    )
+                if len(rows) < 1000:
+                    break
+                last = rows[-1][0]

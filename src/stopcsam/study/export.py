@@ -13,10 +13,14 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from stopcsam.core.fields import EncryptedTextField
 from stopcsam.core.instruments import Instrument, localised, value_domain
 from stopcsam.study.models import ProtocolVersion, Response
 from stopcsam.study.protocol import Protocol
 from stopcsam.study.selectors import parsed_protocol, study_id
+
+FREE_TEXT = Response._meta.get_field("free_text")
+assert isinstance(FREE_TEXT, EncryptedTextField)
 
 COLUMNS = (
     "study_id",
@@ -82,7 +86,7 @@ def _response_rows(
     protocol: Protocol, sid: str, row: tuple[Any, ...], include_free_text: bool
 ) -> Iterator[tuple[Any, ...]]:
     (
-        _pk,
+        enrolment_id,
         arm,
         stratum,
         site,
@@ -103,8 +107,12 @@ def _response_rows(
     moment = done or started
     day = (moment.date() - randomized_at.date()).days if randomized_at else ""
     head = (sid, arm, stratum, site, language, time_point, day, name, instrument_version)
-    # values_list() already opened the encrypted field (from_db_value); only parse it.
-    free = json.loads(free_raw or "{}") if include_free_text else {}
+    free = {}
+    if include_free_text:  # values_list() leaves the field sealed: opened under its row
+        opened = FREE_TEXT.open(
+            free_raw, enrolment_id=enrolment_id, time_point=time_point, instrument=name
+        )
+        free = json.loads(opened or "{}")
     for item in instrument.items:
         if item.type == "text":
             if include_free_text:

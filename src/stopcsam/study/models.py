@@ -20,7 +20,7 @@ class ProtocolVersion(models.Model):
     is_active = models.BooleanField(_("active"), default=False)
     # The sealed randomization seed: encrypted at rest, never shown. Its SHA-256 is published
     # (in the audit log and on the admin page) when sealed, so the sequence can be verified.
-    sealed_seed = EncryptedTextField(editable=False)
+    sealed_seed = EncryptedTextField(editable=False, bound_to=("key", "version"))
     seed_commitment = models.CharField(
         _("seed commitment (SHA-256)"), max_length=64, editable=False
     )
@@ -59,7 +59,9 @@ class Enrolment(models.Model):
     language = models.CharField(max_length=5)
     site = models.CharField(max_length=8)
     stratum = models.CharField(max_length=64)
-    screening_answers = EncryptedTextField()  # JSON, eligible people only
+    # JSON, eligible people only; bound to the participant, as the free text to its response:
+    # a value copied to another row does not open.
+    screening_answers = EncryptedTextField(bound_to=("participant_id",))
     enrolled_at = models.DateTimeField()
     consented_at = models.DateTimeField(null=True, blank=True)
     arm = models.CharField(max_length=64, blank=True)
@@ -112,7 +114,9 @@ class Response(models.Model):
     instrument = models.CharField(max_length=64)
     instrument_version = models.CharField(max_length=32)
     answers = models.JSONField(default=dict)  # closed answers (numbers and option values)
-    free_text = EncryptedTextField(default="{}")  # JSON of free-text answers, encrypted
+    free_text = EncryptedTextField(  # JSON of free-text answers, encrypted
+        default="{}", bound_to=("enrolment_id", "time_point", "instrument")
+    )
     scores = models.JSONField(default=dict)
     started_at = models.DateTimeField()
     completed_at = models.DateTimeField(null=True, blank=True)

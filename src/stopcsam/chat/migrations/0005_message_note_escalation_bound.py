@@ -3,6 +3,7 @@
 from django.db import migrations
 
 import stopcsam.core.fields
+from stopcsam.core.fields import reseal_bound
 
 # Each sealed column with the fields of its row now bound into its tag.
 SEALED = {
@@ -10,54 +11,14 @@ SEALED = {
     "sessionnote": ("body", "risk_level", "risk_notes"),
     "escalation": ("reason",),
 }
-CHUNK = 1000
-
-
-def _reseal(apps, schema_editor, *, bind):
-    """Re-seal every value from the column's context alone to the context bound to its row
-    (``bind``), or back. Through the historical fields, which know both contexts."""
-    from stopcsam.core import crypto
-
-    quote = schema_editor.connection.ops.quote_name
-    for name, columns in SEALED.items():
-        model = apps.get_model("chat", name)
-        fields = [model._meta.get_field(column) for column in columns]
-        bound = fields[0].bound_to
-        table = quote(model._meta.db_table)
-        selected = ", ".join(quote(c) for c in ("id", *bound, *columns))
-        assigned = ", ".join(f"{quote(c)} = %s" for c in columns)
-        last = 0
-        with schema_editor.connection.cursor() as cursor:
-            while True:
-                # Names come from the migration's own constants, never from input.
-                cursor.execute(
-                    f"SELECT {selected} FROM {table} WHERE id > %s ORDER BY id LIMIT {CHUNK}",  # noqa: S608
-                    [last],
-                )
-                rows = cursor.fetchall()
-                for pk, *values in rows:
-                    row = dict(zip(bound, values[: len(bound)], strict=True))
-                    sealed = []
-                    for field, value in zip(fields, values[len(bound) :], strict=True):
-                        plain, tied = field.encryption_context, field.bound_context(**row)
-                        old, new = (plain, tied) if bind else (tied, plain)
-                        text = crypto.decrypt(value, context=old)
-                        sealed.append(crypto.encrypt(text, context=new))
-                    cursor.execute(
-                        f"UPDATE {table} SET {assigned} WHERE id = %s",  # noqa: S608
-                        [*sealed, pk],
-                    )
-                if len(rows) < CHUNK:
-                    break
-                last = rows[-1][0]
 
 
 def bind(apps, schema_editor):
-    _reseal(apps, schema_editor, bind=True)
+    reseal_bound(apps, schema_editor, "chat", SEALED, bind=True)
 
 
 def unbind(apps, schema_editor):
-    _reseal(apps, schema_editor, bind=False)
+    reseal_bound(apps, schema_editor, "chat", SEALED, bind=False)
 
 
 class Migration(migrations.Migration):
