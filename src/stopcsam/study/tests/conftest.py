@@ -9,7 +9,13 @@ from stopcsam.accounts.models import Participant
 from stopcsam.accounts.services import participant_create
 from stopcsam.study.demo import demo_definition
 from stopcsam.study.models import Enrolment, ProtocolVersion
-from stopcsam.study.services import consent_record, enrolment_create, protocol_load
+from stopcsam.study.selectors import parsed_protocol
+from stopcsam.study.services import (
+    consent_record,
+    enrolment_create,
+    protocol_load,
+    response_save,
+)
 
 SCREEN_OK = {"age": 30, "recent_use": "yes", "language": "en", "in_treatment": "no"}
 
@@ -66,3 +72,34 @@ def enrolment(version: ProtocolVersion) -> Enrolment:
 
 def participant_of(enrolment: Enrolment) -> Participant:
     return enrolment.participant
+
+
+def answered_baseline(
+    version: ProtocolVersion, participants: int = 3, text: str = "I am worried about my urges"
+) -> list[Enrolment]:
+    """Participants who answered every baseline instrument (which randomizes them), with
+    ``text`` for each free-text item."""
+    protocol = parsed_protocol(version)
+    enrolments = []
+    for n in range(participants):
+        enrolment = enrolled(version, ["en", "de", "cs"][n % 3])
+        for name in protocol.baseline.instruments:
+            instrument = protocol.instruments[name]
+            answers = {
+                item.key: (
+                    item.option_values()[n % len(item.options)]
+                    if item.options
+                    else (text if item.type == "text" else n)
+                )
+                for item in instrument.items
+            }
+            response_save(
+                enrolment=enrolment,
+                time_point="baseline",
+                instrument=instrument,
+                answers=answers,
+                complete=True,
+            )
+        enrolment.refresh_from_db()
+        enrolments.append(enrolment)
+    return enrolments

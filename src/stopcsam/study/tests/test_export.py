@@ -7,6 +7,7 @@ import io
 import json
 import re
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -14,41 +15,24 @@ from django.test import Client
 from stopcsam.conftest import StaffPersona
 from stopcsam.core.models import AuditEvent
 from stopcsam.study.export import codebook, export_csv
-from stopcsam.study.models import Enrolment, ProtocolVersion
-from stopcsam.study.selectors import consort_counts, parsed_protocol
-from stopcsam.study.services import response_save
-from stopcsam.study.tests.conftest import enrolled
+from stopcsam.study.models import ProtocolVersion
+from stopcsam.study.selectors import consort_counts
+from stopcsam.study.tests.conftest import answered_baseline, enrolled
 
 pytestmark = pytest.mark.django_db
 
 
-def _study(
-    version: ProtocolVersion, participants: int = 3, text: str = "I am worried about my urges"
-) -> list[Enrolment]:
-    protocol = parsed_protocol(version)
-    enrolments = []
-    for n in range(participants):
-        enrolment = enrolled(version, ["en", "de", "cs"][n % 3])
-        for name in protocol.baseline.instruments:
-            instrument = protocol.instruments[name]
-            answers = {
-                item.key: (
-                    item.option_values()[n % len(item.options)]
-                    if item.options
-                    else (text if item.type == "text" else n)
-                )
-                for item in instrument.items
-            }
-            response_save(
-                enrolment=enrolment,
-                time_point="baseline",
-                instrument=instrument,
-                answers=answers,
-                complete=True,
-            )
-        enrolment.refresh_from_db()
-        enrolments.append(enrolment)
-    return enrolments
+def _study_admin(site: object, language: str) -> tuple[Any, Any]:
+    from stopcsam.accounts.models import Role
+    from stopcsam.accounts.services import staff_create
+
+    return staff_create(  # type: ignore[return-value]
+        username="sam",
+        password="a-long-unusual-passphrase",
+        role=Role.STUDY_ADMIN,
+        site=site,  # type: ignore[arg-type]
+        languages=[language],
+    )
 
 
 def _load(version: ProtocolVersion, *, free_text: bool = False) -> list[dict[str, str]]:
@@ -57,7 +41,7 @@ def _load(version: ProtocolVersion, *, free_text: bool = False) -> list[dict[str
 
 
 def test_the_export_round_trips_with_its_codebook(version: ProtocolVersion) -> None:
-    enrolments = _study(version)
+    enrolments = answered_baseline(version)
     rows = _load(version)
     book = codebook(version)
     variables = {(v["instrument"], v["variable"]): v for v in book["variables"]}
@@ -77,7 +61,7 @@ def test_the_export_round_trips_with_its_codebook(version: ProtocolVersion) -> N
 
 
 def test_the_export_holds_no_codename_key_or_fine_timestamp(version: ProtocolVersion) -> None:
-    enrolments = _study(version)
+    enrolments = answered_baseline(version)
     text = "".join(export_csv(version, include_free_text=True))
     for enrolment in enrolments:
         participant = enrolment.participant
@@ -90,7 +74,7 @@ def test_the_export_holds_no_codename_key_or_fine_timestamp(version: ProtocolVer
 
 
 def test_free_text_only_behind_the_flag(version: ProtocolVersion) -> None:
-    _study(version)
+    answered_baseline(version)
     without = _load(version)
     with_text = _load(version, free_text=True)
     assert not any(r["kind"] == "text" for r in without)
@@ -100,7 +84,7 @@ def test_free_text_only_behind_the_flag(version: ProtocolVersion) -> None:
 
 
 def test_study_ids_are_stable_and_distinct(version: ProtocolVersion) -> None:
-    _study(version, participants=5)
+    answered_baseline(version, participants=5)
     first = [r["study_id"] for r in _load(version)]
     assert first == [r["study_id"] for r in _load(version)]
     assert len(set(first)) == 5
@@ -113,18 +97,9 @@ def test_only_study_admins_export_and_each_export_is_audited(
     staff_client: Callable[..., Client],
     site_de: object,
 ) -> None:
-    from stopcsam.accounts.models import Role
-    from stopcsam.accounts.services import staff_create
-
-    user, device = staff_create(
-        username="sam",
-        password="a-long-unusual-passphrase",
-        role=Role.STUDY_ADMIN,
-        site=site_de,
-        languages=["en"],
-    )  # type: ignore[arg-type]
+    user, device = _study_admin(site_de, "en")
     admin = staff_client(StaffPersona(user, device))
-    _study(version, participants=2)
+    answered_baseline(version, participants=2)
     for persona in (coordinator, therapist):
         assert staff_client(persona).get("/en/study/research/export/").status_code == 403
     assert admin.get("/en/study/research/export/").status_code == 200
@@ -141,17 +116,8 @@ def test_only_study_admins_export_and_each_export_is_audited(
 def test_the_consort_flow_is_a_table_by_arm_under_the_arms_labels(
     version: ProtocolVersion, staff_client: Callable[..., Client], site_de: object
 ) -> None:
-    from stopcsam.accounts.models import Role
-    from stopcsam.accounts.services import staff_create
-
-    user, device = staff_create(
-        username="sam",
-        password="a-long-unusual-passphrase",
-        role=Role.STUDY_ADMIN,
-        site=site_de,
-        languages=["de"],
-    )  # type: ignore[arg-type]
-    _study(version, participants=3)
+    user, device = _study_admin(site_de, "de")
+    answered_baseline(version, participants=3)
     page = staff_client(StaffPersona(user, device)).get("/de/study/research/export/")
     html = page.content.decode()
     rows = re.findall(r'<tr><th scope="row">(.*?)</tr>', html, re.S)
@@ -164,7 +130,7 @@ def test_the_consort_flow_is_a_table_by_arm_under_the_arms_labels(
 
 
 def test_randomized_only_participants_are_exported(version: ProtocolVersion) -> None:
-    _study(version, participants=2)
+    answered_baseline(version, participants=2)
     enrolled(version)  # consented but not randomized
     assert len({r["study_id"] for r in _load(version)}) == 2
 
@@ -182,6 +148,8 @@ def test_randomized_only_participants_are_exported(version: ProtocolVersion) -> 
 def test_free_text_is_never_a_spreadsheet_formula(
     written: str, exported: str, version: ProtocolVersion
 ) -> None:
-    _study(version, participants=1, text=written)  # the whole baseline: randomized, exported
+    answered_baseline(
+        version, participants=1, text=written
+    )  # the whole baseline: randomized, exported
     (note,) = [r for r in _load(version, free_text=True) if r["kind"] == "text"]
     assert note["value"] == exported

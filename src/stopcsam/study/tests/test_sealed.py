@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 from django.db import connection
@@ -12,36 +11,15 @@ from stopcsam.core import crypto
 from stopcsam.core.crypto import TamperedCiphertextError
 from stopcsam.study.export import export_csv
 from stopcsam.study.models import Enrolment, ProtocolVersion, Response
-from stopcsam.study.selectors import parsed_protocol
-from stopcsam.study.services import response_save
-from stopcsam.study.tests.conftest import enrolled
+from stopcsam.study.tests.conftest import answered_baseline, enrolled
 
 pytestmark = pytest.mark.django_db
 NOTE = "I am worried about my urges"
 
 
 def _answered(version: ProtocolVersion, note: str) -> Response:
-    """A participant's baseline, answered (which randomizes them), with this free text; their
-    wellbeing response."""
-    enrolment = enrolled(version)
-    protocol = parsed_protocol(version)
-    for name in protocol.baseline.instruments:
-        instrument = protocol.instruments[name]
-        answers: dict[str, Any] = {
-            item.key: note
-            if item.type == "text"
-            else item.option_values()[0]
-            if item.options
-            else 1
-            for item in instrument.items
-        }
-        response_save(
-            enrolment=enrolment,
-            time_point="baseline",
-            instrument=instrument,
-            answers=answers,
-            complete=True,
-        )
+    """A randomized participant's wellbeing response, with this free text."""
+    (enrolment,) = answered_baseline(version, participants=1, text=note)
     return Response.objects.get(enrolment=enrolment, instrument="wellbeing")
 
 
