@@ -126,10 +126,11 @@ def transcript_for_staff(*, user: StaffUser, session: ChatSession, via: str) -> 
 
 
 def transcript_replay_audit(*, actor: str, session: ChatSession, via: str, after: int) -> None:
-    """A staff socket's replay of the messages after ``after``: one audited transcript read.
-    Only a replay is one: the console page shows the transcript (and audits that read), and
-    its socket then replays nothing, or what came since; messages that arrive while it is
-    open are the live chat, not a read of the record."""
+    """A staff socket's ``hello``: one audited transcript read, with what it replays (the
+    messages after ``after``). Also when it replays nothing: the socket goes on to receive
+    every message stored while it is open, and a socket opened without the console page (a
+    supervisor reading along from the first message) left no trace otherwise (a review
+    finding). A console view with JavaScript is so two rows: the page's, and its socket's."""
     audit_record(
         actor=actor,
         action="chat.transcript_read",

@@ -567,7 +567,7 @@ class Connection:
         if changed:  # the client learns of it here: the safety poll compares with this copy
             await self.emit_state()
         self.delivered = min(frame["after"], self.session.last_seq)
-        if self.peer.role != Sender.PARTICIPANT and self.delivered < self.session.last_seq:
+        if self.peer.role != Sender.PARTICIPANT:
             await in_thread(
                 selectors.transcript_replay_audit,
                 actor=self.peer.actor,

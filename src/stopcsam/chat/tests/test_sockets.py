@@ -821,10 +821,11 @@ def test_a_send_during_a_database_outage_gets_an_error_not_an_ack(live, particip
     asyncio.run(scenario())
 
 
-def test_a_staff_socket_audits_the_transcript_it_replays(live, participant, therapist, cookies):
-    """One audited read per replay of stored messages to staff, with what it showed; a
-    socket that replays nothing (the console page showed the transcript, and audited that)
-    writes none: a console view with JavaScript was two rows for one read."""
+def test_every_staff_hello_is_one_audited_read_with_what_it_replayed(
+    live, participant, therapist, cookies
+):
+    """One audited read per staff ``hello``, naming where its replay began and how many
+    messages it showed; the socket's connection itself reads no transcript."""
     reads = AuditEvent.objects.filter(action="chat.transcript_read")
     pc, tc = cookies[0](participant), cookies[1](therapist)
 
@@ -834,25 +835,49 @@ def test_a_staff_socket_audits_the_transcript_it_replays(live, participant, ther
             await p.send({"type": "send", "client_id": f"c-participant-{n}", "body": WORRY})
             await p.until("ack")
         await p.close()
-        t = await joined(live, tc, after=3)  # the page showed all three
-        await t.close()
-        assert await reads.acount() == 0
+        assert await reads.acount() == 0  # the participant's own chat is no staff read
         t = Socket(path(live), cookie=tc)  # a reconnect that missed two
         assert await t.connect()
+        assert await reads.acount() == 0  # the connection alone reads nothing
         await t.send({"type": "hello", "after": 1})
         frames = [await t.receive()]
         while frames[-1]["type"] != "caught_up":
             frames.append(await t.receive())
         assert [f["seq"] for f in frames if f["type"] == "message"] == [2, 3]
         await t.close()
+        t = await joined(live, tc, after=3)  # the page showed all three
+        await t.close()
 
     asyncio.run(scenario())
-    (row,) = reads.all()
-    assert (row.actor, row.subject) == (therapist.user.audit_ref, live.audit_ref)
-    assert row.detail == {"via": "socket.therapist", "after": 1, "messages": 2}
-    assert not AuditEvent.objects.filter(
-        action="chat.transcript_read", actor__startswith="participant"
-    )
+    rows = list(reads.order_by("seq"))
+    assert {(r.actor, r.subject) for r in rows} == {(therapist.user.audit_ref, live.audit_ref)}
+    assert [r.detail for r in rows] == [
+        {"via": "socket.therapist", "after": 1, "messages": 2},
+        {"via": "socket.therapist", "after": 3, "messages": 0},
+    ]
+
+
+def test_a_supervisor_reading_along_from_the_first_message_is_audited(
+    settings, live, participant, supervisor, cookies
+):
+    """A socket opened without the console page, before any message, receives the whole
+    session live: its hello is an audited read (a review finding: it left no trace)."""
+    settings.CHAT_READ_ALONG_SITES = ["DE"]
+    live.read_along = True
+    live.save(update_fields=["read_along"])
+    pc, sc = cookies[0](participant), cookies[1](supervisor)
+
+    async def scenario() -> None:
+        s = await joined(live, sc)
+        p = await joined(live, pc)
+        await p.send({"type": "send", "client_id": "c-participant-1", "body": WORRY})
+        assert (await s.until("message"))["body"] == WORRY
+        await p.close()
+        await s.close()
+
+    asyncio.run(scenario())
+    (row,) = AuditEvent.objects.filter(action="chat.transcript_read")
+    assert (row.actor, row.detail["via"]) == (supervisor.user.audit_ref, "socket.read_along")
 
 
 def test_typing_and_read_markers_reach_the_other_side(live, participant, therapist, cookies):
