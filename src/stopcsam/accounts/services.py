@@ -13,7 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -176,15 +176,14 @@ def staff_authenticate(
     if user is None:
         make_password(password)  # spend the same time as a real check
         raise StaffLoginFailedError
-    known = _known_device(user, device_cookie)
-    locked_until = known.locked_until if known else user.locked_until
-    if locked_until and locked_until > timezone.now():
-        raise StaffAccountLockedError
+    known, detail = _attempt_reserve(user, _known_device(user, device_cookie))
     device = None
     if user.is_active and user.check_password(password):
         device = _verified_device(user, otp_token)
     if device is None:
-        _staff_login_failed(user, known)
+        audit_record(
+            actor="anonymous", action="staff.login_failed", subject=user.audit_ref, detail=detail
+        )
         raise StaffLoginFailedError
     return StaffLogin(totp_device=device, device_cookie=_staff_login_succeeded(user, known))
 
@@ -239,28 +238,37 @@ def _staff_login_succeeded(user: StaffUser, known: StaffDeviceCookie | None) -> 
     return device_cookie_sign(user=user, nonce=nonce)
 
 
-def _staff_login_failed(user: StaffUser, known: StaffDeviceCookie | None) -> None:
-    """Count the failure against the known device, or else against the account."""
+def _attempt_reserve(
+    user: StaffUser, known: StaffDeviceCookie | None
+) -> tuple[StaffDeviceCookie | None, dict[str, int]]:
+    """Count this attempt as a failure before the password is checked, against the known
+    device or else against the account, and lock it once the free attempts are spent; a
+    success then resets the count. Raise StaffAccountLockedError while locked. Counted
+    first, and in one conditional update with the lock: guesses sent at once each passed a
+    check of the lock made before any of them had failed, and were all tried (a review
+    finding: twelve at once, against five allowed)."""
+    now = timezone.now()
     counted = (
         StaffDeviceCookie.objects.filter(pk=known.pk)
         if known
         else StaffUser.objects.filter(pk=user.pk)
     )
+    unlocked = counted.filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
     with transaction.atomic():
-        if not counted.update(failed_logins=F("failed_logins") + 1):
-            # The cookie was replaced by a login that finished meanwhile: a stranger's now.
-            return _staff_login_failed(user, None)
+        if not unlocked.update(failed_logins=F("failed_logins") + 1):
+            if known is not None and not counted.exists():
+                # The cookie was replaced by a login that finished meanwhile: a stranger's now.
+                return _attempt_reserve(user, None)
+            raise StaffAccountLockedError
         failures = counted.values_list("failed_logins", flat=True).get()
         detail: dict[str, int] = {"failures": failures}
         seconds = _lock_seconds(failures)
         if seconds is not None:
-            counted.update(locked_until=timezone.now() + timedelta(seconds=seconds))
+            counted.update(locked_until=now + timedelta(seconds=seconds))
             detail["locked_seconds"] = seconds
         if known is not None:
             detail["known_device"] = known.pk
-        audit_record(
-            actor="anonymous", action="staff.login_failed", subject=user.audit_ref, detail=detail
-        )
+    return known, detail
 
 
 def _lock_seconds(failures: int) -> int | None:

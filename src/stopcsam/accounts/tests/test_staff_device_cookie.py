@@ -174,8 +174,8 @@ def test_a_cookie_replaced_meanwhile_counts_its_failure_as_a_stranger(
     _browser(therapist)
     known = StaffDeviceCookie.objects.get()
     StaffDeviceCookie.objects.all().delete()  # a login in another tab replaced it
-    services._staff_login_failed(therapist.user, known)
-    assert _account(therapist).failed_logins == 1
+    counted, _detail = services._attempt_reserve(therapist.user, known)
+    assert counted is None and _account(therapist).failed_logins == 1
 
 
 def test_deactivating_an_account_revokes_its_cookies(

@@ -1,14 +1,20 @@
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable
 from datetime import timedelta
+from unittest import mock
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from django_otp.oath import TOTP
 
+from stopcsam.accounts import services
+from stopcsam.accounts.exceptions import StaffLoginFailedError
 from stopcsam.accounts.models import StaffUser
 from stopcsam.conftest import STAFF_PASSWORD, StaffPersona
 from stopcsam.core.models import AuditEvent
@@ -166,3 +172,44 @@ def test_demo_codes_are_refused_outside_demo_mode(db: None) -> None:
 
 def test_totp_tokens_are_six_digits(therapist: StaffPersona) -> None:
     assert len(f"{TOTP(therapist.device.bin_key).token():06d}") == 6
+
+
+PARALLEL = 12
+
+
+@pytest.mark.django_db(transaction=True)
+def test_guesses_sent_at_once_do_not_get_past_the_free_attempts(
+    therapist: StaffPersona, settings: object
+) -> None:
+    """The attempt is counted, and the lock set, before the slow password check: guesses
+    sent at once each passed a lock checked before any of them had failed (a review
+    finding: twelve checked against five allowed)."""
+    free = settings.STAFF_LOGIN_FREE_ATTEMPTS  # type: ignore[attr-defined]
+    original = StaffUser.check_password
+    checked: list[int] = []
+    meet = threading.Barrier(PARALLEL, timeout=2)
+
+    def slow_check(self: StaffUser, raw: str) -> bool:
+        # Argon2 takes a while in production: let every request in flight reach this point.
+        checked.append(1)
+        with contextlib.suppress(threading.BrokenBarrierError):  # fewer came: the lock works
+            meet.wait()
+        return original(self, raw)
+
+    def guess(n: int) -> None:
+        try:
+            services.staff_authenticate(
+                username="anna", password=f"guess number {n}", otp_token="000000"
+            )
+        except StaffLoginFailedError:  # the lock too
+            pass
+        finally:
+            connection.close()
+
+    with mock.patch.object(StaffUser, "check_password", slow_check):
+        threads = [threading.Thread(target=guess, args=(n,)) for n in range(PARALLEL)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len(checked) <= free, f"{len(checked)} password guesses checked, {free} allowed"
