@@ -134,21 +134,27 @@ class RiskLevel(models.TextChoices):
     HIGH = "high", _("High: act now")
 
 
+# A note's sealed parts are bound to its session and its author: moved to another session, or
+# credited to another member of staff in the database, they do not open.
+NOTE_ROW = ("session_id", "author_id")
+
+
 class SessionNote(models.Model):
     """The therapist's private notes and risk assessment for one session."""
 
     session = models.OneToOneField(ChatSession, on_delete=models.CASCADE, related_name="note")
     author = models.ForeignKey(StaffUser, on_delete=models.PROTECT, related_name="+")
-    body = EncryptedTextField(context="chat.note.body", bound_to=("session_id",), blank=True)
+    body = EncryptedTextField(context="chat.note.body", bound_to=NOTE_ROW, blank=True)
     # Sealed like the rest of the note: the level is its most sensitive part (a review
     # finding: it was the one part in the clear). Nothing queries by it.
     risk_level = EncryptedTextField(
         context="chat.note.risk_level",
-        bound_to=("session_id",),
+        bound_to=NOTE_ROW,
+        pad_to=16,  # sealed, "low" and "moderate" differed in length
         choices=RiskLevel.choices,
         blank=True,
     )
-    risk_notes = EncryptedTextField(context="chat.note.risk", bound_to=("session_id",), blank=True)
+    risk_notes = EncryptedTextField(context="chat.note.risk", bound_to=NOTE_ROW, blank=True)
     updated_at = models.DateTimeField()
 
     def __str__(self) -> str:
@@ -160,7 +166,9 @@ class Escalation(models.Model):
 
     session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="escalations")
     raised_by = models.ForeignKey(StaffUser, on_delete=models.PROTECT, related_name="+")
-    reason = EncryptedTextField(context="chat.escalation.reason", bound_to=("session_id",))
+    reason = EncryptedTextField(
+        context="chat.escalation.reason", bound_to=("session_id", "raised_by_id")
+    )
     raised_at = models.DateTimeField()
     resolved_at = models.DateTimeField(null=True, blank=True)
 

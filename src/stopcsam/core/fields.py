@@ -34,13 +34,16 @@ class _OpenedOnRead(DeferredAttribute):
         value = super().__get__(instance, cls)
         if isinstance(value, Sealed):
             field: EncryptedTextField = self.field  # type: ignore[assignment]
-            value = crypto.decrypt(value.token, context=field.context_of(instance))
+            value = field.unseal(value.token, field.context_of(instance))
             instance.__dict__[self.field.attname] = value
         return value
 
     def __set__(self, instance: Any, value: Any) -> None:
         # A data descriptor: without ``__set__`` the instance's own value would hide it.
         instance.__dict__[self.field.attname] = value
+
+
+PAD_END = "\x80"  # padding: this mark, then NULs up to the length (ISO/IEC 7816-4's way)
 
 
 class EncryptedTextField(models.TextField):
@@ -52,8 +55,10 @@ class EncryptedTextField(models.TextField):
     be moved between rows either, nor a row's bound columns changed under it: the sender of
     a message changed in the database no longer passes for the other side's words. A bound
     field is sealed and opened through its model instance only (``save``, ``bulk_create``,
-    reading the attribute); a queryset's ``update`` of it is refused. Reads of a tampered
-    value raise ``TamperedCiphertextError``.
+    reading the attribute); a queryset's ``update`` of it is refused. ``pad_to`` pads the
+    text to a multiple of that many characters before sealing, for short values whose length
+    would tell them apart (a risk level: "low" and "moderate" sealed to different lengths).
+    Reads of a tampered value raise ``TamperedCiphertextError``.
     """
 
     def __init__(
@@ -61,10 +66,12 @@ class EncryptedTextField(models.TextField):
         *args: Any,
         context: str | None = None,
         bound_to: tuple[str, ...] = (),
+        pad_to: int = 0,
         **kwargs: Any,
     ) -> None:
         self.explicit_context = context
         self.bound_to = tuple(bound_to)
+        self.pad_to = pad_to
         if self.bound_to:
             self.descriptor_class = _OpenedOnRead
         super().__init__(*args, **kwargs)
@@ -75,6 +82,8 @@ class EncryptedTextField(models.TextField):
             kwargs["context"] = self.explicit_context
         if self.bound_to:
             kwargs["bound_to"] = self.bound_to
+        if self.pad_to:
+            kwargs["pad_to"] = self.pad_to
         return name, path, args, kwargs
 
     @property
@@ -91,10 +100,25 @@ class EncryptedTextField(models.TextField):
         row = [str(values[name]) for name in self.bound_to]
         return f"{self.encryption_context}{json.dumps(row, ensure_ascii=True)}"
 
+    def seal(self, text: str, context: str) -> str:
+        if self.pad_to:
+            text += PAD_END
+            text += "\x00" * (-len(text) % self.pad_to)
+        return crypto.encrypt(text, context=context)
+
+    def unseal(self, token: str, context: str) -> str:
+        text = crypto.decrypt(token, context=context)
+        if self.pad_to:
+            unpadded = text.rstrip("\x00")
+            if not unpadded.endswith(PAD_END) or len(text) % self.pad_to:
+                raise crypto.TamperedCiphertextError("The stored value is not padded.")
+            text = unpadded[: -len(PAD_END)]
+        return text
+
     def open(self, value: Sealed, **values: Any) -> str:
         """A bound value read without its model instance (``values_list()``), opened under
         its row's values of ``bound_to``."""
-        return crypto.decrypt(value.token, context=self.bound_context(**values))
+        return self.unseal(value.token, self.bound_context(**values))
 
     def context_of(self, instance: models.Model) -> str:
         return self.bound_context(**{name: getattr(instance, name) for name in self.bound_to})
@@ -103,7 +127,7 @@ class EncryptedTextField(models.TextField):
         value = super().pre_save(model_instance, add)
         if not self.bound_to or value is None:
             return value
-        return Sealed(crypto.encrypt(str(value), context=self.context_of(model_instance)))
+        return Sealed(self.seal(str(value), self.context_of(model_instance)))
 
     def get_prep_value(self, value: Any) -> Any:
         if value is None:
@@ -112,14 +136,14 @@ class EncryptedTextField(models.TextField):
             if not isinstance(value, Sealed):
                 raise TypeError(f"{self.name} is sealed through its model instance only.")
             return value.token
-        return crypto.encrypt(str(value), context=self.encryption_context)
+        return self.seal(str(value), self.encryption_context)
 
     def from_db_value(self, value: str | None, expression: Any, connection: Any) -> Any:
         if value is None:
             return None
         if self.bound_to:
             return Sealed(value)
-        return crypto.decrypt(value, context=self.encryption_context)
+        return self.unseal(value, self.encryption_context)
 
     def to_python(self, value: Any) -> Any:
         return value
@@ -128,10 +152,13 @@ class EncryptedTextField(models.TextField):
 def reseal_bound(
     apps: Any, schema_editor: Any, app_label: str, sealed: dict[str, tuple[str, ...]], *, bind: bool
 ) -> None:
-    """For a migration that binds sealed columns to their rows: re-seal every value of
-    ``sealed`` (model name: columns, all bound to the same fields) from its column's context
-    alone to the context bound to its row, or back (``bind=False``). Through the migration
-    state's fields, which know both contexts; a thousand rows at a time."""
+    """For a migration that binds sealed columns to their rows (and pads them, if they have
+    ``pad_to``): re-seal every value of ``sealed`` (model name: columns, all bound to the
+    same fields) from its column's context alone, unpadded, to the field's way now, or back
+    (``bind=False``). Through the migration state's fields, which know both ways; a thousand
+    rows at a time. A value already sealed the new way is left as it is: a process of the
+    new version may have stored it before the migration ran (a review finding: it stopped
+    the migration)."""
     quote = schema_editor.connection.ops.quote_name
     for name, columns in sealed.items():
         model = apps.get_model(app_label, name)
@@ -150,18 +177,30 @@ def reseal_bound(
                     [last],
                 )
                 rows = cursor.fetchall()
+                changes = []
                 for pk, *values in rows:
                     row = dict(zip(bound, values[: len(bound)], strict=True))
-                    resealed = []
-                    for field, value in zip(fields, values[len(bound) :], strict=True):
-                        plain, tied = field.encryption_context, field.bound_context(**row)
-                        old, new = (plain, tied) if bind else (tied, plain)
-                        text = crypto.decrypt(value, context=old)
-                        resealed.append(crypto.encrypt(text, context=new))
-                    cursor.execute(
-                        f"UPDATE {table} SET {assigned} WHERE id = %s",  # noqa: S608
-                        [*resealed, pk],
-                    )
+                    sealed_values = values[len(bound) :]
+                    resealed = [
+                        _resealed(field, value, field.bound_context(**row), bind=bind)
+                        for field, value in zip(fields, sealed_values, strict=True)
+                    ]
+                    if resealed != sealed_values:
+                        changes.append([*resealed, pk])
+                cursor.executemany(f"UPDATE {table} SET {assigned} WHERE id = %s", changes)  # noqa: S608
                 if len(rows) < 1000:
                     break
                 last = rows[-1][0]
+
+
+def _resealed(field: EncryptedTextField, value: str, tied: str, *, bind: bool) -> str:
+    """One value moved between the old way (the column's context, unpadded) and the field's
+    way now (bound to ``tied``, padded), in the direction ``bind`` says; as it is if it is
+    there already."""
+    plain = field.encryption_context
+    try:
+        text = crypto.decrypt(value, context=plain) if bind else field.unseal(value, tied)
+    except crypto.TamperedCiphertextError:
+        field.unseal(value, tied) if bind else crypto.decrypt(value, context=plain)
+        return value  # already moved (and raises above if it is neither)
+    return field.seal(text, tied) if bind else crypto.encrypt(text, context=plain)

@@ -5,7 +5,8 @@ from django.db import migrations
 import stopcsam.core.fields
 from stopcsam.core.fields import reseal_bound
 
-# Each sealed column with the fields of its row now bound into its tag.
+# Each sealed column with the fields of its row now bound into its tag (and the risk level
+# padded).
 SEALED = {
     "chatmessage": ("body",),
     "sessionnote": ("body", "risk_level", "risk_notes"),
@@ -38,14 +39,14 @@ class Migration(migrations.Migration):
             model_name="escalation",
             name="reason",
             field=stopcsam.core.fields.EncryptedTextField(
-                bound_to=("session_id",), context="chat.escalation.reason"
+                bound_to=("session_id", "raised_by_id"), context="chat.escalation.reason"
             ),
         ),
         migrations.AlterField(
             model_name="sessionnote",
             name="body",
             field=stopcsam.core.fields.EncryptedTextField(
-                blank=True, bound_to=("session_id",), context="chat.note.body"
+                blank=True, bound_to=("session_id", "author_id"), context="chat.note.body"
             ),
         ),
         migrations.AlterField(
@@ -53,7 +54,7 @@ class Migration(migrations.Migration):
             name="risk_level",
             field=stopcsam.core.fields.EncryptedTextField(
                 blank=True,
-                bound_to=("session_id",),
+                bound_to=("session_id", "author_id"),
                 choices=[
                     ("none", "No current risk identified"),
                     ("low", "Low"),
@@ -61,13 +62,14 @@ class Migration(migrations.Migration):
                     ("high", "High: act now"),
                 ],
                 context="chat.note.risk_level",
+                pad_to=16,
             ),
         ),
         migrations.AlterField(
             model_name="sessionnote",
             name="risk_notes",
             field=stopcsam.core.fields.EncryptedTextField(
-                blank=True, bound_to=("session_id",), context="chat.note.risk"
+                blank=True, bound_to=("session_id", "author_id"), context="chat.note.risk"
             ),
         ),
         migrations.RunPython(bind, unbind),
