@@ -76,6 +76,9 @@ def _definition(points: int, items: int, version: str) -> dict[str, Any]:
         }
         for p in range(points)
     ]
+    for arm in definition["arms"]:  # the waiting list waits for the last of these points
+        if arm.get("offers_chat_after"):
+            arm["offers_chat_after"] = _point_key(points - 1, points)
     return definition
 
 
