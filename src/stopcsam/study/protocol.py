@@ -77,6 +77,16 @@ class TimePoint:
     window_days: int
     instruments: tuple[str, ...]
     before_randomization: bool = False
+    # Of ``instruments``, those asked only in arms that offer the chat at once (a question
+    # about the sessions, which the waiting list has not had).
+    chat_arms_only: tuple[str, ...] = ()
+
+    def instruments_for(self, arm: Arm | None) -> tuple[str, ...]:
+        """The instruments of this time point for a participant in ``arm`` (None: not yet
+        randomized)."""
+        if arm is not None and arm.offers_chat:
+            return self.instruments
+        return tuple(name for name in self.instruments if name not in self.chat_arms_only)
 
 
 @dataclass(frozen=True)
@@ -293,6 +303,11 @@ def _schedule(raw: Any, instruments: Mapping[str, Instrument]) -> tuple[TimePoin
         unknown = [name for name in names if name not in instruments]
         if unknown or not names:
             raise ProtocolError(f"schedule[{n}]: unknown or missing instruments {unknown}.")
+        chat_only = point.get("chat_arms_only", [])
+        if not isinstance(chat_only, list) or not set(chat_only) < set(names):
+            raise ProtocolError(
+                f"schedule[{n}].chat_arms_only: some of the time point's instruments, not all."
+            )
         points.append(
             TimePoint(
                 key=_key(point.get("key"), f"schedule[{n}]"),
@@ -301,6 +316,7 @@ def _schedule(raw: Any, instruments: Mapping[str, Instrument]) -> tuple[TimePoin
                 window_days=_positive(point.get("window_days", 7), f"schedule[{n}].window_days"),
                 instruments=names,
                 before_randomization=n == 0,
+                chat_arms_only=tuple(chat_only),
             )
         )
     if not points:

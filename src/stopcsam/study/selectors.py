@@ -17,7 +17,7 @@ from stopcsam.accounts.models import Participant
 from stopcsam.core import clock
 from stopcsam.study.exceptions import NoActiveProtocolError
 from stopcsam.study.models import ConsentRecord, Enrolment, ProtocolVersion, Response, Tally
-from stopcsam.study.protocol import Protocol, TimePoint, protocol_from_dict
+from stopcsam.study.protocol import Arm, Protocol, TimePoint, protocol_from_dict
 
 
 def active_protocol_version() -> ProtocolVersion:
@@ -103,7 +103,7 @@ def instrument_is_open(
     except KeyError:
         return False
     span = window(enrolment, point)
-    if instrument not in point.instruments or span is None:
+    if instrument not in point.instruments_for(_arm(enrolment, protocol)) or span is None:
         return False
     # Baseline stays open until randomization, however long consent took.
     if point.before_randomization:
@@ -126,11 +126,32 @@ def instrument_awaits_answers(
 
 
 def time_point_complete(enrolment: Enrolment, protocol: Protocol, time_point: str) -> bool:
-    point = protocol.time_point(time_point)
+    asked = protocol.time_point(time_point).instruments_for(_arm(enrolment, protocol))
     done = Response.objects.filter(
-        enrolment=enrolment, time_point=time_point, completed_at__isnull=False
+        enrolment=enrolment,
+        time_point=time_point,
+        instrument__in=asked,
+        completed_at__isnull=False,
     ).count()
-    return done == len(point.instruments)
+    return done == len(asked)
+
+
+def _arm(enrolment: Enrolment, protocol: Protocol) -> Arm | None:
+    return protocol.arm(enrolment.arm) if enrolment.arm else None
+
+
+def wait_over(enrolment: Enrolment, protocol: Protocol, now: datetime) -> bool:
+    """Has a waiting-list participant's wait ended without their answers: the time point
+    after which the chat is offered has closed? Its questionnaires open the chat at once;
+    a participant who missed them is offered it when their window closes (a review finding:
+    they never were)."""
+    if enrolment.status != Enrolment.Status.RANDOMIZED or enrolment.chat_offered:
+        return False
+    after = _arm(enrolment, protocol)
+    if after is None or not after.offers_chat_after:
+        return False
+    span = window(enrolment, protocol.time_point(after.offers_chat_after))
+    return span is not None and span.closes <= now
 
 
 @dataclass(frozen=True)
@@ -149,7 +170,7 @@ def due_questionnaires(enrolment: Enrolment) -> list[DueItem]:
     due = []
     for point in protocol.schedule:
         span = window(enrolment, point)
-        for name in point.instruments:
+        for name in point.instruments_for(_arm(enrolment, protocol)):
             if not instrument_is_open(enrolment, protocol, point.key, name, now) or span is None:
                 continue
             response = responses.get((point.key, name))
@@ -183,9 +204,11 @@ def saved_answers(enrolment: Enrolment, time_point: str, instrument: str) -> dic
 
 def participant_may_book(participant: Participant) -> bool:
     enrolment = participant_enrolment(participant)
-    return bool(
-        enrolment and enrolment.status == Enrolment.Status.RANDOMIZED and enrolment.chat_offered
-    )
+    if enrolment is None or enrolment.status != Enrolment.Status.RANDOMIZED:
+        return False
+    if enrolment.chat_offered:
+        return True
+    return wait_over(enrolment, parsed_protocol(enrolment.protocol), clock.now())
 
 
 def course_length(participant: Participant) -> int:

@@ -38,6 +38,7 @@ from stopcsam.study.selectors import (
     instrument_is_open,
     parsed_protocol,
     time_point_complete,
+    wait_over,
 )
 
 # --- protocol -------------------------------------------------------------------------------
@@ -316,6 +317,14 @@ def _locked_counter(version: ProtocolVersion, stratum: str) -> StratumCounter:
         protocol=version, stratum=stratum
     )
     return counter
+
+
+def chat_offer_if_wait_over(*, enrolment: Enrolment) -> None:
+    """Offer the chat to a waiting-list participant whose wait ended without their answers
+    (``selectors.wait_over``); on their next visit, which is when it matters to them."""
+    protocol = parsed_protocol(enrolment.protocol)
+    if wait_over(enrolment, protocol, clock.now()):
+        chat_offer(enrolment=enrolment)
 
 
 def chat_offer(*, enrolment: Enrolment) -> None:

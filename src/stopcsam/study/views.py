@@ -125,6 +125,7 @@ def home(request: HttpRequest) -> HttpResponseBase:
         return render(request, "study/home_not_enrolled.html")
     if selectors.needs_consent(enrolment):
         return redirect("study:consent")
+    services.chat_offer_if_wait_over(enrolment=enrolment)
     protocol = selectors.parsed_protocol(enrolment.protocol)
     language = get_language() or "en"
     due = [
@@ -157,11 +158,13 @@ def _waiting(enrolment: Enrolment, protocol: Any) -> dict[str, Any]:
     a date to come back on keeps some)."""
     opens = selectors.chat_offer_opens(enrolment, protocol)
     after = protocol.arm(enrolment.arm).offers_chat_after if enrolment.arm else None
+    span = selectors.window(enrolment, protocol.time_point(after)) if after else None
     return {
         "offer_opens": opens if opens is not None and opens > _now() else None,
         "offer_after": (
             localised(protocol.time_point(after).label, get_language() or "en") if after else ""
         ),
+        "offer_by": span.closes if span else None,
     }
 
 
@@ -302,6 +305,7 @@ def allocation(request: HttpRequest) -> HttpResponseBase:
     enrolment = _enrolment_or_404(request)
     if not enrolment.arm:
         return redirect("study:home")
+    services.chat_offer_if_wait_over(enrolment=enrolment)
     protocol = selectors.parsed_protocol(enrolment.protocol)
     arm = protocol.arm(enrolment.arm)
     return render(

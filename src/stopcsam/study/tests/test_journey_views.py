@@ -11,6 +11,7 @@ from django.db import connection
 from django.test import Client
 
 from stopcsam.accounts.models import Participant
+from stopcsam.core import clock
 from stopcsam.core.models import AuditEvent
 from stopcsam.study.models import ConsentRecord, Enrolment, ProtocolVersion, Response, Tally
 from stopcsam.study.tests.conftest import SCREEN_OK
@@ -230,7 +231,9 @@ def test_the_waiting_list_is_offered_chat_after_its_wait(version: ProtocolVersio
         randomized_at=enrolment.randomized_at - timedelta(days=after.day + 1)
     )
     enrolment.refresh_from_db()
-    for name in after.instruments:
+    asked = after.instruments_for(protocol.arm("waitlist"))
+    assert "feedback" in after.instruments and "feedback" not in asked  # not about sessions
+    for name in asked:
         assert not participant_may_book(enrolment.participant)
         instrument = protocol.instruments[name]
         answers = {
@@ -247,6 +250,34 @@ def test_the_waiting_list_is_offered_chat_after_its_wait(version: ProtocolVersio
         )
     enrolment.refresh_from_db()
     assert enrolment.chat_offered and participant_may_book(enrolment.participant)
+
+
+def test_a_waitlisted_participant_who_misses_week_4_is_offered_the_chat_all_the_same(
+    version: ProtocolVersion,
+) -> None:
+    """The questionnaires of week 4 open the chat at once; once their window has closed
+    unanswered, the chat is offered all the same (a review finding: it never was)."""
+    from stopcsam.study.selectors import participant_may_book
+    from stopcsam.study.services import randomize
+    from stopcsam.study.tests.conftest import enrolled
+
+    enrolment = enrolled(version)
+    with mock.patch("stopcsam.study.randomization.arm_at", return_value="waitlist"):
+        randomize(enrolment=enrolment)
+    client = Client()
+    session = client.session
+    session["participant_id"] = enrolment.participant_id
+    session.save()
+    for days, offered in [(41, False), (43, True)]:  # week 4's window closes on day 42
+        Enrolment.objects.filter(pk=enrolment.pk).update(
+            randomized_at=clock.now() - timedelta(days=days)
+        )
+        assert participant_may_book(enrolment.participant) is offered
+        page = client.get("/en/study/").content.decode()
+        assert ("/en/sessions/book/" in page) is offered
+        enrolment.refresh_from_db()
+        assert enrolment.chat_offered is offered
+    assert AuditEvent.objects.filter(action="study.chat_offered").count() == 1
 
 
 def test_the_waiting_list_is_told_the_day_its_wait_ends(version: ProtocolVersion) -> None:
@@ -272,7 +303,7 @@ def test_the_waiting_list_is_told_the_day_its_wait_ends(version: ProtocolVersion
     with mock.patch("stopcsam.study.views._now", return_value=opens + timedelta(minutes=1)):
         page = client.get("/en/study/").content.decode()
     assert "waiting list until" not in page
-    assert "Once you have answered the questionnaires “Week 4”" in page
+    assert "once you have answered the questionnaires “Week 4”, or on" in page
 
 
 def test_an_arm_that_never_offers_chat_is_not_told_it_waits(db: None) -> None:

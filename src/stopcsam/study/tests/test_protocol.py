@@ -73,3 +73,23 @@ def test_unknown_screening_items_in_rules_are_refused() -> None:
     definition["screening"]["rules"] = [{"item": "shoe", "op": ">=", "value": 1, "reason": "x"}]
     with pytest.raises(ProtocolError, match="unknown"):
         protocol_from_dict(definition)
+
+
+def test_an_instrument_about_the_sessions_is_asked_only_in_arms_offering_the_chat() -> None:
+    protocol = protocol_from_dict(four_arm_definition())
+    post = protocol.time_point("post")
+    asked = {arm.key: post.instruments_for(arm) for arm in protocol.arms}
+    assert "feedback" in asked["chat"] and "feedback" in asked["both"]
+    assert "feedback" not in asked["selfhelp"] and "feedback" not in asked["waitlist"]
+    assert post.instruments_for(None) == asked["waitlist"]  # not randomized yet
+
+
+@pytest.mark.parametrize(
+    "chat_only",
+    [["feedback", "nothing"], "feedback", ["urge", "feedback", "wellbeing", "selfefficacy"]],
+)
+def test_chat_arms_only_names_some_of_the_time_points_instruments(chat_only: Any) -> None:
+    definition = demo_definition()
+    definition["schedule"][2]["chat_arms_only"] = chat_only
+    with pytest.raises(ProtocolError, match="chat_arms_only"):
+        protocol_from_dict(definition)
