@@ -105,6 +105,7 @@ class Protocol:
     instruments: Mapping[str, Instrument]
     schedule: tuple[TimePoint, ...]
     course_sessions: int
+    primary: str = ""  # the time point of the primary comparison ("" : the last)
 
     def arm(self, key: str) -> Arm:
         for arm in self.arms:
@@ -121,6 +122,12 @@ class Protocol:
     @property
     def baseline(self) -> TimePoint:
         return self.schedule[0]
+
+    @property
+    def primary_time_point(self) -> TimePoint:
+        """Where the arms are compared (CONSORT's "analysed" and "lost to follow-up"): for a
+        waiting list, the time point after which it is offered the chat."""
+        return self.time_point(self.primary) if self.primary else self.schedule[-1]
 
     def block_base(self) -> list[str]:
         """One unit of allocation: each arm repeated by its ratio."""
@@ -184,6 +191,7 @@ def protocol_from_dict(data: Any) -> Protocol:
         instruments=instruments,
         schedule=schedule,
         course_sessions=_positive(data.get("course_sessions", 4), "course_sessions"),
+        primary=_primary(data.get("primary_time_point"), schedule),
     )
 
 
@@ -322,6 +330,14 @@ def _schedule(raw: Any, instruments: Mapping[str, Instrument]) -> tuple[TimePoin
     if not points:
         raise ProtocolError("schedule: needs at least a baseline time point.")
     return tuple(points)
+
+
+def _primary(raw: Any, schedule: tuple[TimePoint, ...]) -> str:
+    if raw is None:
+        return ""
+    if raw not in {point.key for point in schedule[1:]}:
+        raise ProtocolError("primary_time_point: names no time point after the baseline.")
+    return str(raw)
 
 
 def allocation_ratio(protocol: Protocol) -> dict[str, Fraction]:

@@ -261,7 +261,7 @@ def consort_counts(version: ProtocolVersion) -> dict[str, Any]:
     received = dict(
         enrolments.filter(sessions_attended__gt=0).values_list("arm").annotate(n=Count("pk"))
     )
-    followup = protocol.schedule[-1]
+    followup = protocol.primary_time_point
     analysed, lost = _followup_counts(enrolments, protocol, followup)
     return {
         "assessed": counted.get(("screened", ""), 0),

@@ -93,3 +93,13 @@ def test_chat_arms_only_names_some_of_the_time_points_instruments(chat_only: Any
     definition["schedule"][2]["chat_arms_only"] = chat_only
     with pytest.raises(ProtocolError, match="chat_arms_only"):
         protocol_from_dict(definition)
+
+
+def test_the_primary_time_point_is_the_demo_week_4_and_must_name_a_later_point() -> None:
+    assert protocol_from_dict(demo_definition()).primary_time_point.key == "post"
+    definition = demo_definition()
+    del definition["primary_time_point"]
+    assert protocol_from_dict(definition).primary_time_point.key == "followup"  # the last
+    for wrong in ("baseline", "week9"):
+        with pytest.raises(ProtocolError, match="primary_time_point"):
+            protocol_from_dict({**definition, "primary_time_point": wrong})

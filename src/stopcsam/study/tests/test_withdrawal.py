@@ -7,6 +7,7 @@ from django.test import Client
 
 from stopcsam.accounts.models import Participant
 from stopcsam.conftest import ParticipantPersona
+from stopcsam.core import clock
 from stopcsam.core.models import AuditEvent
 from stopcsam.core.signals import session_outcome
 from stopcsam.study.models import ConsentRecord, Enrolment, ProtocolVersion, Response
@@ -143,3 +144,22 @@ def test_deleting_the_account_counts_as_a_withdrawal_with_erasure(
     assert not Participant.objects.exists()
     assert consort_counts(version)["withdrawn"] == {"stop": 0, "erase": 1}
     assert AuditEvent.objects.filter(action="study.withdrawn_and_erased").count() == 1
+
+
+def test_consort_analyses_the_arms_at_the_primary_time_point(version: ProtocolVersion) -> None:
+    """Week 4 in the demo: after it the waiting list has the chat too (answers at the
+    twelve-week follow-up alone do not count as analysed)."""
+    from stopcsam.study.tests.conftest import answered_baseline
+
+    (enrolment,) = answered_baseline(version, participants=1)
+    assert parsed_protocol(version).primary_time_point.key == "post"
+    for time_point, analysed in [("followup", 0), ("post", 1)]:
+        Response.objects.create(
+            enrolment=enrolment,
+            time_point=time_point,
+            instrument="urge",
+            instrument_version="1",
+            started_at=clock.now(),
+            completed_at=clock.now(),
+        )
+        assert consort_counts(version)["analysed"][enrolment.arm] == analysed
