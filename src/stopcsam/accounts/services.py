@@ -281,6 +281,25 @@ def _lock_seconds(failures: int) -> int | None:
     )
 
 
+def staff_password_change(*, user: StaffUser, new_password: str) -> str:
+    """Set a new password (already checked against the old one and the validators by the
+    form). Every other sign-in of the account ends (Django's session hash changes, and the
+    save tells their chat sockets to check again at once: accounts.apps) and every device
+    cookie issued before is worthless: return a new one for the browser that made the
+    change."""
+    now = timezone.now()
+    nonce = device_nonce_new()
+    with transaction.atomic():
+        user.set_password(new_password)
+        user.save(update_fields=["password"])
+        StaffDeviceCookie.objects.filter(user=user).delete()
+        StaffDeviceCookie.objects.create(
+            user=user, nonce_digest=device_nonce_digest(nonce), created_at=now
+        )
+        audit_record(actor=user.audit_ref, action="staff.password_changed", subject=user.audit_ref)
+    return device_cookie_sign(user=user, nonce=nonce)
+
+
 def staff_device_cookies_revoke(*, user: StaffUser, actor: str) -> int:
     """Make every device cookie of this account worthless (on deactivation, for example):
     its browsers count as strangers until their next successful login."""

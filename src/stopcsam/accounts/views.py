@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login, logout
+from django.contrib.auth import login, logout, update_session_auth_hash
+from django.contrib.auth.forms import PasswordChangeForm
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -145,6 +146,30 @@ def staff_logout(request: HttpRequest) -> HttpResponseBase:
 @staff_verified_required
 def staff_home(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/staff_home.html")
+
+
+@staff_verified_required
+@require_http_methods(["GET", "POST"])
+def staff_password(request: HttpRequest) -> HttpResponseBase:
+    """Change one's password: the old one, and the new one twice (Django's form and the
+    password validators). The other devices are signed out; this one stays signed in."""
+    form = PasswordChangeForm(request.user, _posted(request))  # type: ignore[arg-type]
+    if request.method == "POST" and form.is_valid():
+        user = request.user
+        device_cookie = services.staff_password_change(
+            user=user,  # type: ignore[arg-type]
+            new_password=form.cleaned_data["new_password1"],
+        )
+        update_session_auth_hash(request, user)  # type: ignore[arg-type]
+        messages.success(
+            request, _("Your password has been changed. Your other devices are signed out.")
+        )
+        response = redirect("accounts:staff_home")
+        _set_device_cookie(response, device_cookie)
+        return response
+    return render(
+        request, "accounts/staff_password.html", {"form": form}, status=_form_status(form)
+    )
 
 
 @require_http_methods(["GET", "POST"])
