@@ -125,12 +125,22 @@ def transcript_for_staff(*, user: StaffUser, session: ChatSession, via: str) -> 
     return messages
 
 
+PAGE_READ_SECONDS = 60  # how long a console page's audited read covers its socket's hello
+
+
+def page_read_key(session: ChatSession) -> str:
+    """Where the Django session notes the last console page read of this chat session:
+    ``[the last seq it showed, when (time.time())]``."""
+    return f"chat-page-read:{session.public_id}"
+
+
 def transcript_replay_audit(*, actor: str, session: ChatSession, via: str, after: int) -> None:
     """A staff socket's ``hello``: one audited transcript read, with what it replays (the
     messages after ``after``). Also when it replays nothing: the socket goes on to receive
     every message stored while it is open, and a socket opened without the console page (a
     supervisor reading along from the first message) left no trace otherwise (a review
-    finding). A console view with JavaScript is so two rows: the page's, and its socket's."""
+    finding). Not called for the hello of the console page's own socket, which replays
+    nothing after the page's audited read (``page_read_key``)."""
     audit_record(
         actor=actor,
         action="chat.transcript_read",

@@ -7,6 +7,7 @@ client id) and the transcript refreshes with a button or by itself. The static s
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.conf import settings
@@ -284,16 +285,21 @@ def _render_console(
     role = "therapist" if access == selectors.THERAPIST else selectors.READ_ALONG  # read-only
     context = _live_context(session, form, role)
     note = getattr(session, "note", None)
+    transcript = selectors.transcript_for_staff(
+        user=request.user,  # type: ignore[arg-type]
+        session=session,
+        via=f"console.{access}",
+    )
+    # The page's socket, opened with this sign-in, replays nothing of what this audited read
+    # showed: its hello is not a second read (sockets.Connection.on_hello).
+    request.session[selectors.page_read_key(session)] = [
+        transcript[-1].seq if transcript else 0,
+        time.time(),
+    ]
     context.update(
         access=access,
         messages_shown=_shown(
-            session,
-            selectors.transcript_for_staff(
-                user=request.user,  # type: ignore[arg-type]
-                session=session,
-                via=f"console.{access}",
-            ),
-            Sender.THERAPIST if access == selectors.THERAPIST else "",
+            session, transcript, Sender.THERAPIST if access == selectors.THERAPIST else ""
         ),
         study_id=selectors.study_id(participant_id=session.participant_id),
         previous=selectors.previous_sessions(session=session),

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import datetime, timedelta
 from unittest import mock
 
@@ -854,6 +855,46 @@ def test_every_staff_hello_is_one_audited_read_with_what_it_replayed(
     assert [r.detail for r in rows] == [
         {"via": "socket.therapist", "after": 1, "messages": 2},
         {"via": "socket.therapist", "after": 3, "messages": 0},
+    ]
+
+
+def test_a_console_view_with_javascript_is_one_audited_read(
+    live, participant, therapist, cookies, staff_client
+):
+    """The console page's audited read covers its own socket's hello, which replays
+    nothing; a hello that replays messages, or comes too late, is a read of its own."""
+    reads = AuditEvent.objects.filter(action="chat.transcript_read")
+    pc = cookies[0](participant)
+    browser = staff_client(therapist)
+    tc = f"sid={browser.cookies['sid'].value}"
+    console = reverse("chat:console", args=[live.public_id])
+
+    async def send(n: int) -> None:
+        p = await joined(live, pc, after=n - 1)
+        await p.send({"type": "send", "client_id": f"c-participant-{n}", "body": WORRY})
+        await p.until("ack")
+        await p.close()
+
+    async def hello(after: int) -> None:
+        t = await joined(live, tc, after=after)
+        await t.close()
+
+    asyncio.run(send(1))
+    assert browser.get(console).status_code == 200
+    asyncio.run(hello(after=1))  # the page's own socket
+    assert [r.detail["via"] for r in reads] == ["console.therapist"]
+    assert browser.get(console).status_code == 200
+    asyncio.run(send(2))  # a message after the page was shown: the hello replays it
+    asyncio.run(hello(after=1))
+    assert browser.get(console).status_code == 200
+    with mock.patch("time.time", return_value=time.time() + 61):  # a page read too old
+        asyncio.run(hello(after=2))
+    assert [r.detail["via"] for r in reads.order_by("seq")] == [
+        "console.therapist",
+        "console.therapist",
+        "socket.therapist",
+        "console.therapist",
+        "socket.therapist",
     ]
 
 
