@@ -97,6 +97,11 @@ def sessions_of_participant(*, participant: Participant) -> list[ChatSession]:
 
 
 def sessions_of_therapist(*, user: StaffUser) -> list[ChatSession]:
+    """A therapist's recent and coming sessions; none for another role, which cannot open
+    them (``session_for_staff``): a member of staff moved to another role saw their old
+    sessions listed, each link a 404."""
+    if user.role != Role.THERAPIST:
+        return []
     since = clock.now() - LIST_SINCE
     for item in appointments.appointments_list(therapist_id=user.pk, since=since):
         if item["therapist_id"] == user.pk:

@@ -7,6 +7,7 @@ from unittest import mock
 import pytest
 from django.urls import reverse
 
+from stopcsam.accounts.models import Role, StaffUser
 from stopcsam.chat import selectors, services
 from stopcsam.chat.models import ChatMessage, ChatSession, SessionState
 from stopcsam.core import clock
@@ -796,3 +797,14 @@ def test_saved_notes_are_confirmed_beside_the_form(live, therapist, staff_client
     page = client.get(response["Location"].split("#")[0]).content.decode()
     notes = page[page.index('id="notes"') :]
     assert '<p class="notice" role="status">Notes saved.</p>' in notes[:400]
+
+
+def test_a_therapist_moved_to_another_role_no_longer_lists_their_sessions(
+    live, therapist, staff_client
+):
+    page = reverse("chat:console_sessions")
+    browser = staff_client(therapist)
+    assert console_url(live) in browser.get(page).content.decode()
+    StaffUser.objects.filter(pk=therapist.user.pk).update(role=Role.COORDINATOR)
+    assert console_url(live) not in browser.get(page).content.decode()
+    assert browser.get(console_url(live)).status_code == 404  # as the listed link was
