@@ -79,6 +79,7 @@ def _definition(points: int, items: int, version: str) -> dict[str, Any]:
     for arm in definition["arms"]:  # the waiting list waits for the last of these points
         if arm.get("offers_chat_after"):
             arm["offers_chat_after"] = _point_key(points - 1, points)
+    definition["primary_time_point"] = _point_key(points - 1, points)
     return definition
 
 
