@@ -77,15 +77,12 @@ class TimePoint:
     window_days: int
     instruments: tuple[str, ...]
     before_randomization: bool = False
-    # Of ``instruments``, those asked only in arms that offer the chat at once (a question
-    # about the sessions, which the waiting list has not had).
+    # Of ``instruments``, those asked only of arms that have had the chat by then (a question
+    # about the sessions): see ``Protocol.instruments_at``.
     chat_arms_only: tuple[str, ...] = ()
 
-    def instruments_for(self, arm: Arm | None) -> tuple[str, ...]:
-        """The instruments of this time point for a participant in ``arm`` (None: not yet
-        randomized)."""
-        if arm is not None and arm.offers_chat:
-            return self.instruments
+    @property
+    def instruments_for_every_arm(self) -> tuple[str, ...]:
         return tuple(name for name in self.instruments if name not in self.chat_arms_only)
 
 
@@ -122,6 +119,18 @@ class Protocol:
     @property
     def baseline(self) -> TimePoint:
         return self.schedule[0]
+
+    def instruments_at(self, point: TimePoint, arm: Arm | None) -> tuple[str, ...]:
+        """The instruments of ``point`` for a participant in ``arm`` (None: not randomized
+        yet). Its ``chat_arms_only`` ones go to arms that have had the chat by then: those
+        that offer it at once, and a waiting list at time points after the one that opens
+        it (the reviewers' case: asked at the follow-up, the waiting list has had sessions)."""
+        if arm is None:
+            return point.instruments_for_every_arm
+        opened = self.time_point(arm.offers_chat_after) if arm.offers_chat_after else None
+        if arm.offers_chat or (opened is not None and point.day > opened.day):
+            return point.instruments
+        return point.instruments_for_every_arm
 
     @property
     def primary_time_point(self) -> TimePoint:
@@ -312,9 +321,15 @@ def _schedule(raw: Any, instruments: Mapping[str, Instrument]) -> tuple[TimePoin
         if unknown or not names:
             raise ProtocolError(f"schedule[{n}]: unknown or missing instruments {unknown}.")
         chat_only = point.get("chat_arms_only", [])
-        if not isinstance(chat_only, list) or not set(chat_only) < set(names):
+        if (
+            not isinstance(chat_only, list)
+            or not all(isinstance(name, str) for name in chat_only)
+            or not set(chat_only) < set(names)
+            or (chat_only and n == 0)
+        ):
             raise ProtocolError(
-                f"schedule[{n}].chat_arms_only: some of the time point's instruments, not all."
+                f"schedule[{n}].chat_arms_only: some of the time point's instruments, not all,"
+                " and none at the baseline (no arm is known there)."
             )
         points.append(
             TimePoint(
@@ -335,7 +350,7 @@ def _schedule(raw: Any, instruments: Mapping[str, Instrument]) -> tuple[TimePoin
 def _primary(raw: Any, schedule: tuple[TimePoint, ...]) -> str:
     if raw is None:
         return ""
-    if raw not in {point.key for point in schedule[1:]}:
+    if not isinstance(raw, str) or raw not in {point.key for point in schedule[1:]}:
         raise ProtocolError("primary_time_point: names no time point after the baseline.")
     return str(raw)
 

@@ -103,7 +103,8 @@ def instrument_is_open(
     except KeyError:
         return False
     span = window(enrolment, point)
-    if instrument not in point.instruments_for(_arm(enrolment, protocol)) or span is None:
+    asked = protocol.instruments_at(point, _arm(enrolment, protocol))
+    if instrument not in asked or span is None:
         return False
     # Baseline stays open until randomization, however long consent took.
     if point.before_randomization:
@@ -126,7 +127,7 @@ def instrument_awaits_answers(
 
 
 def time_point_complete(enrolment: Enrolment, protocol: Protocol, time_point: str) -> bool:
-    asked = protocol.time_point(time_point).instruments_for(_arm(enrolment, protocol))
+    asked = protocol.instruments_at(protocol.time_point(time_point), _arm(enrolment, protocol))
     done = Response.objects.filter(
         enrolment=enrolment,
         time_point=time_point,
@@ -170,7 +171,7 @@ def due_questionnaires(enrolment: Enrolment) -> list[DueItem]:
     due = []
     for point in protocol.schedule:
         span = window(enrolment, point)
-        for name in point.instruments_for(_arm(enrolment, protocol)):
+        for name in protocol.instruments_at(point, _arm(enrolment, protocol)):
             if not instrument_is_open(enrolment, protocol, point.key, name, now) or span is None:
                 continue
             response = responses.get((point.key, name))
@@ -297,6 +298,9 @@ def _followup_counts(
         Response.objects.filter(
             enrolment__in=enrolments,
             time_point=followup.key,
+            # Only what every arm is asked: an answer about the sessions, which one arm
+            # alone gives, made a chat participant "analysed" (a review finding).
+            instrument__in=followup.instruments_for_every_arm,
             completed_at__isnull=False,
         ).values_list("enrolment_id", flat=True)
     )

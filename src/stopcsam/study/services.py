@@ -329,9 +329,11 @@ def chat_offer_if_wait_over(*, enrolment: Enrolment) -> None:
 
 def chat_offer(*, enrolment: Enrolment) -> None:
     with transaction.atomic():
-        updated = Enrolment.objects.filter(pk=enrolment.pk, chat_offered=False).update(
-            chat_offered=True
-        )
+        # Only while randomized: a withdrawal from another tab since the enrolment was read
+        # is not undone (a review finding).
+        updated = Enrolment.objects.filter(
+            pk=enrolment.pk, chat_offered=False, status=Enrolment.Status.RANDOMIZED
+        ).update(chat_offered=True)
         if updated:
             audit_record(actor="system", action="study.chat_offered", subject=enrolment.audit_ref)
     enrolment.refresh_from_db()

@@ -231,7 +231,7 @@ def test_the_waiting_list_is_offered_chat_after_its_wait(version: ProtocolVersio
         randomized_at=enrolment.randomized_at - timedelta(days=after.day + 1)
     )
     enrolment.refresh_from_db()
-    asked = after.instruments_for(protocol.arm("waitlist"))
+    asked = protocol.instruments_at(after, protocol.arm("waitlist"))
     assert "feedback" in after.instruments and "feedback" not in asked  # not about sessions
     for name in asked:
         assert not participant_may_book(enrolment.participant)

@@ -78,10 +78,10 @@ def test_unknown_screening_items_in_rules_are_refused() -> None:
 def test_an_instrument_about_the_sessions_is_asked_only_in_arms_offering_the_chat() -> None:
     protocol = protocol_from_dict(four_arm_definition())
     post = protocol.time_point("post")
-    asked = {arm.key: post.instruments_for(arm) for arm in protocol.arms}
+    asked = {arm.key: protocol.instruments_at(post, arm) for arm in protocol.arms}
     assert "feedback" in asked["chat"] and "feedback" in asked["both"]
     assert "feedback" not in asked["selfhelp"] and "feedback" not in asked["waitlist"]
-    assert post.instruments_for(None) == asked["waitlist"]  # not randomized yet
+    assert protocol.instruments_at(post, None) == asked["waitlist"]  # not randomized yet
 
 
 @pytest.mark.parametrize(
