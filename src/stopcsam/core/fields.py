@@ -168,6 +168,10 @@ def reseal_bound(
         names = ("id", *bound, *columns)
         selected = ", ".join(quote(model._meta.get_field(name).column) for name in names)
         assigned = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+        # Compare and set: a row saved meanwhile by a process of the new version is sealed
+        # the new way already, and is left as it is (a review finding: the note saved in
+        # between was overwritten with the text read before it).
+        unchanged = " AND ".join(f"{quote(field.column)} = %s" for field in fields)
         last = 0
         with schema_editor.connection.cursor() as cursor:
             while True:
@@ -186,8 +190,11 @@ def reseal_bound(
                         for field, value in zip(fields, sealed_values, strict=True)
                     ]
                     if resealed != sealed_values:
-                        changes.append([*resealed, pk])
-                cursor.executemany(f"UPDATE {table} SET {assigned} WHERE id = %s", changes)  # noqa: S608
+                        changes.append([*resealed, pk, *sealed_values])
+                cursor.executemany(
+                    f"UPDATE {table} SET {assigned} WHERE id = %s AND {unchanged}",  # noqa: S608
+                    changes,
+                )
                 if len(rows) < 1000:
                     break
                 last = rows[-1][0]

@@ -29,7 +29,7 @@ from stopcsam.chat.models import (
     SessionState,
 )
 from stopcsam.chat.tests import fakes
-from stopcsam.core import clock, crypto
+from stopcsam.core import clock, crypto, fields
 from stopcsam.core.crypto import TamperedCiphertextError
 from stopcsam.core.models import AuditEvent
 
@@ -451,6 +451,39 @@ def test_the_binding_migration_leaves_values_already_bound(live):
         cursor.execute("SELECT body FROM chat_chatmessage ORDER BY seq")
         opened = [crypto.decrypt(row[0], context="chat.message.body") for row in cursor.fetchall()]
     assert opened == [f"{WORRY} (1)", f"{WORRY} (2)"]
+
+
+def test_a_note_saved_by_an_upgraded_process_during_the_migration_is_kept(live, therapist):
+    """reseal_bound writes a row back only if it still holds what it read: a note saved
+    meanwhile by a process of the new version was overwritten with the text read before (a
+    review finding). Simulated by saving in between, on the same connection."""
+    services.note_save(
+        session=live, author=therapist.user, body="First note", risk_level="low", risk_notes=""
+    )
+    from types import SimpleNamespace
+
+    binding, apps = _migration("0005_message_note_escalation_bound")
+    editor = SimpleNamespace(connection=connection)
+    binding.unbind(apps, editor)  # stored before the upgrade
+    original = fields._resealed
+    saved = []
+
+    def meanwhile(field, value, tied, *, bind):
+        if field.model._meta.model_name == "sessionnote" and not saved:
+            saved.append(1)
+            services.note_save(
+                session=live,
+                author=therapist.user,
+                body="Second note: I am worried about their urges",
+                risk_level="high",
+                risk_notes="",
+            )
+        return original(field, value, tied, bind=bind)
+
+    with mock.patch.object(fields, "_resealed", meanwhile):
+        binding.bind(apps, editor)
+    note = SessionNote.objects.get()
+    assert (note.body, note.risk_level) == ("Second note: I am worried about their urges", "high")
 
 
 def test_reencrypt_moves_bound_values_to_the_primary_key(live, therapist, settings):
