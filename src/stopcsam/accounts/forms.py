@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.password_validation import validate_password
 from django.utils.translation import gettext_lazy as _
 
@@ -93,3 +94,12 @@ class InvitationAcceptForm(forms.Form):
             except forms.ValidationError as exc:
                 self.add_error("password1", exc)
         return cleaned
+
+
+class StaffPasswordChangeForm(PasswordChangeForm):
+    """Django's form for the new password (twice, through the validators). The old password
+    is checked by ``services.staff_password_change``, which counts a wrong one as a failed
+    login: here the form would check it without limit."""
+
+    def clean_old_password(self) -> str:
+        return str(self.cleaned_data["old_password"])

@@ -281,15 +281,32 @@ def _lock_seconds(failures: int) -> int | None:
     )
 
 
-def staff_password_change(*, user: StaffUser, new_password: str) -> str:
-    """Set a new password (already checked against the old one and the validators by the
-    form). Every other sign-in of the account ends (Django's session hash changes, and the
-    save tells their chat sockets to check again at once: accounts.apps) and every device
-    cookie issued before is worthless: return a new one for the browser that made the
-    change."""
+def staff_password_change(
+    *, user: StaffUser, old_password: str, new_password: str, device_cookie: str = ""
+) -> str:
+    """Set a new password (already through the validators) if ``old_password`` is right. A
+    wrong one counts as a failed login, against this browser's device cookie or else the
+    account, and locks alike (a review finding: the form checked it without limit, so a
+    session left signed in could guess the password): StaffLoginFailedError, or
+    StaffAccountLockedError. Every other sign-in of the account ends (Django's session hash
+    changes, and the save tells their chat sockets to check again at once: accounts.apps)
+    and every device cookie issued before is worthless: return a new one for the browser
+    that made the change."""
+    # Counted against this browser's cookie, or the account; on success the account's
+    # count is reset below and every cookie row, this one's too, is replaced.
+    _counted, detail = _attempt_reserve(user, _known_device(user, device_cookie))
+    if not user.check_password(old_password):
+        audit_record(
+            actor=user.audit_ref,
+            action="staff.password_change_failed",
+            subject=user.audit_ref,
+            detail=detail,
+        )
+        raise StaffLoginFailedError
     now = timezone.now()
     nonce = device_nonce_new()
     with transaction.atomic():
+        StaffUser.objects.filter(pk=user.pk).update(failed_logins=0, locked_until=None)
         user.set_password(new_password)
         user.save(update_fields=["password"])
         StaffDeviceCookie.objects.filter(user=user).delete()

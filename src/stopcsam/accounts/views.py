@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout, update_session_auth_hash
-from django.contrib.auth.forms import PasswordChangeForm
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,6 +20,7 @@ from stopcsam.accounts.exceptions import (
     InvalidCodenameError,
     InvitationCodeError,
     InvitationInvalidError,
+    StaffAccountLockedError,
     StaffLoginFailedError,
     UsernameTakenError,
 )
@@ -30,6 +30,7 @@ from stopcsam.accounts.forms import (
     InvitationAcceptForm,
     SignupForm,
     StaffLoginForm,
+    StaffPasswordChangeForm,
 )
 from stopcsam.accounts.sessions import participant_login, participant_logout
 
@@ -153,20 +154,34 @@ def staff_home(request: HttpRequest) -> HttpResponse:
 def staff_password(request: HttpRequest) -> HttpResponseBase:
     """Change one's password: the old one, and the new one twice (Django's form and the
     password validators). The other devices are signed out; this one stays signed in."""
-    form = PasswordChangeForm(request.user, _posted(request))  # type: ignore[arg-type]
+    form = StaffPasswordChangeForm(request.user, _posted(request))  # type: ignore[arg-type]
     if request.method == "POST" and form.is_valid():
         user = request.user
-        device_cookie = services.staff_password_change(
-            user=user,  # type: ignore[arg-type]
-            new_password=form.cleaned_data["new_password1"],
-        )
-        update_session_auth_hash(request, user)  # type: ignore[arg-type]
-        messages.success(
-            request, _("Your password has been changed. Your other devices are signed out.")
-        )
-        response = redirect("accounts:staff_home")
-        _set_device_cookie(response, device_cookie)
-        return response
+        try:
+            device_cookie = services.staff_password_change(
+                user=user,  # type: ignore[arg-type]
+                old_password=form.cleaned_data["old_password"],
+                new_password=form.cleaned_data["new_password1"],
+                device_cookie=request.COOKIES.get(settings.STAFF_DEVICE_COOKIE_NAME, ""),
+            )
+        except StaffAccountLockedError:
+            form.add_error(
+                None,
+                _(
+                    "Too many wrong passwords. Changing the password from this browser is "
+                    "paused for a while."
+                ),
+            )
+        except StaffLoginFailedError:
+            form.add_error("old_password", form.error_messages["password_incorrect"])
+        else:
+            update_session_auth_hash(request, user)  # type: ignore[arg-type]
+            messages.success(
+                request, _("Your password has been changed. Your other devices are signed out.")
+            )
+            response = redirect("accounts:staff_home")
+            _set_device_cookie(response, device_cookie)
+            return response
     return render(
         request, "accounts/staff_password.html", {"form": form}, status=_form_status(form)
     )

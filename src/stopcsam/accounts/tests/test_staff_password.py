@@ -70,3 +70,33 @@ def test_the_page_is_for_verified_staff_and_speaks_german(therapist: StaffPerson
     assert (
         response.status_code == 400 and "Das alte Passwort war falsch" in response.content.decode()
     )
+
+
+def test_the_old_password_is_not_guessed_without_limit(
+    therapist: StaffPersona, settings: object
+) -> None:
+    """Wrong old passwords count as failed logins and lock alike (a review finding: a session
+    left signed in could guess the password through this form without limit)."""
+    free = settings.STAFF_LOGIN_FREE_ATTEMPTS  # type: ignore[attr-defined]
+    hijacked = _browser(therapist)
+    for n in range(free):
+        assert _change(hijacked, old=f"guess number {n}") == 400
+    response = hijacked.post(
+        PAGE, {"old_password": STAFF_PASSWORD, "new_password1": NEW, "new_password2": NEW}
+    )
+    assert response.status_code == 400 and "paused for a while" in response.content.decode()
+    assert _login(Client(), therapist) == 302  # unchanged, and strangers were not locked out
+    failed = AuditEvent.objects.filter(action="staff.password_change_failed")
+    assert failed.count() == free and not failed.filter(detail__icontains="guess").exists()
+
+
+def test_a_new_password_refused_by_the_validators_checks_no_old_password(
+    therapist: StaffPersona,
+) -> None:
+    """The old password is checked only once the new one is acceptable: nothing is learnt
+    about it from a form that fails for another reason."""
+    laptop = _browser(therapist)
+    for _ in range(10):
+        assert _change(laptop, old="a wrong guess", new="short", again="short") == 400
+    assert not AuditEvent.objects.filter(action="staff.password_change_failed").exists()
+    assert _change(laptop) == 302
