@@ -103,3 +103,27 @@ def answered_baseline(
         enrolment.refresh_from_db()
         enrolments.append(enrolment)
     return enrolments
+
+
+def randomized_to(version: ProtocolVersion, arm: str) -> Enrolment:
+    """An enrolled participant randomized to ``arm``."""
+    from unittest import mock
+
+    from stopcsam.study.services import randomize
+
+    enrolment = enrolled(version)
+    with mock.patch("stopcsam.study.randomization.arm_at", return_value=arm):
+        randomize(enrolment=enrolment)
+    enrolment.refresh_from_db()
+    return enrolment
+
+
+def signed_in(enrolment: Enrolment) -> Any:
+    """A browser signed in as the enrolment's participant."""
+    from django.test import Client
+
+    client = Client()
+    session = client.session
+    session["participant_id"] = enrolment.participant_id
+    session.save()
+    return client

@@ -258,16 +258,10 @@ def test_a_waitlisted_participant_who_misses_week_4_is_offered_the_chat_all_the_
     """The questionnaires of week 4 open the chat at once; once their window has closed
     unanswered, the chat is offered all the same (a review finding: it never was)."""
     from stopcsam.study.selectors import participant_may_book
-    from stopcsam.study.services import randomize
-    from stopcsam.study.tests.conftest import enrolled
+    from stopcsam.study.tests.conftest import randomized_to, signed_in
 
-    enrolment = enrolled(version)
-    with mock.patch("stopcsam.study.randomization.arm_at", return_value="waitlist"):
-        randomize(enrolment=enrolment)
-    client = Client()
-    session = client.session
-    session["participant_id"] = enrolment.participant_id
-    session.save()
+    enrolment = randomized_to(version, "waitlist")
+    client = signed_in(enrolment)
     for days, offered in [(41, False), (43, True)]:  # week 4's window closes on day 42
         Enrolment.objects.filter(pk=enrolment.pk).update(
             randomized_at=clock.now() - timedelta(days=days)
@@ -307,17 +301,11 @@ def test_the_waiting_list_is_told_the_day_its_wait_ends(version: ProtocolVersion
 
 
 def test_an_arm_that_never_offers_chat_is_not_told_it_waits(db: None) -> None:
-    from stopcsam.study.services import protocol_load, randomize
-    from stopcsam.study.tests.conftest import enrolled, four_arm_definition
+    from stopcsam.study.services import protocol_load
+    from stopcsam.study.tests.conftest import four_arm_definition, randomized_to, signed_in
 
     version = protocol_load(definition=four_arm_definition())
-    enrolment = enrolled(version)
-    with mock.patch("stopcsam.study.randomization.arm_at", return_value="selfhelp"):
-        randomize(enrolment=enrolment)
-    client = Client()
-    session = client.session
-    session["participant_id"] = enrolment.participant_id
-    session.save()
+    client = signed_in(randomized_to(version, "selfhelp"))
     for url in ("/en/study/allocation/", "/en/study/"):
         page = client.get(url).content.decode()
         assert "Self-help" in page and 'id="waiting"' not in page

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
-from unittest import mock
 
 import pytest
 
@@ -18,21 +17,12 @@ from stopcsam.study.selectors import consort_counts, parsed_protocol
 from stopcsam.study.services import (
     chat_offer_if_wait_over,
     protocol_load,
-    randomize,
     response_save,
     withdraw,
 )
-from stopcsam.study.tests.conftest import enrolled
+from stopcsam.study.tests.conftest import randomized_to
 
 pytestmark = pytest.mark.django_db
-
-
-def _in_arm(version: ProtocolVersion, arm: str) -> Enrolment:
-    enrolment = enrolled(version)
-    with mock.patch("stopcsam.study.randomization.arm_at", return_value=arm):
-        randomize(enrolment=enrolment)
-    enrolment.refresh_from_db()
-    return enrolment
 
 
 def test_a_participant_who_withdraws_meanwhile_is_not_offered_the_chat(
@@ -42,7 +32,7 @@ def test_a_participant_who_withdraws_meanwhile_is_not_offered_the_chat(
     "stop" sent from another tab in between leaves a withdrawn enrolment with the chat
     offered (and a study.chat_offered audit row after study.withdrawn): chat_offer's UPDATE
     checks only chat_offered=False, not the status."""
-    enrolment = _in_arm(version, "waitlist")
+    enrolment = randomized_to(version, "waitlist")
     Enrolment.objects.filter(pk=enrolment.pk).update(
         randomized_at=clock.now() - timedelta(days=43)  # week 4's window closed on day 42
     )
@@ -60,7 +50,7 @@ def test_consort_does_not_count_an_answer_about_the_sessions_as_analysed(
     """Week 4 (the demo's primary time point) asks 'feedback' of the chat arm only. A chat
     participant who answered that alone, and none of the outcome questionnaires, is counted
     'analysed' instead of 'lost to follow-up': a count only one arm can get."""
-    enrolment = _in_arm(version, "chat")
+    enrolment = randomized_to(version, "chat")
     protocol = parsed_protocol(version)
     assert protocol.primary_time_point.key == "post"
     post = protocol.time_point("post")
@@ -98,7 +88,7 @@ def test_a_waitlisted_participant_who_has_had_the_chat_is_asked_about_the_sessio
     followup["instruments"] = [*followup["instruments"], "feedback"]
     followup["chat_arms_only"] = ["feedback"]  # e.g. to spare an arm that never has chat
     version = protocol_load(definition=definition)
-    enrolment = _in_arm(version, "waitlist")
+    enrolment = randomized_to(version, "waitlist")
     Enrolment.objects.filter(pk=enrolment.pk).update(chat_offered=True)  # after week 4
     enrolment.refresh_from_db()
     protocol = parsed_protocol(version)
