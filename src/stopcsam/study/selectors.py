@@ -283,6 +283,8 @@ def consort_counts(version: ProtocolVersion) -> dict[str, Any]:
             "stop": counted.get(("withdrawn", "stop"), 0),
             "erase": counted.get(("withdrawn", "erase"), 0),
         },
+        # Randomized participants only, whether they kept their answers or erased them.
+        "withdrawn_by_arm": {arm: counted.get(("withdrawn_from", arm), 0) for arm in arms},
         "lost_to_follow_up": lost,
         "analysed": analysed,
     }

@@ -362,6 +362,7 @@ def withdraw(*, enrolment: Enrolment, erase: bool) -> None:
         )
         if updated:  # "stop" pressed again changes and counts nothing
             _tally(version, "withdrawn", "stop", language)
+            _tally_arm_withdrawal(enrolment)
             audit_record(actor="participant", action="study.withdrawn", subject=ref)
             participant_withdrawn.send(sender=Enrolment, participant_id=enrolment.participant_id)
 
@@ -383,7 +384,16 @@ def _count_erasure(enrolment: Enrolment) -> bool:
     if Enrolment.objects.filter(pk=enrolment.pk, status=Enrolment.Status.WITHDRAWN).exists():
         return False
     _tally(enrolment.protocol, "withdrawn", "erase", enrolment.language)
+    _tally_arm_withdrawal(enrolment)
     return True
+
+
+def _tally_arm_withdrawal(enrolment: Enrolment) -> None:
+    """Count a randomized participant's withdrawal under their arm too, for the CONSORT
+    flow's withdrawals by arm (an erased person's arm survives only in this count)."""
+    arm = Enrolment.objects.filter(pk=enrolment.pk).values_list("arm", flat=True).first()
+    if arm:
+        _tally(enrolment.protocol, "withdrawn_from", arm, enrolment.language)
 
 
 # --- scheduling's outcomes ------------------------------------------------------------------

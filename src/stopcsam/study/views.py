@@ -387,6 +387,7 @@ def _by_arm(version: Any, consort: dict[str, Any]) -> list[dict[str, Any]]:
                 for stage in (
                     "randomized",
                     "received_allocated_intervention",
+                    "withdrawn_by_arm",
                     "lost_to_follow_up",
                     "analysed",
                 )

@@ -163,3 +163,23 @@ def test_consort_analyses_the_arms_at_the_primary_time_point(version: ProtocolVe
             completed_at=clock.now(),
         )
         assert consort_counts(version)["analysed"][enrolment.arm] == analysed
+
+
+def test_consort_counts_withdrawals_by_arm_once_each_erased_or_not(
+    version: ProtocolVersion, participant_client: Callable[..., Client]
+) -> None:
+    from stopcsam.study.tests.conftest import randomized_to
+
+    stopping, erasing = randomized_to(version, "chat"), randomized_to(version, "waitlist")
+    never_randomized = enrolled(version)
+    for enrolment, choices in [
+        (stopping, ["stop", "stop", "erase"]),  # counted once, when they stopped
+        (erasing, ["erase"]),
+        (never_randomized, ["stop"]),  # withdrawn, but in no arm
+    ]:
+        client = _client_for(enrolment, participant_client)
+        for choice in choices:
+            client.post("/en/study/withdraw/", {"choice": choice, "confirm": "on"})
+    counts = consort_counts(version)
+    assert counts["withdrawn_by_arm"] == {"chat": 1, "waitlist": 1}
+    assert counts["withdrawn"] == {"stop": 2, "erase": 1}
