@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Q, QuerySet
 from django.utils.module_loading import import_string
 
@@ -133,24 +134,49 @@ def transcript_for_staff(*, user: StaffUser, session: ChatSession, via: str) -> 
 PAGE_READ_SECONDS = 60  # how long a console page's audited read covers its socket's hello
 
 
-def page_read_key(session: ChatSession) -> str:
-    """Where the Django session notes the last console page read of this chat session:
-    ``[the last seq it showed, when (time.time())]``."""
-    return f"chat-page-read:{session.public_id}"
+def _page_read_key(session_key: str, session: ChatSession) -> str:
+    # A digest of the Django session key: the key itself is a credential.
+    sign_in = hashlib.sha256(session_key.encode()).hexdigest()[:32]
+    return f"chat:page-read:{sign_in}:{session.public_id}"
 
 
-def transcript_replay_audit(*, actor: str, session: ChatSession, via: str, after: int) -> None:
+def page_read_note(*, session_key: str, session: ChatSession, role: str, seq: int) -> None:
+    """Note a console page's audited read for its own socket's hello, for PAGE_READ_SECONDS,
+    in the cache (Redis when scaled out): not in the Django session, whose every write
+    renewed the sign-in's expiry, so a refreshing console never signed out (a review
+    finding). A cache out of reach only costs the hello its own audit row."""
+    if not session_key:
+        return
+    try:
+        cache.set(_page_read_key(session_key, session), [role, seq], PAGE_READ_SECONDS)
+    except Exception:
+        logger.warning("chat: the cache is unreachable; the console's socket audits its read")
+
+
+def staff_hello_audit(
+    *, actor: str, session_key: str, session: ChatSession, role: str, after: int
+) -> None:
     """A staff socket's ``hello``: one audited transcript read, with what it replays (the
     messages after ``after``). Also when it replays nothing: the socket goes on to receive
     every message stored while it is open, and a socket opened without the console page (a
     supervisor reading along from the first message) left no trace otherwise (a review
-    finding). Not called for the hello of the console page's own socket, which replays
-    nothing after the page's audited read (``page_read_key``)."""
+    finding). The exception is the console page's own socket: a hello of the same sign-in
+    and role that replays nothing the page's audited read of the last PAGE_READ_SECONDS did
+    not show. That read covers one hello only: it is taken from the cache here (a review
+    finding: one page read covered any number of sockets)."""
+    key = _page_read_key(session_key, session)
+    try:
+        noted = cache.get(key)
+        taken = noted is not None and cache.delete(key)
+    except Exception:
+        noted, taken = None, False
+    if taken and noted == [role, after] and after == session.last_seq:
+        return
     audit_record(
         actor=actor,
         action="chat.transcript_read",
         subject=session.audit_ref,
-        detail={"via": via, "after": after, "messages": session.last_seq - after},
+        detail={"via": f"socket.{role}", "after": after, "messages": session.last_seq - after},
     )
 
 

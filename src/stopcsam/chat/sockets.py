@@ -110,7 +110,6 @@ class Peer:
     language: str
     session_key: str = ""  # the Django session behind the socket
     person: int = 0  # the participant's id, or the member of staff's
-    page_read: Any = None  # the console page's audited read: [last seq shown, time.time()]
 
 
 def _session_store(session_key: str) -> Any:
@@ -184,9 +183,7 @@ def _staff_peer(store: Any, public_id: str) -> Peer | None:
         return None
     session, access = selectors.session_for_staff(user=user, public_id=public_id)
     services.session_expire_if_due(session=session)
-    peer = Peer(session, _staff_role(access), user.audit_ref, session.language, person=user.pk)
-    peer.page_read = store.get(selectors.page_read_key(session))
-    return peer
+    return Peer(session, _staff_role(access), user.audit_ref, session.language, person=user.pk)
 
 
 def _verified_staff(store: Any) -> StaffUser | None:
@@ -570,31 +567,17 @@ class Connection:
         if changed:  # the client learns of it here: the safety poll compares with this copy
             await self.emit_state()
         self.delivered = min(frame["after"], self.session.last_seq)
-        if self.peer.role != Sender.PARTICIPANT and not self.page_showed_all():
+        if self.peer.role != Sender.PARTICIPANT:
             await in_thread(
-                selectors.transcript_replay_audit,
+                selectors.staff_hello_audit,
                 actor=self.peer.actor,
+                session_key=self.peer.session_key,
                 session=self.session,
-                via=f"socket.{self.peer.role}",
+                role=self.peer.role,
                 after=self.delivered,
             )
         await self.catch_up()
         await self.write(encode("caught_up", seq=self.delivered))
-
-    def page_showed_all(self) -> bool:
-        """Did this sign-in's console page, in an audited read of the last
-        PAGE_READ_SECONDS, show everything this hello would replay? Then the hello is the
-        page's own socket, not a second read: a console view with JavaScript was two audit
-        rows. A hello that replays anything is a read of its own, and so is any hello once
-        that time has passed, or a second hello on this socket."""
-        read, self.peer.page_read = self.peer.page_read, None
-        if not (isinstance(read, list) and len(read) == 2):
-            return False
-        seq, when = read
-        fresh = isinstance(when, (int, float)) and 0 <= time.time() - when < (
-            selectors.PAGE_READ_SECONDS
-        )
-        return fresh and seq == self.delivered == self.session.last_seq
 
     async def on_send(self, frame: dict[str, Any]) -> None:
         if self.peer.role == "read_along":

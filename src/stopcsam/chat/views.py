@@ -7,7 +7,6 @@ client id) and the transcript refreshes with a button or by itself. The static s
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from django.conf import settings
@@ -291,11 +290,13 @@ def _render_console(
         via=f"console.{access}",
     )
     # The page's socket, opened with this sign-in, replays nothing of what this audited read
-    # showed: its hello is not a second read (sockets.Connection.on_hello).
-    request.session[selectors.page_read_key(session)] = [
-        transcript[-1].seq if transcript else 0,
-        time.time(),
-    ]
+    # showed: its hello is not a second read (selectors.staff_hello_audit).
+    selectors.page_read_note(
+        session_key=request.session.session_key or "",
+        session=session,
+        role=role,
+        seq=transcript[-1].seq if transcript else 0,
+    )
     context.update(
         access=access,
         messages_shown=_shown(

@@ -310,6 +310,8 @@ def _followup_counts(
         if enrolment.pk in completed:
             analysed[enrolment.arm] += 1
             continue
+        if enrolment.status == Enrolment.Status.WITHDRAWN:
+            continue  # counted as withdrawn, not lost as well (a review finding)
         span = window(enrolment, followup)
         if span is not None and span.closes <= now:
             lost[enrolment.arm] += 1

@@ -10,6 +10,7 @@ import pytest
 from django.contrib.sessions.models import Session
 from django.db import OperationalError
 from django.urls import reverse
+from django.utils import timezone
 
 from stopcsam.accounts.models import Role
 from stopcsam.chat import selectors, services
@@ -896,6 +897,54 @@ def test_a_console_view_with_javascript_is_one_audited_read(
         "console.therapist",
         "socket.therapist",
     ]
+
+
+def test_one_page_read_does_not_cover_a_second_socket(
+    live, participant, therapist, cookies, staff_client
+):
+    """One console page read, then two sockets of the same sign-in (two tabs, or a script):
+    the page's read covers one hello, the second is a read of its own (a review finding: it
+    wrote no row, and received the session live)."""
+    reads = AuditEvent.objects.filter(action="chat.transcript_read")
+    pc = cookies[0](participant)
+    browser = staff_client(therapist)
+    tc = f"sid={browser.cookies['sid'].value}"
+
+    async def send() -> None:
+        p = await joined(live, pc)
+        await p.send({"type": "send", "client_id": "c-participant-1", "body": WORRY})
+        await p.until("ack")
+        await p.close()
+
+    asyncio.run(send())
+    assert browser.get(reverse("chat:console", args=[live.public_id])).status_code == 200
+
+    async def two_sockets() -> None:
+        first = await joined(live, tc, after=1)  # the page's own socket
+        second = await joined(live, tc, after=1)  # another socket: a read of its own
+        p = await joined(live, pc, after=1)
+        await p.send({"type": "send", "client_id": "c-participant-2", "body": WORRY})
+        assert (await second.until("message"))["body"] == WORRY  # stored content, live
+        for s in (first, second, p):
+            await s.close()
+
+    asyncio.run(two_sockets())
+    vias = [r.detail["via"] for r in reads.order_by("seq")]
+    assert vias == ["console.therapist", "socket.therapist"]  # the second hello's
+
+
+def test_an_auto_refreshing_console_does_not_keep_the_sign_in_alive(live, therapist, staff_client):
+    """SESSION_COOKIE_AGE (8 h) bounds a staff sign-in: the session row expires 8 h after its
+    last change. A console render that noted its read in the session pushed the expiry
+    forward on every refresh of a no-JS console, for ever (a review finding)."""
+    browser = staff_client(therapist)
+    key = browser.cookies["sid"].value
+    console = reverse("chat:console", args=[live.public_id]) + "?auto=1"
+    assert browser.get(console).status_code == 200  # first read: the key is written
+    soon = timezone.now() + timedelta(minutes=5)
+    Session.objects.filter(session_key=key).update(expire_date=soon)
+    assert browser.get(console).status_code == 200  # an auto-refresh, a few seconds later
+    assert Session.objects.get(session_key=key).expire_date <= soon
 
 
 def test_a_supervisor_reading_along_from_the_first_message_is_audited(

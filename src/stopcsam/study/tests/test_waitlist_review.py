@@ -119,3 +119,23 @@ def test_chat_arms_only_on_the_baseline_is_refused() -> None:
     definition["schedule"][0]["chat_arms_only"] = ["wellbeing"]
     with pytest.raises(ProtocolError):
         protocol_from_dict(definition)
+
+
+def test_a_stopped_participant_is_not_both_withdrawn_and_lost(version: ProtocolVersion) -> None:
+    """One randomized person who stopped before the primary time point is withdrawn, not
+    lost to follow-up as well (a review finding: the arm's row added up to more people than
+    were randomized, and an erased one counted once)."""
+    enrolment = randomized_to(version, "chat")
+    withdraw(enrolment=enrolment, erase=False)
+    Enrolment.objects.filter(pk=enrolment.pk).update(
+        randomized_at=clock.now() - timedelta(days=365)  # the follow-up window has closed
+    )
+    counts = consort_counts(version)
+    assert counts["randomized"]["chat"] == 1
+    assert counts["withdrawn_by_arm"]["chat"] == 1
+    assert (
+        counts["withdrawn_by_arm"]["chat"]
+        + counts["lost_to_follow_up"]["chat"]
+        + counts["analysed"]["chat"]
+        <= counts["randomized"]["chat"]
+    ), counts
