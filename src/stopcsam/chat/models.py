@@ -122,9 +122,12 @@ class ChatMessage(models.Model):
 def message_body_context(*, session_id: int, sender: str, client_id: str) -> str:
     """The encryption context of a message body, for the writer, which seals bodies without
     model instances, and for a connection opening the ciphertext that a wake-up carries."""
-    field = ChatMessage._meta.get_field("body")
-    assert isinstance(field, EncryptedTextField)
-    return field.bound_context(session_id=session_id, sender=sender, client_id=client_id)
+    return _BODY.bound_context(session_id=session_id, sender=sender, client_id=client_id)
+
+
+# Looked up once: message_body_context runs twice per message on the chat's hot path.
+_BODY = ChatMessage._meta.get_field("body")
+assert isinstance(_BODY, EncryptedTextField)
 
 
 class RiskLevel(models.TextChoices):
