@@ -27,6 +27,37 @@ test("a socket closed because the sign-in ended (4403) loads the page again, nev
   assert.strictEqual(elsewhere.reloads, 1);
 });
 
+test("signed out with messages kept: they go back into the box, and the page stays", () => {
+  const p = joined();
+  const s = p.socket();
+  p.type("I am worried about my urges");
+  p.type("I looked at illegal images again last week");
+  p.box.value = "And one more thing";  // being written, not sent
+  p.close(s, 4403);
+  assert.strictEqual(p.reloads, 0);  // loading the page would lose them
+  assert.strictEqual(p.box.value,
+    "I am worried about my urges\nI looked at illegal images again last week\nAnd one more thing");
+  assert.strictEqual(p.ids["chat-status"].textContent, "Signed out");
+  p.runTimers();
+  assert.strictEqual(p.sockets.length, 1);  // and never reconnects
+  p.type("Sent anyway");
+  assert.strictEqual(sends(s).length, 2);  // nothing more goes out
+  assert.strictEqual(p.ids["chat-status"].textContent, "Signed out");
+});
+
+test("a message acknowledged before the sign-in ended is not given back", () => {
+  const p = joined();
+  const s = p.socket();
+  p.type("I am worried about my urges");
+  p.type("I need to talk about this");
+  const [first] = sends(s);
+  p.frame(s, { type: "ack", client_id: first.client_id, seq: 1, duplicate: false,
+    sent_at: "2026-12-01T10:00:00+00:00", read: null });
+  p.close(s, 4404);
+  assert.strictEqual(p.box.value, "I need to talk about this");
+  assert.strictEqual(p.reloads, 0);
+});
+
 test("a second 4403 within 30 s does not reload the page in a loop", () => {
   const p = joined();
   p.storage["chat-reloaded"] = String(p.now - 5000);

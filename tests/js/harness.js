@@ -44,7 +44,7 @@ function page({ role = "participant", state = "live", fetchAnswer = null, probe 
     role, state, socket: "/ws/chat/abc", tz: "UTC", tYou: "You", tTherapist: "Therapist",
     tParticipant: "Participant", tTyping: "The participant is typing…",
     tTypingTherapist: "The therapist is typing…", tSending: "Sending…", tOffline: "Offline",
-    tRead: "Read", tWarning: "Warning", tOver: "Over", tTimeLeft: "Time left: %N min",
+    tRead: "Read", tWarning: "Warning", tOver: "Over", tShutOut: "Signed out", tTimeLeft: "Time left: %N min",
     tEndsSoon: "The session ends soon: %N min left.", lang: "en", probe } });
   const log = element("ol");
   const form = element("form");

@@ -29,6 +29,7 @@
   var ready = false;  // caught up on this connection: new messages go out in turn
   var over = false;   // the session ended with messages kept: the page sends no more
   var givenBack = false;  // ... and some came back refused, into the box
+  var overText = t.tOver;  // what the page says once it sends no more
   var socket = null;
   var retry = 500;
   var resendTimer = null;  // set while refused messages wait to be sent again
@@ -297,10 +298,29 @@
           givenBack = true;
           flushPending();
         }
-        say(over ? t.tOver : frame.message);
+        say(over ? overText : frame.message);
         break;
       default: break;
     }
+  }
+
+  // Signed out, or no longer this person's session (4403, 4404). Kept messages cannot be sent
+  // any more, and loading the page would lose them without a word (they were lost so): they
+  // go back into the box, before what is being written, and the page says to keep them and
+  // load it again. Some may have been stored, their acks lost with a connection: the page
+  // cannot ask any more, and says so. With nothing kept, the page loads again at once.
+  function shutOut() {
+    var kept = Object.keys(pending).map(function (id) { return pending[id]; });
+    if (!kept.length || !box) { reloadOnce(); return; }
+    over = true;
+    overText = t.tShutOut || t.tOver;
+    stopResending();
+    pending = {};
+    sentHere = {};
+    inFlight = 0;
+    if (box.value) { kept.push(box.value); }
+    box.value = kept.join("\n");
+    say(overText);
   }
 
   // The page, loaded again, shows what is true now: signed out, not yours, ended, cancelled.
@@ -360,7 +380,7 @@
       if (typingLine) { typingLine.textContent = ""; }  // its "stopped" may never come
       // Signed out, or the session is no longer this person's (docs/chat-protocol.md): what
       // is kept cannot be sent, and the page as it now stands replaces this one.
-      if (event.code === 4403 || event.code === 4404) { reloadOnce(); return; }
+      if (event.code === 4403 || event.code === 4404) { shutOut(); return; }
       if (!opened) {
         failures += 1;
         if (failures % 3 === 0) { probe(); }
@@ -389,7 +409,7 @@
       var text = box.value;
       if (!text.trim()) { event.preventDefault(); return; }
       event.preventDefault();
-      if (over) { say(t.tOver); return; }
+      if (over) { say(overText); return; }
       var id = newClientId();
       pending[id] = text;
       box.value = "";
