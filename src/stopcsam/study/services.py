@@ -380,8 +380,15 @@ def withdrawal_on_account_deletion(*, participant_id: int) -> None:
 
 def _count_erasure(enrolment: Enrolment) -> bool:
     """Count a withdrawal with erasure, once per person: one who stopped before was counted
-    then. Whether it was counted now."""
-    if Enrolment.objects.filter(pk=enrolment.pk, status=Enrolment.Status.WITHDRAWN).exists():
+    then. Whether it was counted now. The row is locked first: a "stop" from another tab,
+    not yet committed, was not seen, and the person was counted twice (PostgreSQL)."""
+    status = (
+        Enrolment.objects.select_for_update()
+        .filter(pk=enrolment.pk)
+        .values_list("status", flat=True)
+        .first()
+    )
+    if status is None or status == Enrolment.Status.WITHDRAWN:  # gone: erased meanwhile
         return False
     _tally(enrolment.protocol, "withdrawn", "erase", enrolment.language)
     _tally_arm_withdrawal(enrolment)

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 
 import pytest
+from django.db import connection, connections, transaction
 from django.test import Client
 
 from stopcsam.accounts.models import Participant
@@ -183,3 +186,50 @@ def test_consort_counts_withdrawals_by_arm_once_each_erased_or_not(
     counts = consort_counts(version)
     assert counts["withdrawn_by_arm"] == {"chat": 1, "waitlist": 1}
     assert counts["withdrawn"] == {"stop": 2, "erase": 1}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="runs when DATABASE_URL is set")
+def test_stop_and_erase_at_once_count_the_withdrawal_once() -> None:
+    """"Stop" in one tab, "stop and erase" in another, at once: the erasure waits for the
+    stop's row lock, finds the participant withdrawn, and does not count them again (it read
+    the enrolment before the stop committed, and counted both)."""
+    from stopcsam.study.demo import demo_definition
+    from stopcsam.study.services import protocol_load, withdraw
+    from stopcsam.study.tests.conftest import randomized_to
+
+    version = protocol_load(definition=demo_definition())
+    enrolment = randomized_to(version, "chat")
+    stopped, faults = threading.Event(), []
+
+    def stop() -> None:
+        try:
+            with transaction.atomic():
+                withdraw(enrolment=Enrolment.objects.get(pk=enrolment.pk), erase=False)
+                stopped.set()
+                time.sleep(0.5)  # the erasure meets the stop uncommitted
+        except Exception as fault:
+            faults.append(fault)
+        finally:
+            stopped.set()
+            connections.close_all()
+
+    def erase() -> None:
+        stopped.wait(10)
+        try:
+            withdraw(enrolment=Enrolment.objects.get(pk=enrolment.pk), erase=True)
+        except Exception as fault:
+            faults.append(fault)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=stop), threading.Thread(target=erase)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert faults == []
+    assert not Enrolment.objects.filter(pk=enrolment.pk).exists()  # erased all the same
+    counts = consort_counts(version)
+    assert counts["withdrawn"] == {"stop": 1, "erase": 0}
+    assert counts["withdrawn_by_arm"] == {"chat": 1, "waitlist": 0}
