@@ -191,7 +191,7 @@ def test_consort_counts_withdrawals_by_arm_once_each_erased_or_not(
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="runs when DATABASE_URL is set")
 def test_stop_and_erase_at_once_count_the_withdrawal_once() -> None:
-    """"Stop" in one tab, "stop and erase" in another, at once: the erasure waits for the
+    """ "Stop" in one tab, "stop and erase" in another, at once: the erasure waits for the
     stop's row lock, finds the participant withdrawn, and does not count them again (it read
     the enrolment before the stop committed, and counted both)."""
     from stopcsam.study.demo import demo_definition
