@@ -207,3 +207,28 @@ def test_a_page_signed_out_elsewhere_loads_again_and_shows_the_login(
         other.get_by_role("button", name="Log out").click()
     page.wait_for_url(re.compile(r"/login/"), timeout=10_000)
     assert page.get_by_label("Your codename").is_visible()
+
+
+def test_messages_kept_when_the_sign_in_ends_go_back_into_the_box(
+    chat_server: RunningServer, participant: tuple[Any, str]
+) -> None:
+    """Signed out in another tab while two messages wait for a database that is down: the
+    socket closes (4403), and the page keeps their text in the box and says so, instead of
+    loading again and losing them (the box was cleared when they went)."""
+    page, public_id = participant
+    database = FlakyDatabase()
+    page.route_web_socket(re.compile(r"/ws/chat/"), database.route)
+    admit(chat_server, page, public_id)
+    box = page.get_by_label("Your message")
+    for text in (FIRST, SECOND):
+        box.fill(text)
+        page.get_by_role("button", name="Send").click()
+    eventually(page, lambda: len(database.attempts(SECOND)) >= 1, "never sent", 10)
+    other = page.context.new_page()
+    other.goto(chat_server.url + "/en/me/")
+    with other.expect_navigation():
+        other.get_by_role("button", name="Log out").click()
+    eventually(page, lambda: box.input_value() == f"{FIRST}\n{SECOND}", "not given back", 10)
+    assert "no longer signed in" in page.locator("#chat-status").inner_text()
+    page.wait_for_timeout(1000)
+    assert "/chat/s/" in page.url and box.input_value() == f"{FIRST}\n{SECOND}"  # it stays
