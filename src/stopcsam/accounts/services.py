@@ -199,7 +199,7 @@ def _known_device(user: StaffUser, device_cookie: str) -> StaffDeviceCookie | No
 
 def _verified_device(user: StaffUser, otp_token: str) -> TOTPDevice | None:
     token = otp_token.strip().replace(" ", "")
-    if not token.isdigit() or len(token) > 8:
+    if not (token.isascii() and token.isdigit()) or len(token) > 8:
         return None
     for device in TOTPDevice.objects.filter(user=user, confirmed=True):
         # verify_token refuses a code whose time step was already used (replay).
@@ -391,7 +391,7 @@ def staff_invitation_accept(
         invitation = staff_invitation_open(token=token)
         totp = TOTP(bytes.fromhex(key))
         code = otp_token.strip().replace(" ", "")
-        if not code.isdigit() or not totp.verify(int(code), tolerance=1):
+        if not (code.isascii() and code.isdigit()) or not totp.verify(int(code), tolerance=1):
             raise InvitationCodeError
         user, device = staff_create(
             username=username,

@@ -218,7 +218,9 @@ async def application(scope: Scope, receive: Any, send: Send) -> None:
     if peer is None:
         await send({"type": "websocket.close", "code": CLOSE_FORBIDDEN})
         return
-    language = parse_qs(scope.get("query_string", b"").decode()).get("lang", [peer.language])[0]
+    # Not UTF-8 (a crafted client): replaced, not an exception after the sign-in was checked.
+    query = parse_qs(scope.get("query_string", b"").decode("utf-8", "replace"))
+    language = query.get("lang", [peer.language])[0]
     if language in dict(settings.LANGUAGES):
         peer.language = language
     await send({"type": "websocket.accept"})

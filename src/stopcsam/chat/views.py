@@ -190,7 +190,7 @@ def _tail(session: ChatSession, before: str | None = None) -> list[selectors.Mes
     "Earlier messages" link: without JavaScript the start of a long session was out of
     reach)."""
     end = session.last_seq + 1
-    if before is not None and before.isdigit():
+    if before is not None and before.isascii() and before.isdigit():
         end = max(1, min(end, int(before)))
     after = max(0, end - 1 - TRANSCRIPT_TAIL)
     shown = selectors.messages_after(session_id=session.pk, after=after, limit=TRANSCRIPT_TAIL)

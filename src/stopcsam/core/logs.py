@@ -17,7 +17,7 @@ SECRET_PATHS = re.compile(r"(/staff/invite/)[^/\s?#]+")
 # time of each line they would link one person's visits together (a review finding).
 PERSON_PATHS = re.compile(
     r"(/chat/s/|/chat/console/(?!escalations/)|/transcript/|/sessions/s/|/sessions/course/"
-    r"|/sessions/staff/a/)[^/\s?#.]+"
+    r"|/sessions/staff/a/|/sessions/notices/)[^/\s?#.]+"
 )
 
 

@@ -118,7 +118,7 @@ def presented_key(authorization: str, x_api_key: str) -> str:
 def parse_body(body: bytes) -> tuple[str, str | None]:
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # Recursion: nested too deep
         raise BadRequest("invalid_json", "The body must be a JSON object.") from exc
     if not isinstance(data, dict):
         raise BadRequest("invalid_json", "The body must be a JSON object.")

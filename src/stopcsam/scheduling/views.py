@@ -148,7 +148,7 @@ def _by_week(
 
 
 def _page_number(raw: str, pages: int) -> int:
-    number = int(raw) if raw.isdigit() and len(raw) < 4 else 0
+    number = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 4 else 0
     return min(number, max(pages - 1, 0))
 
 

@@ -66,6 +66,9 @@ def screening_start(request: HttpRequest) -> HttpResponseBase:
         protocol.screening, language=language, data=_posted(request), initial={"language": language}
     )
     if request.method == "POST" and form.is_valid():
+        # The latest answers decide: an earlier eligible screening kept in the session must
+        # not enrol someone whose answers now exclude them.
+        request.session.pop(PENDING_SCREENING, None)
         outcome = services.screening_evaluate(
             version=version, answers=form.answers(), language=language
         )
@@ -352,7 +355,10 @@ def _study_admin(request: HttpRequest) -> bool:
 def export_page(request: HttpRequest) -> HttpResponseBase:
     if not _study_admin(request):
         return render(request, "403.html", status=403)
-    version = selectors.active_protocol_version()
+    try:
+        version = selectors.active_protocol_version()
+    except NoActiveProtocolError:
+        return render(request, "study/closed.html", status=503)
     form = ExportForm(_posted(request))
     if request.method == "POST" and form.is_valid():
         free_text = form.cleaned_data["include_free_text"]
@@ -403,7 +409,10 @@ def codebook_download(request: HttpRequest, fmt: str) -> HttpResponseBase:
         return render(request, "403.html", status=403)
     if fmt not in ("json", "csv"):
         raise Http404
-    version = selectors.active_protocol_version()
+    try:
+        version = selectors.active_protocol_version()
+    except NoActiveProtocolError:
+        return render(request, "study/closed.html", status=503)
     book = export.codebook(version, include_free_text=request.GET.get("free_text") == "1")
     response: HttpResponseBase
     if fmt == "json":
