@@ -169,7 +169,7 @@ def test_fuzz_all(
                         continue
                     f = _check(client, m, url, **kw)
                     if f:
-                        failures.append(f"{name}: {f}")
+                        failures.append(f"{name}: {f} with {bad[:20]!r}")
             # invalid utf-8 body
             f = _check(
                 client,
