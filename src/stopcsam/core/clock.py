@@ -50,3 +50,6 @@ def set_offset(offset: timedelta) -> None:
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps({"offset_seconds": offset.total_seconds()}), encoding="utf-8")
     temporary.replace(path)  # atomic: other processes never read half a file
+    # This process knows the new offset: two writes within one tick of the file system's
+    # clock (a jiffy on many kernels) have the same mtime, and the cache kept the old one.
+    _cache.update(mtime=path.stat().st_mtime_ns, offset=offset)

@@ -580,12 +580,11 @@ def test_a_session_admitted_late_ends_at_its_booked_end(book, participant, thera
 
 
 def test_the_end_is_forced_after_the_grace_period_and_counts_as_attended(live, settings):
-    later = clock.now() + timedelta(
-        seconds=settings.CHAT_SESSION_SECONDS + settings.CHAT_GRACE_SECONDS - 1
-    )
-    with mock.patch("stopcsam.core.clock.now", return_value=later):
+    forced = timing.forced_end_at(live)
+    assert forced is not None
+    with mock.patch("stopcsam.core.clock.now", return_value=forced - timedelta(seconds=1)):
         assert not services.session_expire_if_due(session=live)
-    with mock.patch("stopcsam.core.clock.now", return_value=later + timedelta(seconds=2)):
+    with mock.patch("stopcsam.core.clock.now", return_value=forced + timedelta(seconds=1)):
         assert services.session_expire_if_due(session=live)
     live.refresh_from_db()
     assert live.state == SessionState.ENDED

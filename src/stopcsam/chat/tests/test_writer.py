@@ -17,6 +17,14 @@ from stopcsam.chat.models import ChatSession
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def eventually(check: Any, timeout: float = 5.0) -> None:
+    """Wait for the writer thread: a fixed sleep failed when it was slow to be scheduled."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "the writer thread did not get there in time"
+        time.sleep(0.01)
+
+
 def test_read_markers_are_held_and_stored_together_and_none_is_lost_at_shutdown(
     live: ChatSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -38,7 +46,7 @@ def test_read_markers_are_held_and_stored_together_and_none_is_lost_at_shutdown(
     marks.mark_read(services.ReadMark(live.pk, "therapist", 2))
     time.sleep(writer.READ_MARK_DELAY / 2)
     assert stored == []  # held for a moment
-    time.sleep(writer.READ_MARK_DELAY * 3)
+    eventually(lambda: stored)
     assert stored == [[("participant", 3), ("therapist", 2)]]  # the highest of each side
     marks.mark_read(services.ReadMark(live.pk, "therapist", 3))
     marks.jobs.put(None)
@@ -66,9 +74,8 @@ def test_only_the_first_read_marker_of_a_flush_wakes_the_writer(
     for _ in range(5):
         marks.mark_read(services.ReadMark(live.pk, "participant", 1))
     assert puts == [writer.MARKS]
-    time.sleep(writer.READ_MARK_DELAY * 3)
-    live.refresh_from_db()
-    assert live.participant_read_seq == 1  # stored by the flush it woke
+    # stored by the flush it woke
+    eventually(lambda: ChatSession.objects.get(pk=live.pk).participant_read_seq == 1)
     marks.mark_read(services.ReadMark(live.pk, "therapist", 1))
     assert puts == [writer.MARKS, writer.MARKS]  # after a flush, the next one wakes it again
     marks.jobs.put(None)
@@ -162,8 +169,11 @@ def test_on_sqlite_a_thread_beside_the_writer_checkpoints_the_log(
     assert own == (0,)
     assert messages.checkpointer is not None and not messages.checkpointer.thread.is_alive()
     assert {name for name, _ in done} == {"chat-checkpoint"}
-    copied = [status for _, status in done if status is not None and status[1] > 0]
-    assert copied and all(busy == 0 and frames == done_ for busy, frames, done_ in copied)
+    statuses = [status for _, status in done if status is not None]
+    # A checkpoint that meets a commit of the writer's copies only up to the writer's snapshot
+    # (PASSIVE: it waits for nobody), so only the last one, at shutdown, must copy the whole log.
+    assert all(busy == 0 and copied <= frames for busy, frames, copied in statuses)
+    assert statuses and statuses[-1][1] > 0 and statuses[-1][1] == statuses[-1][2]
 
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's write-ahead log")
@@ -196,10 +206,12 @@ class RecordingWriter(writer.MessageWriter):
     def __init__(self) -> None:
         self.batches: list[list[str]] = []
         self.release = threading.Event()
+        self.holding = threading.Event()  # the first commit has begun
         super().__init__()
 
     def commit(self, batch: list[writer.SendJob]) -> None:
         if not self.batches:
+            self.holding.set()
             self.release.wait(timeout=5)
         self.batches.append([job.client_id for job in batch])
         answers: list[tuple[writer.SendJob, object]] = [
@@ -218,7 +230,7 @@ def stores_in_batches() -> list[list[str]]:
     async def scenario() -> list[list[str]]:
         recording = RecordingWriter()
         blocker = asyncio.create_task(store(recording, "blocker"))
-        await asyncio.sleep(0.05)  # the writer holds "blocker" in its first commit
+        assert await asyncio.to_thread(recording.holding.wait, 5)  # "blocker" is held alone
         pair = [asyncio.create_task(store(recording, name)) for name in ("a", "b")]
         await asyncio.sleep(0.05)
         recording.release.set()
@@ -374,6 +386,14 @@ def test_while_the_writer_is_held_up_past_the_timeout_a_send_is_answered_at_once
 
     with pytest.raises(StorageUnavailableError):
         asyncio.run(send("c-stuck-0001"))  # waits its 0.3 s
+    # The writer took the message (``busy_since``) a moment after its sender's timer started:
+    # wait until, by the writer's own clock, it has been held up for longer than the timeout.
+    eventually(
+        lambda: (
+            (busy := store.busy_since) is not None
+            and time.monotonic() - busy > settings.CHAT_STORE_TIMEOUT_SECONDS
+        )
+    )
     started = time.monotonic()
     with pytest.raises(StorageUnavailableError):
         asyncio.run(send("c-stuck-0002"))
