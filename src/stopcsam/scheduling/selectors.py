@@ -23,6 +23,7 @@ from stopcsam.scheduling.models import (
     AvailabilityException,
     Course,
     ExceptionKind,
+    Kind,
     NoticeKind,
     ParticipantNotice,
     Status,
@@ -32,12 +33,11 @@ from stopcsam.scheduling.models import (
 
 
 def _whole_weeks(start: datetime, end: datetime) -> tuple[datetime, datetime]:
-    """Widen [start, end) to whole ISO weeks plus a day, so the day and week limits count
-    every session of those weeks in any local zone (offsets are under a day)."""
-    return (
-        start - timedelta(days=start.weekday() + 1),
-        end + timedelta(days=7 - end.weekday() + 1),
-    )
+    """Widen [start, end) to cover the whole local ISO weeks of start and end in any zone, so
+    the day and week limits count every session of those weeks. A local week begins at most
+    seven days (plus an hour of DST) before ``start`` and ends as long after ``end``; the UTC
+    weekday says nothing of the local one (Sunday 21:00 in Sao Paulo is a UTC Monday)."""
+    return start - timedelta(days=8), end + timedelta(days=8)
 
 
 def session_length() -> timedelta:
@@ -64,6 +64,17 @@ def may_book(participant: Participant) -> bool:
 def course_length(participant: Participant) -> int:
     hook = getattr(settings, "STOPCSAM_COURSE_LENGTH", None)
     return 4 if not hook else int(import_string(hook)(participant))
+
+
+def sessions_left(participant: Participant) -> int:
+    """The course length less the sessions already attended in earlier courses (boosters
+    aside): a course that ended, attended or cancelled, is not followed by a whole new one."""
+    attended = (
+        Appointment.objects.filter(participant=participant, status=Status.ATTENDED)
+        .exclude(kind=Kind.BOOSTER)
+        .count()
+    )
+    return max(course_length(participant) - attended, 0)
 
 
 def profile_for(staff: StaffUser) -> TherapistProfile:
@@ -283,7 +294,9 @@ def course_proposal(*, participant: Participant, first: datetime) -> Proposal | 
     not_before, latest = booking_window()
     if not not_before <= first <= latest:
         return None
-    count = course_length(participant)
+    count = sessions_left(participant)
+    if count < 1:
+        return None
     profiles = _with_room(bookable_therapists(language=participant.language))
     end = first + timedelta(weeks=count) + alternative_window()
     loads = caseloads([p.staff_id for p in profiles])

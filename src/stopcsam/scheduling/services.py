@@ -273,15 +273,17 @@ def _outcome_on_commit(appointment: Appointment, outcome: str) -> None:
 
 def course_book(*, participant: Participant, therapist_id: int, starts: list[datetime]) -> Course:
     """Book the whole course at the confirmed times, or nothing at all."""
-    if not selectors.may_book(participant):
-        raise BookingNotAllowedError
-    if len(starts) != selectors.course_length(participant):
-        raise ProposalInvalidError
     try:
         with transaction.atomic():
             _lock_participant(participant)
             if selectors.open_course(participant=participant):
                 raise AlreadyHasCourseError
+            # Asked under the lock: a "stop" from another tab committed before it is seen.
+            left = selectors.sessions_left(participant)
+            if not selectors.may_book(participant) or left < 1:
+                raise BookingNotAllowedError
+            if len(starts) != left:
+                raise ProposalInvalidError
             profile = _lock_therapists(therapist_id).get(therapist_id)
             if profile is None or not selectors.is_bookable(profile, language=participant.language):
                 raise ProposalInvalidError
@@ -551,6 +553,9 @@ def _add_session(
     kind: str,
     replaces: Appointment | None = None,
 ) -> Appointment:
+    # Whoever adds it: never a session for a participant who stopped taking part.
+    if not selectors.may_book(course.participant):
+        raise BookingNotAllowedError
     try:
         with transaction.atomic():
             profile = _lock_therapists(course.therapist_id)[course.therapist_id]

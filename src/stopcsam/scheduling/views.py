@@ -118,7 +118,7 @@ def book(request: HttpRequest) -> HttpResponseBase:
     participant = request.participant  # type: ignore[attr-defined]
     if selectors.open_course(participant=participant):
         return redirect("scheduling:mine")
-    if not selectors.may_book(participant):
+    if not selectors.may_book(participant) or selectors.sessions_left(participant) < 1:
         messages.info(request, _("Booking is not open for you at this stage of the study."))
         return redirect("scheduling:mine")
     context = _zone_context(request)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 from stopcsam.core.fields import EncryptedTextField
@@ -54,7 +55,9 @@ def export_rows(
     per participant is held in memory beyond the current one."""
     protocol = parsed_protocol(version)
     responses = (
-        Response.objects.filter(enrolment__protocol=version)
+        # Completed questionnaires only: an unfinished one has no scores (and is not counted
+        # by CONSORT), so its rows would contradict the codebook.
+        Response.objects.filter(enrolment__protocol=version, completed_at__isnull=False)
         .exclude(enrolment__arm="")
         .order_by("enrolment_id", "id")
         .values_list(
@@ -105,7 +108,9 @@ def _response_rows(
     if instrument is None:
         return
     moment = done or started
-    day = (moment.date() - randomized_at.date()).days if randomized_at else ""
+    # Whole days elapsed (towards zero), as the schedule's "day" and "window_days" count
+    # them; a difference of UTC dates made the same elapsed time a day more or less.
+    day = int((moment - randomized_at) / timedelta(days=1)) if randomized_at else ""
     head = (sid, arm, stratum, site, language, time_point, day, name, instrument_version)
     free = {}
     if include_free_text:  # values_list() leaves the field sealed: opened under its row
