@@ -63,3 +63,16 @@ def bookable() -> Callable[..., TherapistProfile]:
 
 
 TUESDAY_EVENING: Windows = [(1, time(17), time(20))]
+
+
+def book_course(participant: Any, first: datetime) -> Any:
+    """Book the course the scheduler proposes from ``first``, at the proposed times."""
+    from stopcsam.scheduling import selectors, services
+
+    proposal = selectors.course_proposal(participant=participant, first=first)
+    assert proposal is not None
+    return services.course_book(
+        participant=participant,
+        therapist_id=proposal.therapist.pk,
+        starts=[s.start for s in proposal.sessions],
+    )

@@ -19,7 +19,7 @@ from stopcsam.scheduling.exceptions import (
     SlotUnavailableError,
 )
 from stopcsam.scheduling.models import Appointment, AvailabilityException, Course, Status
-from stopcsam.scheduling.tests.conftest import TUESDAY_EVENING, FrozenClock
+from stopcsam.scheduling.tests.conftest import TUESDAY_EVENING, FrozenClock, book_course
 
 BERLIN = ZoneInfo("Europe/Berlin")
 FIRST = datetime(2026, 3, 17, 16, 0, tzinfo=UTC)  # Tuesday 17 March, 17:00 Berlin
@@ -34,13 +34,7 @@ def six_sessions(participant: Participant) -> int:
 
 
 def _book(participant: Participant, first: datetime = FIRST) -> Course:
-    proposal = selectors.course_proposal(participant=participant, first=first)
-    assert proposal is not None
-    return services.course_book(
-        participant=participant,
-        therapist_id=proposal.therapist.pk,
-        starts=[s.start for s in proposal.sessions],
-    )
+    return book_course(participant, first)  # type: ignore[no-any-return]
 
 
 @pytest.fixture

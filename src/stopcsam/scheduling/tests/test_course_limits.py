@@ -11,20 +11,10 @@ from stopcsam.scheduling import selectors, services
 from stopcsam.scheduling.exceptions import BookingNotAllowedError
 from stopcsam.scheduling.models import Appointment, Course, Status
 from stopcsam.scheduling.services import Actor
-from stopcsam.scheduling.tests.conftest import FrozenClock
+from stopcsam.scheduling.tests.conftest import FrozenClock, book_course
 
 FIRST = datetime(2026, 3, 17, 16, 0, tzinfo=UTC)  # Tuesday 17 March, 17:00 Berlin
 WINDOWS = [(1, time(17), time(20)), (3, time(17), time(20))]
-
-
-def _book(participant, first: datetime) -> Course:  # type: ignore[no-untyped-def]
-    proposal = selectors.course_proposal(participant=participant, first=first)
-    assert proposal is not None
-    return services.course_book(
-        participant=participant,
-        therapist_id=proposal.therapist.pk,
-        starts=[s.start for s in proposal.sessions],
-    )
 
 
 @pytest.fixture
@@ -46,7 +36,7 @@ def test_a_participant_who_attended_the_whole_course_cannot_book_a_second_one(
     (no booked session left), open_course() is None, and course_book() happily books a new
     full course of four: eight chat sessions for one participant of the chat arm."""
     me = participant.participant
-    course = _book(me, FIRST)
+    course = book_course(me, FIRST)
     _attend_all(course, frozen)
     course.refresh_from_db()
     assert course.ended_at is not None
@@ -69,7 +59,7 @@ def test_after_two_attended_and_the_rest_cancelled_only_the_remainder_is_offered
     """Cancelling "this and every later session" ends the course; booking again must give
     the sessions still owed (2), not a fresh course of four (6 in all)."""
     me = participant.participant
-    course = _book(me, FIRST)
+    course = book_course(me, FIRST)
     sessions = list(course.appointments.order_by("start"))
     for appointment in sessions[:2]:
         frozen.set(appointment.start + timedelta(minutes=1))
@@ -99,7 +89,7 @@ def test_no_booster_for_a_participant_who_stopped_taking_part(
     from stopcsam.core.signals import participant_withdrawn
 
     me = participant.participant
-    course = _book(me, FIRST)
+    course = book_course(me, FIRST)
     participant_withdrawn.send(sender=None, participant_id=me.pk)
     settings.STOPCSAM_MAY_BOOK = f"{__name__}.withdrawn_from_study"  # type: ignore[attr-defined]
     course.refresh_from_db()
@@ -132,7 +122,7 @@ def test_the_week_limit_holds_for_a_sunday_evening_slot_west_of_utc(
 
     bookable(therapist.user, SAO_PAULO_WINDOWS, tz="America/Sao_Paulo", max_per_week=2)
     monday = datetime(2026, 3, 9, 13, 0, tzinfo=UTC)  # Mon 10:00 Sao Paulo
-    course_a = _book(participant.participant, monday)
+    course_a = book_course(participant.participant, monday)
     services.course_add_booster(
         course=course_a,
         start=datetime(2026, 3, 10, 13, 0, tzinfo=UTC),  # Tue 10:00 Sao Paulo

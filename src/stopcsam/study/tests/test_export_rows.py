@@ -22,6 +22,19 @@ def _rows(version: ProtocolVersion) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO("".join(export_csv(version)))))
 
 
+def _answer_week2(version: ProtocolVersion, enrolment: Enrolment, *, complete: bool) -> None:
+    """Every wellbeing item answered at week 2, the questionnaire completed or saved."""
+    wellbeing = parsed_protocol(version).instruments["wellbeing"]
+    answers = {item.key: item.option_values()[1] for item in wellbeing.items if item.type != "text"}
+    response_save(
+        enrolment=enrolment,
+        time_point="week2",
+        instrument=wellbeing,
+        answers=answers,
+        complete=complete,
+    )
+
+
 def test_an_unfinished_questionnaire_is_not_exported_as_answers(
     version: ProtocolVersion,
 ) -> None:
@@ -33,15 +46,7 @@ def test_an_unfinished_questionnaire_is_not_exported_as_answers(
     enrolment = randomized_to(version, "chat")
     Enrolment.objects.filter(pk=enrolment.pk).update(randomized_at=clock.now() - timedelta(days=15))
     enrolment.refresh_from_db()
-    wellbeing = parsed_protocol(version).instruments["wellbeing"]
-    answers = {item.key: item.option_values()[1] for item in wellbeing.items if item.type != "text"}
-    response_save(
-        enrolment=enrolment,
-        time_point="week2",
-        instrument=wellbeing,
-        answers=answers,
-        complete=False,
-    )
+    _answer_week2(version, enrolment, complete=False)
     scale = next(v for v in codebook(version)["variables"] if v["variable"] == "wellbeing_sum")
     assert "at least 2 answered" in scale["values"]
     week2 = [r for r in _rows(version) if r["time_point"] == "week2"]
@@ -61,14 +66,6 @@ def test_day_from_randomization_counts_elapsed_days_not_utc_dates(
     assert enrolment.randomized_at == randomized
     answered = randomized + timedelta(days=20, hours=23)  # inside week 2's window
     monkeypatch.setattr(clock, "now", lambda: answered)
-    wellbeing = parsed_protocol(version).instruments["wellbeing"]
-    answers = {item.key: item.option_values()[1] for item in wellbeing.items if item.type != "text"}
-    response_save(
-        enrolment=enrolment,
-        time_point="week2",
-        instrument=wellbeing,
-        answers=answers,
-        complete=True,
-    )
+    _answer_week2(version, enrolment, complete=True)
     days = {r["day_from_randomization"] for r in _rows(version) if r["time_point"] == "week2"}
     assert days == {"20"}, days
