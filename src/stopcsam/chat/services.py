@@ -204,10 +204,11 @@ def session_enter(*, session: ChatSession, role: str) -> ChatSession:
             state=SessionState.WAITING, joined_at=clock.now()
         )
         if updated:
-            ref = session.appointment_ref
-            transaction.on_commit(
-                lambda: appointments.notify_joined(appointment_ref=ref, role=role)
-            )
+            # In the transaction, not after it: a hook that failed after the commit was never
+            # called again (the session was already waiting), and scheduling then marked a
+            # participant who was there a no-show (a review finding). Failing here, the entry
+            # is rolled back and the next page load or socket enters again.
+            appointments.notify_joined(appointment_ref=session.appointment_ref, role=role)
             publish_on_commit(session.pk, {"t": "state"})
     session.refresh_from_db()
     _refuse_if_cancelled(session)  # cancelled while the caller's copy said otherwise
@@ -260,11 +261,13 @@ def session_end(
                 actor=actor, action="chat.end", subject=session.audit_ref, detail={"by": ended_by}
             )
             publish_on_commit(session.pk, {"t": "state"})
+            # In the transaction, as for ``notify_joined``: a failed hook rolls the end back,
+            # and the next tick or minute sweep ends it again and tells scheduling then.
             ref = session.appointment_ref
             if session.admitted_at is not None:
-                transaction.on_commit(lambda: appointments.notify_attended(appointment_ref=ref))
+                appointments.notify_attended(appointment_ref=ref)
             elif session.joined_at is not None:  # came, and was never let in
-                transaction.on_commit(lambda: appointments.notify_not_held(appointment_ref=ref))
+                appointments.notify_not_held(appointment_ref=ref)
     return session
 
 

@@ -14,7 +14,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import import_module
 from types import SimpleNamespace
 from typing import Any, TypeVar
@@ -58,6 +58,15 @@ CLOSE_INTERNAL = 1011
 # (a review finding).
 MAX_DROPPED = 50
 DROPPED_FORGOTTEN_PER_SECOND = 1.0
+# One person's open sockets in one session (per process: nginx sends a person's sockets to one
+# process). Each costs memory, a tick task, a database poll every SAFETY_POLL_TICKS ticks and
+# a place in every wake-up of the session; a few tabs are plenty (a review finding: one
+# sign-in held any number).
+MAX_SOCKETS_PER_PERSON = 8
+# Messages a person's hellos replay in a session: a burst, then this many a second; a hello
+# beyond that waits its turn (a review finding: a hello replaying 3,000 messages cost 0.11 s
+# of CPU, and ten hellos a second were allowed, in each of the person's sessions).
+REPLAY_RATE = (1000.0, 5000)
 SAFETY_POLL_TICKS = 2
 T = TypeVar("T")
 
@@ -223,8 +232,21 @@ async def application(scope: Scope, receive: Any, send: Send) -> None:
     language = query.get("lang", [peer.language])[0]
     if language in dict(settings.LANGUAGES):
         peer.language = language
-    await send({"type": "websocket.accept"})
-    await Connection(peer, send).run(receive)
+    if _sockets_open(peer) >= MAX_SOCKETS_PER_PERSON:
+        await send({"type": "websocket.close", "code": CLOSE_FLOOD})
+        return
+    connection = Connection(peer, send)  # counted now: no await between the check and this
+    try:
+        await send({"type": "websocket.accept"})
+    except BaseException:
+        allowance_leave(peer, connection.allowance)
+        raise
+    await connection.run(receive)
+
+
+def _sockets_open(peer: Peer) -> int:
+    found = _allowances.get((peer.session.pk, peer.role, peer.person))
+    return found.sockets if found is not None else 0
 
 
 # --- one open connection ---------------------------------------------------------------------
@@ -244,6 +266,14 @@ class TokenBucket:
         self.tokens -= 1
         return True
 
+    def charge(self, cost: float) -> float:
+        """Take ``cost`` tokens, into debt if need be; the seconds until the debt is paid."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        self.tokens -= cost
+        return max(0.0, -self.tokens / self.rate)
+
 
 @dataclass
 class Allowance:
@@ -258,6 +288,7 @@ class Allowance:
     dropped: float = 0.0  # frames refused for the rate and not yet forgotten
     dropped_at: float = 0.0  # when the last was refused (time.monotonic)
     left_at: float | None = None  # when the last socket closed (time.monotonic)
+    replays: TokenBucket = field(default_factory=lambda: TokenBucket(*REPLAY_RATE))
 
     def refused(self, now: float) -> bool:
         """Count a frame refused for the rate; True for a flood: more than MAX_DROPPED
@@ -300,7 +331,9 @@ def _allowances_sweep(*, force: bool = False) -> None:
     now = time.monotonic()
     frame_rate, frame_burst = settings.CHAT_FRAME_RATE
     send_rate, send_burst = settings.CHAT_SEND_RATE
-    full_after = max(frame_burst / frame_rate, send_burst / send_rate)
+    full_after = max(
+        frame_burst / frame_rate, send_burst / send_rate, REPLAY_RATE[1] / REPLAY_RATE[0]
+    )
     if not force and now - _swept[0] < full_after:
         return
     _swept[0] = now
@@ -569,6 +602,9 @@ class Connection:
         if changed:  # the client learns of it here: the safety poll compares with this copy
             await self.emit_state()
         self.delivered = min(frame["after"], self.session.last_seq)
+        wait = self.allowance.replays.charge(self.session.last_seq - self.delivered)
+        if wait:
+            await asyncio.sleep(wait)
         if self.peer.role != Sender.PARTICIPANT:
             await in_thread(
                 selectors.staff_hello_audit,

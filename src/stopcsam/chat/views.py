@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages as django_messages
+from django.db import DatabaseError, connection
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -26,6 +27,7 @@ from stopcsam.chat.exceptions import (
     SessionEndedError,
     SessionNotFoundError,
     SessionNotOpenError,
+    StorageUnavailableError,
 )
 from stopcsam.chat.forms import (
     EscalationForm,
@@ -169,6 +171,14 @@ def _posted_message(
         except SendingTooFastError as error:
             form.add_error(None, str(error.message))
             return form, 429
+        except DatabaseError:
+            # As the socket's ``unavailable``: not sent, said so, and the text and its client
+            # id given back, so that sending it again cannot store it twice (a review finding:
+            # a 500 page lost the text).
+            if not connection.in_atomic_block:
+                connection.close()
+            form.add_error(None, str(StorageUnavailableError.message))
+            return form, 503
         except ChatError as error:
             form.add_error(None, str(error.message))
     return form, 400
@@ -190,7 +200,9 @@ def _tail(session: ChatSession, before: str | None = None) -> list[selectors.Mes
     "Earlier messages" link: without JavaScript the start of a long session was out of
     reach)."""
     end = session.last_seq + 1
-    if before is not None and before.isascii() and before.isdigit():
+    # A seq fits in 10 digits; a longer one was a ValueError past Python's 4,300-digit limit
+    # for int() (a 500; a review finding).
+    if before is not None and before.isascii() and before.isdigit() and len(before) <= 10:
         end = max(1, min(end, int(before)))
     after = max(0, end - 1 - TRANSCRIPT_TAIL)
     shown = selectors.messages_after(session_id=session.pk, after=after, limit=TRANSCRIPT_TAIL)
@@ -256,9 +268,9 @@ def _console_action(request: HttpRequest, session: ChatSession) -> HttpResponseB
                 actor=request.user.audit_ref,  # type: ignore[union-attr]
             )
         else:
-            form, _ = _posted_message(request, session, Sender.THERAPIST)
+            form, status = _posted_message(request, session, Sender.THERAPIST)
             if form is not None:
-                return _render_console(request, session, selectors.THERAPIST, form, status=400)
+                return _render_console(request, session, selectors.THERAPIST, form, status=status)
     except ChatError as error:
         # An admit or an end refused, said above the page: an unbound form takes no error, and
         # the compose form is shown only while the session is live.
