@@ -3,9 +3,9 @@
 A connection subscribes to its session and receives small events (``msg`` with the stored
 ciphertext, ``state``, ``typing``, ``read``, ``resync``); events for the whole process, such as
 ``recheck`` of a sign-in, go to the channel ``EVERYONE``. A lost event costs only latency:
-connections fetch anything they missed from the database (on a gap, on ``resync``, and on a
-periodic poll). Two implementations: in-process (the embedded default) and Redis pub/sub
-(several processes). ``publish`` is thread-safe and never raises.
+connections fetch anything they missed from the database (on a gap, on ``resync`` or
+``recheck``, and on a periodic poll). Two implementations: in-process (the embedded default)
+and Redis pub/sub (several processes). ``publish`` is thread-safe and never raises.
 """
 
 from __future__ import annotations
@@ -101,9 +101,9 @@ class RedisHub(InProcessHub):
     A batch of events is one Redis message on one channel that every process subscribes to:
     a message per event cost each process a Redis receive per event (bench/chat.py). A
     process skips its own batches before decoding them. After Redis comes back, every local
-    connection is told to ``resync`` from the database, so nothing published during the outage
-    is missed. Sessions whose wake-up could not be published are told to ``resync`` with the
-    next publish that gets through.
+    connection is told to ``recheck`` (its sign-in, then a resync from the database), so
+    nothing published during the outage is missed. Sessions whose wake-up could not be
+    published are told to ``resync`` with the next publish that gets through.
     """
 
     def __init__(self, url: str, prefix: str) -> None:
@@ -207,7 +207,12 @@ class RedisHub(InProcessHub):
                 )
                 async with client.pubsub() as pubsub:
                     await pubsub.subscribe(self.channel)
-                    self.deliver_all({"t": "resync"})
+                    # Whatever other processes published while this one was not subscribed
+                    # is lost, a logout's ``recheck`` among them: every connection here
+                    # checks its sign-in again and resyncs (a ``recheck`` does both, with
+                    # one read). A ``resync`` alone left a socket of a signed-out person
+                    # open until its safety poll, two ticks later (a review finding).
+                    self.deliver_all({"t": "recheck"})
                     async for message in pubsub.listen():
                         self.receive(message)
             except asyncio.CancelledError:

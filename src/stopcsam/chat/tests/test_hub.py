@@ -70,7 +70,7 @@ def test_the_redis_hub_carries_events_between_processes_once() -> None:
         await b.subscribe(7, on_b.append)
         await asyncio.sleep(0.3)  # both pattern subscriptions are in place
         on_a.clear()
-        on_b.clear()  # the resync each sends on (re)connect
+        on_b.clear()  # the recheck each sends on (re)connect
         await asyncio.to_thread(a.publish, 7, {"t": "msg", "seq": 1})
         await asyncio.sleep(0.3)
         for hub in (a, b):
@@ -104,7 +104,7 @@ def test_deployments_on_other_redis_databases_do_not_hear_each_other() -> None:
 
 async def publisher_and_listener(*sessions: int) -> tuple[RedisHub, RedisHub, list[Any]]:
     """Two hubs on one prefix, as in two processes: the first publishes, and the second
-    listens to ``sessions``; what it heard on connecting (a resync) is cleared."""
+    listens to ``sessions``; what it heard on connecting (a recheck) is cleared."""
     prefix = f"test-{uuid.uuid4().hex[:8]}"
     a, b = RedisHub(REDIS_URL, prefix), RedisHub(REDIS_URL, prefix)
     heard: list[Any] = []
@@ -220,3 +220,32 @@ def test_a_resync_owed_goes_out_after_the_pause_without_another_publish() -> Non
         return on_b
 
     assert asyncio.run(scenario()) == [{"t": "resync"}]
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs REDIS_URL")
+def test_after_its_subscription_comes_back_every_session_checks_its_sign_in_again() -> None:
+    """The listening side lost Redis for a moment (here: its subscription killed): what other
+    processes published meanwhile is lost, a logout's recheck among them. Each session's
+    connections are told to recheck (sign-in and resync); a resync alone left a signed-out
+    socket open until its safety poll."""
+    import redis
+
+    admin = redis.Redis.from_url(REDIS_URL)
+    before = {client["id"] for client in admin.client_list(_type="pubsub")}
+
+    async def scenario() -> list[Any]:
+        _a, b, heard = await publisher_and_listener(4)
+        for client in admin.client_list(_type="pubsub"):
+            if client["id"] not in before:  # only this test's subscription, not another's
+                admin.client_kill_filter(_id=client["id"])
+        for _ in range(40):  # the hub waits 0.5 s, then subscribes again
+            await asyncio.sleep(0.1)
+            if heard:
+                break
+        stop_listening(b)
+        return heard
+
+    try:
+        assert asyncio.run(scenario()) == [{"t": "recheck"}]
+    finally:
+        admin.close()
