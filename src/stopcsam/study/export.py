@@ -12,11 +12,12 @@ import csv
 import json
 from collections.abc import Iterator
 from datetime import timedelta
+from itertools import batched
 from typing import Any
 
 from stopcsam.core.fields import EncryptedTextField
 from stopcsam.core.instruments import Instrument, localised, value_domain
-from stopcsam.study.models import ProtocolVersion, Response
+from stopcsam.study.models import Enrolment, ProtocolVersion, Response
 from stopcsam.study.protocol import Protocol
 from stopcsam.study.selectors import parsed_protocol, study_id
 
@@ -46,19 +47,45 @@ class _Line:
         return text
 
 
+# Participants whose responses are read (and held) at a time: the export's memory is this many
+# participants' answers, whatever the size of the study.
+PARTICIPANTS_AT_A_TIME = 250
+
+
 def export_rows(
     version: ProtocolVersion,
     *,
     include_free_text: bool = False,
 ) -> Iterator[tuple[Any, ...]]:
-    """Rows in participant order. Enrolment fields come joined with each response, so nothing
-    per participant is held in memory beyond the current one."""
+    """Rows in study id order, each participant's together. Not in the order of enrolment:
+    that is the order in which people came, and beside anything else that is known of
+    when one of them came (the audit log's times, a therapist's memory) it would tell whose
+    answers a study id's are (a review finding). Responses are read a few hundred
+    participants at a time, so memory stays flat."""
     protocol = parsed_protocol(version)
-    responses = (
-        # Completed questionnaires only: an unfinished one has no scores (and is not counted
-        # by CONSORT), so its rows would contradict the codebook.
-        Response.objects.filter(enrolment__protocol=version, completed_at__isnull=False)
-        .exclude(enrolment__arm="")
+    enrolments = (
+        Enrolment.objects.filter(protocol=version).exclude(arm="").values_list("pk", flat=True)
+    )
+    ordered = sorted((study_id(version, pk), pk) for pk in enrolments.iterator())
+    for chunk in batched(ordered, PARTICIPANTS_AT_A_TIME):
+        by_enrolment: dict[int, list[tuple[Any, ...]]] = {}
+        for row in _responses(version, [pk for _, pk in chunk]):
+            by_enrolment.setdefault(row[0], []).append(row)
+        for sid, pk in chunk:
+            for row in by_enrolment.get(pk, ()):
+                yield from _response_rows(protocol, sid, row, include_free_text)
+
+
+def _responses(version: ProtocolVersion, enrolment_ids: list[int]) -> Iterator[tuple[Any, ...]]:
+    """The completed questionnaires of these participants, in the order they were answered.
+    Completed only: an unfinished one has no scores (and is not counted by CONSORT), so its
+    rows would contradict the codebook."""
+    return (
+        Response.objects.filter(
+            enrolment__protocol=version,
+            enrolment_id__in=enrolment_ids,
+            completed_at__isnull=False,
+        )
         .order_by("enrolment_id", "id")
         .values_list(
             "enrolment_id",
@@ -78,11 +105,6 @@ def export_rows(
         )
         .iterator(chunk_size=2000)
     )
-    current, sid = None, ""
-    for row in responses:
-        if row[0] != current:
-            current, sid = row[0], study_id(version, row[0])
-        yield from _response_rows(protocol, sid, row, include_free_text)
 
 
 def _response_rows(

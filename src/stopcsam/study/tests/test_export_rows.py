@@ -69,3 +69,27 @@ def test_day_from_randomization_counts_elapsed_days_not_utc_dates(
     _answer_week2(version, enrolment, complete=True)
     days = {r["day_from_randomization"] for r in _rows(version) if r["time_point"] == "week2"}
     assert days == {"20"}, days
+
+
+def test_rows_come_in_study_id_order_not_in_the_order_people_enrolled(
+    version: ProtocolVersion, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The order of enrolment is the order people came: beside anything else known of when
+    one of them came, it would tell whose answers a study id's are. Each participant's rows
+    stay together, and fewer participants than there are are read at a time."""
+    from stopcsam.study import export
+
+    monkeypatch.setattr(export, "PARTICIPANTS_AT_A_TIME", 4)
+    enrolments = [randomized_to(version, "chat") for _ in range(9)]
+    Enrolment.objects.update(randomized_at=clock.now() - timedelta(days=15))
+    for enrolment in enrolments:
+        enrolment.refresh_from_db()
+        _answer_week2(version, enrolment, complete=True)
+    in_order = [r["study_id"] for r in _rows(version)]
+    seen = list(dict.fromkeys(in_order))
+    assert len(seen) == 9
+    assert seen == sorted(seen)
+    assert in_order == sorted(in_order)  # each participant's rows together
+    from stopcsam.study.selectors import study_id
+
+    assert seen != [study_id(version, e.pk) for e in enrolments]  # 1 chance in 362,880
