@@ -79,7 +79,7 @@ def test_rows_come_in_study_id_order_not_in_the_order_people_enrolled(
     stay together, and fewer participants than there are are read at a time."""
     from stopcsam.study import export
 
-    monkeypatch.setattr(export, "PARTICIPANTS_AT_A_TIME", 4)
+    monkeypatch.setattr(export, "PARTICIPANTS_AT_A_TIME", 4, raising=False)
     enrolments = [randomized_to(version, "chat") for _ in range(9)]
     Enrolment.objects.update(randomized_at=clock.now() - timedelta(days=15))
     for enrolment in enrolments:
