@@ -376,3 +376,42 @@ test("after the back-off, still no more than eight messages go unanswered", () =
   assert.strictEqual(sends(s).length, 9);  // only the refused one, in its place: 8 unanswered
   assert.strictEqual(sends(s)[8].client_id, refused.client_id);
 });
+test("cancelled: a kept message given back into the box survives the 4403 that follows", () => {
+  const p = joined();
+  const s = p.socket();
+  p.box.value = "";
+  s.readyState = 3;  // the connection drops: the message is kept, not sent
+  p.type("I am worried about my urges");
+  s.readyState = 1;
+  p.frame(s, { ...LIVE, state: "cancelled" });  // ending(): sends the kept one once more
+  const [resend] = s.sent.filter((f) => f.type === "send");
+  p.frame(s, { type: "error", code: "session_ended", message: "Ended",
+    client_id: resend.client_id });  // refused for good: back into the box
+  assert.strictEqual(p.box.value, "I am worried about my urges");
+  assert.strictEqual(p.reloads, 0);
+  p.close(s, 4403);  // the next safety poll: a cancelled session is no longer this person's
+  assert.strictEqual(p.reloads, 0);  // a reload would lose the text in the box
+  assert.strictEqual(p.box.value, "I am worried about my urges");
+});
+
+test("signed out with nothing kept but a reply half written: the text is not lost", () => {
+  const p = joined();
+  p.box.value = "I am worried about my urges";  // being written
+  p.close(p.socket(), 4403);
+  assert.strictEqual(p.reloads, 0);
+  assert.strictEqual(p.box.value, "I am worried about my urges");
+  assert.strictEqual(p.ids["chat-status"].textContent, "Signed out");
+});
+
+test("signed out with an empty box and nothing kept still loads again at once", () => {
+  const p = joined();
+  p.box.value = "   ";
+  p.close(p.socket(), 4403);
+  assert.strictEqual(p.reloads, 1);
+});
+
+test("read-along (no box) still loads again at once", () => {
+  const p = joined({ role: "read_along" });
+  p.close(p.socket(), 4404);
+  assert.strictEqual(p.reloads, 1);
+});

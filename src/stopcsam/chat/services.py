@@ -32,6 +32,7 @@ from stopcsam.chat.exceptions import (
     SessionNotLiveError,
     SessionNotOpenError,
     SessionShreddedError,
+    fault_summary,
 )
 from stopcsam.chat.hub import EVERYONE, Event, get_hub
 from stopcsam.chat.models import (
@@ -289,7 +290,15 @@ def sessions_expire_due() -> int:
     # appointment in place without telling the chat, and one moved to a later day must not
     # be closed at its old time.
     due = [*live, *(session_as_booked(session=session) for session in unadmitted)]
-    return sum(session_expire_if_due(session=session) for session in due)
+    ended = 0
+    for session in due:
+        # Scheduling's notice runs in the end's transaction: one that keeps failing rolls
+        # that end back on every sweep, and must not hold up the sessions after it.
+        try:
+            ended += session_expire_if_due(session=session)
+        except Exception as fault:
+            logger.error("chat sweep: %s; the session ends later", fault_summary(fault))
+    return ended
 
 
 UNADMITTED = (SessionState.SCHEDULED, SessionState.WAITING)

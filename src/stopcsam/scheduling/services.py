@@ -484,6 +484,9 @@ def appointments_cancel_on_withdrawal(*, participant_id: int) -> int:
     whatever the usual notice, so the therapist's time is freed, the chat lets nobody in and
     no reminder follows (found by a review helper: they all stayed booked). How many."""
     with transaction.atomic():
+        # The participant's lock, as course_book and _add_session take it: a booking being
+        # confirmed now either committed (and is cancelled here) or waits and sees the stop.
+        list(Participant.objects.select_for_update().filter(pk=participant_id).values_list("pk"))
         coming = list(
             Appointment.objects.select_for_update()
             .filter(participant_id=participant_id, status=Status.BOOKED, start__gt=clock.now())
@@ -553,11 +556,13 @@ def _add_session(
     kind: str,
     replaces: Appointment | None = None,
 ) -> Appointment:
-    # Whoever adds it: never a session for a participant who stopped taking part.
-    if not selectors.may_book(course.participant):
-        raise BookingNotAllowedError
     try:
         with transaction.atomic():
+            # Whoever adds it: never a session for a participant who stopped taking part,
+            # asked under their lock (a stop not yet committed is waited for).
+            _lock_participant(course.participant)
+            if not selectors.may_book(course.participant):
+                raise BookingNotAllowedError
             profile = _lock_therapists(course.therapist_id)[course.therapist_id]
             course = Course.objects.select_for_update().get(pk=course.pk)
             if not _earliest_new_start(actor) <= start <= _latest_new_start(actor):

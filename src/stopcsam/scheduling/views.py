@@ -106,7 +106,8 @@ def my_sessions(request: HttpRequest) -> HttpResponse:
         "courses": selectors.participant_courses(participant=participant),
         "open_course": selectors.open_course(participant=participant),
         "notices": selectors.open_notices(participant=participant),
-        "may_book": selectors.may_book(participant),
+        # As book() decides: a course fully attended leaves nothing to book.
+        "may_book": selectors.may_book(participant) and selectors.sessions_left(participant) > 0,
         "now": clock.now(),
     }
     return render(request, "scheduling/my_sessions.html", context)

@@ -311,9 +311,11 @@
   // cannot ask any more, and says so. With nothing kept, the page loads again at once.
   function shutOut() {
     var kept = Object.keys(pending).map(function (id) { return pending[id]; });
-    if (!kept.length || !box) { reloadOnce(); return; }
+    // Text in the box (being written, or given back by an ending session) is lost by a
+    // reload as well: the page stays then too.
+    if (!box || (!kept.length && !box.value.trim())) { reloadOnce(); return; }
+    if (kept.length || !over) { overText = t.tShutOut || t.tOver; }
     over = true;
-    overText = t.tShutOut || t.tOver;
     stopResending();
     pending = {};
     sentHere = {};
