@@ -137,7 +137,11 @@ def test_a_posted_message_the_database_refused_is_given_back_with_its_client_id(
         client, url = staff_client(therapist), reverse("chat:console", args=[live.public_id])
     client.raise_request_exception = False
     form = {"body": WORRY, "client_id": "f-r3-locked01", "action": "send"}
-    with mock.patch.object(services, "_store", side_effect=OperationalError("database is locked")):
+    refused = OperationalError("database is locked")
+    with (  # the store of either database refuses
+        mock.patch.object(services, "_store", side_effect=refused),
+        mock.patch.object(services, "_store_postgresql", side_effect=refused),
+    ):
         response = client.post(url, form)
     html = response.content.decode()
     assert response.status_code == 503
