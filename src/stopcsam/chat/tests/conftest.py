@@ -74,3 +74,16 @@ def live(book: Book, participant, therapist) -> ChatSession:  # type: ignore[no-
     session = book(participant.participant, therapist.user)
     services.session_enter(session=session, role="participant")
     return services.session_admit(session=session, therapist=therapist.user)
+
+
+@pytest.fixture
+def cookies(participant_client, staff_client):  # type: ignore[no-untyped-def]
+    """(participant_cookie, staff_cookie): a persona's signed-in ``sid`` cookie header."""
+
+    def participant_cookie(persona) -> str:  # type: ignore[no-untyped-def]
+        return f"sid={participant_client(persona).cookies['sid'].value}"
+
+    def staff_cookie(persona, verified: bool = True) -> str:  # type: ignore[no-untyped-def]
+        return f"sid={staff_client(persona, verified=verified).cookies['sid'].value}"
+
+    return participant_cookie, staff_cookie

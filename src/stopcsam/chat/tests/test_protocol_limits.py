@@ -12,26 +12,11 @@ from django.urls import reverse
 
 from stopcsam.chat import services
 from stopcsam.chat.models import ChatMessage
-from stopcsam.chat.tests.wsharness import Socket
+from stopcsam.chat.tests.wsharness import Socket, path
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WORRY = "I am worried about my urges"
-
-
-@pytest.fixture
-def cookies(participant_client, staff_client):
-    def participant_cookie(persona) -> str:
-        return f"sid={participant_client(persona).cookies['sid'].value}"
-
-    def staff_cookie(persona, verified: bool = True) -> str:
-        return f"sid={staff_client(persona, verified=verified).cookies['sid'].value}"
-
-    return participant_cookie, staff_cookie
-
-
-def path(session) -> str:
-    return f"/ws/chat/{session.public_id}"
 
 
 # --- R3-1: one sign-in may open any number of sockets in a session ----------------------------

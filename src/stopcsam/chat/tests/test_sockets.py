@@ -20,28 +20,13 @@ from stopcsam.chat.models import ChatMessage, ChatSession, SessionState
 from stopcsam.chat.protocol import CLIENT_FRAMES, FrameError, parse_client_frame
 from stopcsam.chat.sockets import Connection, Peer
 from stopcsam.chat.tests import fakes
-from stopcsam.chat.tests.wsharness import Socket
+from stopcsam.chat.tests.wsharness import Socket, path
 from stopcsam.conftest import _staff
 from stopcsam.core.models import AuditEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WORRY = "I am worried about my urges"
-
-
-@pytest.fixture
-def cookies(participant_client, staff_client):
-    def participant_cookie(persona) -> str:
-        return f"sid={participant_client(persona).cookies['sid'].value}"
-
-    def staff_cookie(persona, verified: bool = True) -> str:
-        return f"sid={staff_client(persona, verified=verified).cookies['sid'].value}"
-
-    return participant_cookie, staff_cookie
-
-
-def path(session) -> str:
-    return f"/ws/chat/{session.public_id}"
 
 
 async def joined(session, cookie: str, after: int = 0) -> Socket:

@@ -14,12 +14,10 @@ import pytest
 from stopcsam.chat import services
 from stopcsam.chat import sockets as sockets_module
 from stopcsam.chat.models import ChatMessage, SessionState
-from stopcsam.chat.tests import test_sockets
-from stopcsam.chat.tests.test_sockets import WORRY, joined, path
-from stopcsam.chat.tests.wsharness import Socket
+from stopcsam.chat.tests.test_sockets import WORRY, joined
+from stopcsam.chat.tests.wsharness import Socket, path
 
 pytestmark = pytest.mark.django_db(transaction=True)
-cookies = test_sockets.cookies  # the fixture, shared
 
 
 # --- 1. A change of state between the handshake's read and the hub subscription -------------

@@ -12,6 +12,11 @@ from stopcsam.chat.sockets import application
 ORIGIN = "http://testserver"
 
 
+def path(session: Any) -> str:
+    """The websocket path of a chat session."""
+    return f"/ws/chat/{session.public_id}"
+
+
 class Socket:
     def __init__(self, path: str, *, cookie: str = "", origin: str = ORIGIN) -> None:
         headers = [(b"host", b"testserver"), (b"cookie", cookie.encode())]

@@ -74,6 +74,28 @@ def participant_of(enrolment: Enrolment) -> Participant:
     return enrolment.participant
 
 
+def answer_baseline(
+    enrolment: Enrolment, instrument: Any, n: int = 0, text: str = "I am worried about my urges"
+) -> None:
+    """Complete one baseline instrument: the ``n``-th option of each choice, ``n`` for each
+    number, ``text`` for each free-text item."""
+    answers = {
+        item.key: (
+            item.option_values()[n % len(item.options)]
+            if item.options
+            else (text if item.type == "text" else n)
+        )
+        for item in instrument.items
+    }
+    response_save(
+        enrolment=enrolment,
+        time_point="baseline",
+        instrument=instrument,
+        answers=answers,
+        complete=True,
+    )
+
+
 def answered_baseline(
     version: ProtocolVersion, participants: int = 3, text: str = "I am worried about my urges"
 ) -> list[Enrolment]:
@@ -85,21 +107,7 @@ def answered_baseline(
         enrolment = enrolled(version, ["en", "de", "cs"][n % 3])
         for name in protocol.baseline.instruments:
             instrument = protocol.instruments[name]
-            answers = {
-                item.key: (
-                    item.option_values()[n % len(item.options)]
-                    if item.options
-                    else (text if item.type == "text" else n)
-                )
-                for item in instrument.items
-            }
-            response_save(
-                enrolment=enrolment,
-                time_point="baseline",
-                instrument=instrument,
-                answers=answers,
-                complete=True,
-            )
+            answer_baseline(enrolment, instrument, n, text)
         enrolment.refresh_from_db()
         enrolments.append(enrolment)
     return enrolments

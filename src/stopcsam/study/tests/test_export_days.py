@@ -14,8 +14,7 @@ from stopcsam.core import clock
 from stopcsam.study.export import export_csv
 from stopcsam.study.models import ProtocolVersion
 from stopcsam.study.selectors import parsed_protocol
-from stopcsam.study.services import response_save
-from stopcsam.study.tests.conftest import enrolled
+from stopcsam.study.tests.conftest import answer_baseline, enrolled
 
 pytestmark = pytest.mark.django_db
 
@@ -28,19 +27,7 @@ def test_a_baseline_answer_before_randomization_has_a_negative_day(
     start = clock.now()
     for days, name in zip((0, 3, 3), protocol.baseline.instruments, strict=True):
         monkeypatch.setattr(clock, "now", lambda days=days: start + timedelta(days=days))
-        instrument = protocol.instruments[name]
-        answers = {
-            item.key: (item.option_values()[0] if item.options else "I am worried about my urges")
-            for item in instrument.items
-            if item.type != "text"
-        }
-        response_save(
-            enrolment=enrolment,
-            time_point="baseline",
-            instrument=instrument,
-            answers=answers,
-            complete=True,
-        )
+        answer_baseline(enrolment, protocol.instruments[name])
     enrolment.refresh_from_db()
     assert enrolment.randomized_at is not None
     rows = list(csv.DictReader(io.StringIO("".join(export_csv(version)))))
