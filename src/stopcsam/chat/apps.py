@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.apps import AppConfig
-from django.db.models.signals import post_delete
+from django.db.models.signals import post_delete, pre_delete
 
 
 class ChatConfig(AppConfig):
@@ -15,6 +15,9 @@ class ChatConfig(AppConfig):
         from stopcsam.core.signals import sign_in_changed
 
         sign_in_changed.connect(_sign_in_changed, dispatch_uid="chat.sign_in_changed")
+        pre_delete.connect(
+            _session_erasing, sender="chat.ChatSession", dispatch_uid="chat.session_erasing"
+        )
         post_delete.connect(
             _session_deleted, sender="chat.ChatSession", dispatch_uid="chat.session_deleted"
         )
@@ -26,6 +29,14 @@ def _sign_in_changed(
     from stopcsam.chat.services import sockets_recheck
 
     sockets_recheck(session_key=session_key, staff_id=staff_id)
+
+
+def _session_erasing(sender: Any, *, instance: Any, **kwargs: Any) -> None:
+    """A chat session about to be erased with its participant: its open escalations leave
+    what tells their supervisors that they went (``escalations_erased``)."""
+    from stopcsam.chat.services import escalations_erased
+
+    escalations_erased(session_id=instance.pk)
 
 
 def _session_deleted(sender: Any, *, instance: Any, **kwargs: Any) -> None:

@@ -180,3 +180,21 @@ class Escalation(models.Model):
 
     def __str__(self) -> str:
         return f"escalation on {self.session_id}"
+
+
+class ErasedEscalation(models.Model):
+    """What is left of an open escalation whose session was erased with its participant
+    ("stop and erase"): who raised it and when, so that the supervisors it reached learn
+    that it went and can follow it up with the therapist. Nothing of the participant or the
+    session stays: no reason, no study ID, no transcript. Deleted once a supervisor has
+    marked it as handled (the audit log keeps that)."""
+
+    raised_by = models.ForeignKey(StaffUser, on_delete=models.PROTECT, related_name="+")
+    raised_at = models.DateTimeField()
+    erased_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["raised_at"]
+
+    def __str__(self) -> str:
+        return f"erased escalation raised by {self.raised_by_id}"

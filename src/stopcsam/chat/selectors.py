@@ -23,7 +23,14 @@ from django.utils.module_loading import import_string
 from stopcsam.accounts.models import Participant, Role, StaffUser
 from stopcsam.chat import appointments
 from stopcsam.chat.exceptions import SessionNotFoundError
-from stopcsam.chat.models import CLOSED_STATES, ChatMessage, ChatSession, Escalation, SessionState
+from stopcsam.chat.models import (
+    CLOSED_STATES,
+    ChatMessage,
+    ChatSession,
+    ErasedEscalation,
+    Escalation,
+    SessionState,
+)
 from stopcsam.chat.services import session_as_booked, session_sync_confirmed
 from stopcsam.core import clock
 from stopcsam.core.audit import audit_record
@@ -226,15 +233,32 @@ def escalations_for_supervisor(*, user: StaffUser) -> list[Escalation]:
     return found
 
 
+def erased_escalations_for_supervisor(*, user: StaffUser) -> list[ErasedEscalation]:
+    """Open escalations that went with their participant's data ("stop and erase"), for the
+    supervisors they reached, by the site of the therapist who raised them; oldest first."""
+    if user.role != Role.SUPERVISOR or not user.is_active:
+        return []
+    return list(
+        ErasedEscalation.objects.filter(_reaching(user, "raised_by__site_id"))
+        .select_related("raised_by")
+        .order_by("raised_at")
+    )
+
+
 def _escalations_reaching(user: StaffUser) -> QuerySet[Escalation]:
     """The open escalations of the supervisor's site, and those of every site that has no
     active supervisor: an escalation must reach somebody (found by a review helper: the
     sites without a supervisor sent theirs to nobody, and the therapist was told it had
     gone)."""
-    covered = StaffUser.objects.filter(role=Role.SUPERVISOR, is_active=True).values("site_id")
     return Escalation.objects.filter(resolved_at__isnull=True).filter(
-        Q(session__therapist__site_id=user.site_id) | ~Q(session__therapist__site_id__in=covered)
+        _reaching(user, "session__therapist__site_id")
     )
+
+
+def _reaching(user: StaffUser, site: str) -> Q:
+    """Rows whose ``site`` is the supervisor's own, or a site with no active supervisor."""
+    covered = StaffUser.objects.filter(role=Role.SUPERVISOR, is_active=True).values("site_id")
+    return Q(**{site: user.site_id}) | ~Q(**{f"{site}__in": covered})
 
 
 def escalation_reach(*, therapist: StaffUser) -> str:

@@ -38,6 +38,7 @@ from stopcsam.chat.hub import EVERYONE, Event, get_hub
 from stopcsam.chat.models import (
     CLOSED_STATES,
     ChatSession,
+    ErasedEscalation,
     Escalation,
     RiskLevel,
     Sender,
@@ -809,6 +810,33 @@ def escalation_resolve(*, escalation: Escalation, supervisor: StaffUser) -> None
         # A supervisor reading through the escalation stops at once, not at the next safety
         # poll (a review finding): the session's sockets check their access again.
         publish_on_commit(escalation.session_id, RECHECK)
+
+
+def escalations_erased(*, session_id: int) -> None:
+    """The session is being erased with its participant: each of its open escalations leaves
+    an ``ErasedEscalation`` (who raised it, when), for the supervisors it reached. Otherwise
+    it vanished from their list unexplained, while they might still have meant to act on
+    it (a risk the therapist raised). Runs in the erasure's transaction, before the rows go."""
+    now = clock.now()
+    ErasedEscalation.objects.bulk_create(
+        ErasedEscalation(raised_by_id=raised_by_id, raised_at=raised_at, erased_at=now)
+        for raised_by_id, raised_at in Escalation.objects.filter(
+            session_id=session_id, resolved_at__isnull=True
+        ).values_list("raised_by_id", "raised_at")
+    )
+
+
+def erased_escalation_dismiss(*, erased: ErasedEscalation, supervisor: StaffUser) -> None:
+    """A supervisor has taken note that an escalation went with its participant's data: the
+    record of it goes too; the audit log keeps that it was handled, and by whom."""
+    with transaction.atomic():
+        deleted, _ = ErasedEscalation.objects.filter(pk=erased.pk).delete()
+        if deleted:
+            audit_record(
+                actor=supervisor.audit_ref,
+                action="chat.erased_escalation_handled",
+                subject=erased.raised_by.audit_ref,
+            )
 
 
 def session_shred(*, session: ChatSession, actor: str) -> None:

@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from stopcsam.accounts.decorators import participant_required, staff_verified_required
+from stopcsam.accounts.models import StaffUser
 from stopcsam.chat import selectors, services, timing
 from stopcsam.chat.exceptions import (
     ChatError,
@@ -404,13 +405,23 @@ def console_transcript(request: HttpRequest, public_id: str, earlier_id: str) ->
 @require_http_methods(["GET", "POST"])
 @in_reader_zone
 def escalations(request: HttpRequest) -> HttpResponseBase:
-    """The supervisor's list of open escalations at their site."""
-    open_ones = selectors.escalations_for_supervisor(user=request.user)  # type: ignore[arg-type]
+    """The supervisor's list of open escalations at their site, and of those that went with
+    their participant's data."""
+    user: StaffUser = request.user  # type: ignore[assignment]
+    open_ones = selectors.escalations_for_supervisor(user=user)
+    erased = selectors.erased_escalations_for_supervisor(user=user)
     if request.method == "POST":
-        chosen = next((e for e in open_ones if str(e.pk) == request.POST.get("escalation")), None)
-        if chosen is None:
-            raise Http404
-        services.escalation_resolve(escalation=chosen, supervisor=request.user)  # type: ignore[arg-type]
+        if "erased" in request.POST:
+            gone = next((e for e in erased if str(e.pk) == request.POST["erased"]), None)
+            if gone is None:
+                raise Http404
+            services.erased_escalation_dismiss(erased=gone, supervisor=user)
+        else:
+            wanted = request.POST.get("escalation")
+            chosen = next((e for e in open_ones if str(e.pk) == wanted), None)
+            if chosen is None:
+                raise Http404
+            services.escalation_resolve(escalation=chosen, supervisor=user)
         django_messages.success(request, _("The escalation is marked as handled."))
         return redirect("chat:escalations")
-    return render(request, "chat/escalations.html", {"escalations": open_ones})
+    return render(request, "chat/escalations.html", {"escalations": open_ones, "erased": erased})
