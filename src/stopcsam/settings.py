@@ -14,7 +14,7 @@ import dj_database_url
 from django.utils.csp import CSP
 
 from stopcsam.core.demo_secrets import demo_secrets
-from stopcsam.core.env import env_bool, env_int, env_list, env_str
+from stopcsam.core.env import EnvError, env_bool, env_int, env_list, env_str
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 VAR_DIR = Path(env_str("STOPCSAM_VAR_DIR", "var")).resolve()
@@ -98,6 +98,7 @@ MIDDLEWARE = [
     "stopcsam.accounts.middleware.ParticipantMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "stopcsam.core.middleware.BusyMiddleware",
 ]
 
 ROOT_URLCONF = "stopcsam.urls"
@@ -181,7 +182,15 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 AUTH_USER_MODEL = "accounts.StaffUser"
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
+PASSWORD_HASHERS = ["stopcsam.core.hashing.LimitedArgon2PasswordHasher"]
+# Slow hashes (argon2: codenames and staff passwords) computed at once per process, and how
+# long a request waits for its turn before it is answered "busy" (503): a flood of sign-ups
+# or logins, which cannot be throttled per client behind Tor, must not take the cores that
+# live chats need (core/hashing.py).
+SLOW_HASHES_AT_ONCE = env_int("STOPCSAM_SLOW_HASHES_AT_ONCE", 1)
+if SLOW_HASHES_AT_ONCE < 1:
+    raise EnvError("STOPCSAM_SLOW_HASHES_AT_ONCE must be 1 or more")
+SLOW_HASH_WAIT_SECONDS = 10.0
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {

@@ -44,6 +44,7 @@ from stopcsam.accounts.models import (
 )
 from stopcsam.core.audit import audit_record
 from stopcsam.core.erasure import forget_deleted
+from stopcsam.core.hashing import slow_hash_turn
 from stopcsam.core.signals import participant_erasing
 
 
@@ -65,7 +66,8 @@ def participant_create(*, language: str) -> tuple[Participant, Codename]:
         codename = codename_generate(language)
         normalised = normalise(codename)
         # Hash before the transaction: on SQLite it holds the database's write lock.
-        codename_hash = _codename_hasher().hash(normalised)
+        with slow_hash_turn():
+            codename_hash = _codename_hasher().hash(normalised)
         try:
             with transaction.atomic():
                 participant = Participant.objects.create(
@@ -96,7 +98,8 @@ def participant_authenticate(*, codename: str) -> Participant:
     if participant is None:
         raise InvalidCodenameError
     try:
-        _codename_hasher().verify(participant.codename_hash, normalised)
+        with slow_hash_turn():
+            _codename_hasher().verify(participant.codename_hash, normalised)
     except (VerificationError, InvalidHashError) as exc:
         raise InvalidCodenameError from exc
     return participant
@@ -173,13 +176,16 @@ def staff_authenticate(
     stranger guessing at a username cannot lock its owner out of their own browser.
     """
     user = StaffUser.objects.filter(username__iexact=username[:64]).first()
-    if user is None:
-        make_password(password)  # spend the same time as a real check
-        raise StaffLoginFailedError
-    known, detail = _attempt_reserve(user, _known_device(user, device_cookie))
-    device = None
-    if user.is_active and user.check_password(password):
-        device = _verified_device(user, otp_token)
+    # The password's hash waits for its turn (core.hashing) before the attempt is counted:
+    # a login answered "busy" is not a failure of the account's.
+    with slow_hash_turn():
+        if user is None:
+            make_password(password)  # spend the same time as a real check
+            raise StaffLoginFailedError
+        known, detail = _attempt_reserve(user, _known_device(user, device_cookie))
+        device = None
+        if user.is_active and user.check_password(password):
+            device = _verified_device(user, otp_token)
     if device is None:
         audit_record(
             actor="anonymous", action="staff.login_failed", subject=user.audit_ref, detail=detail

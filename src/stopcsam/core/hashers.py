@@ -1,11 +1,12 @@
-"""A cheaper argon2 for the test suite: same algorithm and format, lower cost."""
+"""A cheaper argon2 for the test suite: same algorithm and format, lower cost, and the same
+turns as production's (``core.hashing``)."""
 
 from __future__ import annotations
 
-from django.contrib.auth.hashers import Argon2PasswordHasher
+from stopcsam.core.hashing import LimitedArgon2PasswordHasher
 
 
-class TestArgon2PasswordHasher(Argon2PasswordHasher):
+class TestArgon2PasswordHasher(LimitedArgon2PasswordHasher):
     time_cost = 1
     memory_cost = 1024
     parallelism = 1

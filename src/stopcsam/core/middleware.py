@@ -9,8 +9,10 @@ from collections.abc import Callable
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponseBase
+from django.shortcuts import render
 from django.utils.cache import patch_cache_control
 
+from stopcsam.core.hashing import HashingBusyError
 from stopcsam.core.logs import redact_secret_paths
 
 access_log = logging.getLogger("stopcsam.access")
@@ -116,3 +118,27 @@ def _has_nul(request: HttpRequest) -> bool:
         if "\x00" in key or any("\x00" in value for value in values):
             return True
     return any("\x00" in key or "\x00" in value for key, value in request.COOKIES.items())
+
+
+class BusyMiddleware:
+    """A request that found no turn for a slow hash (``core.hashing``) is told the service is
+    busy and to try again shortly (503 with Retry-After), in the page's language; nothing was
+    stored."""
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        return self.get_response(request)
+
+    def process_exception(
+        self, request: HttpRequest, exception: Exception
+    ) -> HttpResponseBase | None:
+        if not isinstance(exception, HashingBusyError):
+            return None
+        response = render(request, "core/busy.html", status=503)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+
+RETRY_AFTER_SECONDS = 30

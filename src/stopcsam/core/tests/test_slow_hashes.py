@@ -1,0 +1,136 @@
+"""Sign-up, a participant's login and a staff login each cost an argon2 hash, which nobody can
+throttle per client behind Tor. Unlimited, a flood of them took every core of the process
+(noticed in session 18): each process now computes one at a time, and a request that waits
+too long for its turn is told the service is busy (503), with nothing stored or counted."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+
+import pytest
+from django.test import Client
+
+from stopcsam.accounts.models import Participant, StaffUser
+from stopcsam.conftest import STAFF_PASSWORD
+from stopcsam.core import hashing
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def turn_taken(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Another request holds the process's only turn for the whole test."""
+    settings.SLOW_HASHES_AT_ONCE = 1
+    settings.SLOW_HASH_WAIT_SECONDS = 0.2
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with hashing.slow_hash_turn():
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert holding.wait(5)
+    yield
+    release.set()
+    thread.join(5)
+
+
+@pytest.mark.parametrize(
+    ("language", "said"), [("en", "Very busy right now"), ("de", "Gerade sehr viel los")]
+)
+def test_a_sign_up_without_a_turn_is_told_to_try_again_and_stores_nothing(
+    turn_taken, language, said
+):
+    response = Client().post(f"/{language}/start/", {"language": language})
+    assert response.status_code == 503
+    assert response["Retry-After"] == "30"
+    assert said in response.content.decode()
+    assert not Participant.objects.exists()
+
+
+def test_a_participant_login_without_a_turn_is_busy(participant, turn_taken):
+    response = Client().post("/en/login/", {"codename": participant.codename})
+    assert response.status_code == 503
+    assert "Very busy right now" in response.content.decode()
+
+
+@pytest.mark.parametrize("username", ["tom", "nobody-of-that-name"])
+def test_a_staff_login_without_a_turn_is_busy_and_counts_no_failure(
+    therapist, turn_taken, username
+):
+    name = therapist.user.username if username == "tom" else username
+    response = Client().post(
+        "/en/staff/login/",
+        {"username": name, "password": STAFF_PASSWORD, "otp_token": therapist.current_code()},
+    )
+    assert response.status_code == 503
+    assert StaffUser.objects.get(pk=therapist.user.pk).failed_logins == 0
+
+
+def test_a_request_that_gets_its_turn_in_time_goes_through(settings, participant):
+    settings.SLOW_HASHES_AT_ONCE = 1
+    settings.SLOW_HASH_WAIT_SECONDS = 5
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with hashing.slow_hash_turn():
+            holding.set()
+            release.wait(0.3)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert holding.wait(5)
+    response = Client().post("/en/login/", {"codename": participant.codename})
+    thread.join(5)
+    assert response.status_code == 302
+
+
+def test_two_turns_at_once_when_configured(settings):
+    settings.SLOW_HASHES_AT_ONCE = 2
+    settings.SLOW_HASH_WAIT_SECONDS = 0.1
+    inside = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with hashing.slow_hash_turn():
+            inside.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert inside.wait(5)
+    try:
+        # The second turn is free, and a thread's own turn is never waited for.
+        with hashing.slow_hash_turn(), hashing.slow_hash_turn():
+            pass
+        settings.SLOW_HASHES_AT_ONCE = 1  # another process's setting: a semaphore of its own
+        with hashing.slow_hash_turn():
+            pass
+    finally:
+        release.set()
+        thread.join(5)
+
+
+def test_a_count_below_one_is_refused_at_start(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env={
+            "DJANGO_SETTINGS_MODULE": "stopcsam.settings",
+            "SECRET_KEY": "slow-hashes-test-" + "k" * 40,
+            "STOPCSAM_ENCRYPTION_KEYS": "t:" + "D" * 43 + "=",
+            "STOPCSAM_LOOKUP_KEY": "slow-hashes-test",
+            "STOPCSAM_VAR_DIR": str(tmp_path),
+            "STOPCSAM_SLOW_HASHES_AT_ONCE": "0",
+            "PATH": "/usr/bin:/bin",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "STOPCSAM_SLOW_HASHES_AT_ONCE must be 1 or more" in result.stderr
