@@ -6,10 +6,13 @@ Staff: ``therapist`` (DE), ``therapist_es`` (another site), ``supervisor``, ``co
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
+from asgiref.sync import SyncToAsync
+from django.db import connections
 from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.oath import TOTP
@@ -20,6 +23,18 @@ from stopcsam.accounts.services import participant_create, staff_create
 from stopcsam.accounts.sessions import SESSION_KEY
 
 STAFF_PASSWORD = "correct-horse-battery-staple-42"  # noqa: S105  (test persona)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_connection_left_at_the_end(django_db_setup: None) -> Iterator[None]:
+    """Close what other threads left open before the test database is dropped. The async
+    ORM calls of the socket tests (``acount()`` ...) run on asgiref's one shared thread,
+    whose connection outlived them, and PostgreSQL refused to drop the database at the end
+    of the run ("being accessed by other users"); threads that ended (``asyncio.to_thread``)
+    leave theirs to the garbage collector."""
+    yield
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
+    gc.collect()
 
 
 @dataclass
