@@ -43,6 +43,12 @@ class _OpenedOnRead(DeferredAttribute):
         instance.__dict__[self.field.attname] = value
 
 
+def _plain_in_json(text: str) -> bool:
+    """Does json.dumps (ensure_ascii) write ``text`` as it is? Printable ASCII with no quote
+    or backslash: ids, names, client ids."""
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
+
+
 PAD_END = "\x80"  # padding: this mark, then NULs up to the length (ISO/IEC 7816-4's way)
 
 
@@ -71,6 +77,7 @@ class EncryptedTextField(models.TextField):
     ) -> None:
         self.explicit_context = context
         self.bound_to = tuple(bound_to)
+        self.bound_names = frozenset(self.bound_to)
         self.pad_to = pad_to
         if self.bound_to:
             self.descriptor_class = _OpenedOnRead
@@ -95,9 +102,13 @@ class EncryptedTextField(models.TextField):
     def bound_context(self, **values: Any) -> str:
         """The context of a bound field's value in a row with these values of ``bound_to``
         (for code that seals or opens without a model instance, such as the chat's writer)."""
-        if set(values) != set(self.bound_to):
+        if values.keys() != self.bound_names:
             raise TypeError(f"{self.name} is bound to {', '.join(self.bound_to)}.")
         row = [str(values[name]) for name in self.bound_to]
+        if row and _plain_in_json("".join(row)):
+            # The same text as json.dumps writes for these values, at a fraction of the cost:
+            # the chat builds a message's context twice (json.dumps was most of it).
+            return f'{self.encryption_context}["{'", "'.join(row)}"]'
         return f"{self.encryption_context}{json.dumps(row, ensure_ascii=True)}"
 
     def seal(self, text: str, context: str) -> str:
