@@ -37,3 +37,16 @@ class CoordinatorAdminSite(admin.AdminSite):
     def login(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         # One login for all staff: ours, with per-account throttling and TOTP.
         return redirect(f"{reverse('accounts:staff_login')}?next={reverse('admin:index')}")
+
+    # The stubs type these two as template responses: a redirect serves Django's URLs as well.
+    def password_change(  # type: ignore[override]
+        self, request: HttpRequest, extra_context: Any = None
+    ) -> HttpResponse:
+        # Ours: a wrong old password counts as a failed login and locks alike, and the other
+        # devices are signed out. Django's checked it without limit (a review finding).
+        return redirect("accounts:staff_password")
+
+    def password_change_done(  # type: ignore[override]
+        self, request: HttpRequest, extra_context: Any = None
+    ) -> HttpResponse:
+        return redirect("accounts:staff_password")

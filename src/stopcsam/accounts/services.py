@@ -129,17 +129,19 @@ def staff_create(
     totp_key: str | None = None,
 ) -> tuple[StaffUser, TOTPDevice]:
     """Create a member of staff with a password and a confirmed TOTP device."""
+    user = StaffUser(
+        username=username,
+        role=Role(role),
+        site=site,
+        languages=languages,
+        display_name=display_name,
+    )
+    # Hashed before the transaction, which holds the database's write lock on SQLite: waiting
+    # there for a turn (core.hashing) stalled every writer, live chats' too (a review finding).
+    user.set_password(password)
     with transaction.atomic():
         if StaffUser.objects.filter(username__iexact=username).exists():
             raise UsernameTakenError
-        user = StaffUser(
-            username=username,
-            role=Role(role),
-            site=site,
-            languages=languages,
-            display_name=display_name,
-        )
-        user.set_password(password)
         user.full_clean(exclude=["password"])
         user.save()
         device_kwargs = {"key": totp_key} if totp_key else {}
@@ -299,21 +301,25 @@ def staff_password_change(
     and every device cookie issued before is worthless: return a new one for the browser
     that made the change."""
     # Counted against this browser's cookie, or the account; on success the account's
-    # count is reset below and every cookie row, this one's too, is replaced.
-    _counted, detail = _attempt_reserve(user, _known_device(user, device_cookie))
-    if not user.check_password(old_password):
-        audit_record(
-            actor=user.audit_ref,
-            action="staff.password_change_failed",
-            subject=user.audit_ref,
-            detail=detail,
-        )
-        raise StaffLoginFailedError
+    # count is reset below and every cookie row, this one's too, is replaced. The turn for
+    # the slow hashes comes first, as for a login: a change answered "busy" counts no failure,
+    # and the new password's hash never waits for a turn inside the transaction (a review
+    # finding: on SQLite that held every writer up for as long).
+    with slow_hash_turn():
+        _counted, detail = _attempt_reserve(user, _known_device(user, device_cookie))
+        if not user.check_password(old_password):
+            audit_record(
+                actor=user.audit_ref,
+                action="staff.password_change_failed",
+                subject=user.audit_ref,
+                detail=detail,
+            )
+            raise StaffLoginFailedError
+        user.set_password(new_password)
     now = timezone.now()
     nonce = device_nonce_new()
     with transaction.atomic():
         StaffUser.objects.filter(pk=user.pk).update(failed_logins=0, locked_until=None)
-        user.set_password(new_password)
         user.save(update_fields=["password"])
         StaffDeviceCookie.objects.filter(user=user).delete()
         StaffDeviceCookie.objects.create(
@@ -393,7 +399,9 @@ def staff_invitation_accept(
     from django_otp.oath import TOTP
 
     key = invitation_totp_key(token)
-    with transaction.atomic():
+    # The turn for the password's slow hash (core.hashing) before the transaction, which
+    # holds the database's write lock on SQLite: waited for inside it, every writer waited.
+    with slow_hash_turn(), transaction.atomic():
         invitation = staff_invitation_open(token=token)
         totp = TOTP(bytes.fromhex(key))
         code = otp_token.strip().replace(" ", "")

@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 
 from stopcsam.accounts.models import Participant, Role, Site, StaffInvitation, StaffUser
-from stopcsam.conftest import ParticipantPersona, StaffPersona
+from stopcsam.conftest import STAFF_PASSWORD, ParticipantPersona, StaffPersona
 
 pytestmark = pytest.mark.django_db
 StaffClient = Callable[..., Client]
@@ -98,3 +98,23 @@ def test_sites_are_the_study_administrators_to_change(
     assert site_es.time_zone == "Europe/Madrid"
     listing = client.get("/admin/accounts/site/").content.decode()
     assert "Madrid" not in listing and coordinator.user.site.name in listing
+
+
+def test_the_admin_changes_no_password_and_tests_no_guess(
+    coordinator: StaffPersona, staff_client: StaffClient
+) -> None:
+    """Django's own password change in the admin checked the old password without limit,
+    counting no failure, and left the other devices signed in: ours does neither (a review
+    finding)."""
+    client = staff_client(coordinator)
+    before = StaffUser.objects.get(pk=coordinator.user.pk).password
+    new = "a-new-and-unusual-passphrase"
+    for old in ("a wrong guess", STAFF_PASSWORD):
+        response = client.post(
+            "/admin/password_change/",
+            {"old_password": old, "new_password1": new, "new_password2": new},
+        )
+        assert response.status_code == 302
+        assert response["Location"] == "/en/staff/password/"
+    assert client.get("/admin/password_change/done/")["Location"] == "/en/staff/password/"
+    assert StaffUser.objects.get(pk=coordinator.user.pk).password == before

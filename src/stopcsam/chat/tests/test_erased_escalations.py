@@ -64,3 +64,12 @@ def test_a_therapist_sees_no_erased_escalations(live, participant, therapist, st
         .status_code
         == 404
     )
+
+
+def test_the_spanish_page_speaks_to_the_supervisor_as_every_other_one_does(
+    live, participant, therapist, supervisor, staff_client
+):
+    services.escalation_raise(session=live, raised_by=therapist.user, reason=RISK)
+    participant_delete(participant=participant.participant)
+    page = staff_client(supervisor).get("/es/chat/console/escalations/").content.decode()
+    assert "Habla con el terapeuta" in page  # "tú", not "usted" (a review finding)

@@ -8,16 +8,27 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django_otp.oath import TOTP
 
-from stopcsam.accounts.models import Participant, StaffUser
+from stopcsam.accounts.models import Participant, Role, Site, StaffUser
+from stopcsam.accounts.services import (
+    invitation_totp_key,
+    staff_create,
+    staff_invitation_accept,
+    staff_invitation_create,
+    staff_password_change,
+)
 from stopcsam.conftest import STAFF_PASSWORD
 from stopcsam.core import hashing
 
 pytestmark = pytest.mark.django_db
+NEW = "a-new-and-unusual-passphrase"
 
 
 @pytest.fixture
@@ -41,7 +52,13 @@ def turn_taken(settings) -> Iterator[None]:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize(
-    ("language", "said"), [("en", "Very busy right now"), ("de", "Gerade sehr viel los")]
+    ("language", "said"),
+    [
+        ("en", "Very busy right now"),
+        ("de", "Gerade sehr viel los"),
+        # Addressed as "tú", as everywhere else in Spanish (it said "usted" here alone).
+        ("es", "Espera medio minuto, vuelve atrás e inténtalo de nuevo."),
+    ],
 )
 def test_a_sign_up_without_a_turn_is_told_to_try_again_and_stores_nothing(
     turn_taken, language, said
@@ -70,6 +87,100 @@ def test_a_staff_login_without_a_turn_is_busy_and_counts_no_failure(
     )
     assert response.status_code == 503
     assert StaffUser.objects.get(pk=therapist.user.pk).failed_logins == 0
+
+
+def test_a_password_change_without_a_turn_is_busy_and_counts_no_failure(
+    therapist, staff_client, turn_taken
+):
+    before = therapist.user.password
+    response = staff_client(therapist).post(
+        "/en/staff/password/",
+        {"old_password": STAFF_PASSWORD, "new_password1": NEW, "new_password2": NEW},
+    )
+    assert response.status_code == 503
+    user = StaffUser.objects.get(pk=therapist.user.pk)
+    assert user.failed_logins == 0
+    assert user.password == before
+
+
+def _invitation(site: Site) -> tuple[str, str]:
+    _invitation, token = staff_invitation_create(role=Role.THERAPIST, site=site, languages=["de"])
+    return token, f"{TOTP(bytes.fromhex(invitation_totp_key(token))).token():06d}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_invitation_waiting_for_its_turn_holds_up_no_other_write(settings, site_de):
+    """On SQLite a transaction holds the database's write lock: a hash that waited for its
+    turn inside one held up every writer (live chats' messages too) for as long."""
+    token, code = _invitation(site_de)
+    settings.SLOW_HASHES_AT_ONCE = 1
+    settings.SLOW_HASH_WAIT_SECONDS = 2.0
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with hashing.slow_hash_turn():
+            holding.set()
+            release.wait(10)
+
+    def accept() -> None:
+        try:
+            staff_invitation_accept(token=token, username="newbie", password=NEW, otp_token=code)
+        except hashing.HashingBusyError:
+            pass
+        finally:
+            connection.close()
+
+    holder, accepting = threading.Thread(target=hold), threading.Thread(target=accept)
+    holder.start()
+    assert holding.wait(5)
+    accepting.start()
+    try:
+        time.sleep(0.3)  # the acceptance is waiting for its turn
+        started = time.monotonic()
+        Site.objects.create(code="CZ", name="Praha", country="CZ", time_zone="Europe/Prague")
+        waited = time.monotonic() - started
+    finally:
+        accepting.join(10)
+        release.set()
+        holder.join(5)
+    assert waited < 1.0
+    assert not StaffUser.objects.filter(username="newbie").exists()
+
+
+@pytest.fixture
+def turn_depths(monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
+    """How many database transactions deep (beyond the test's own) each wait for a turn was."""
+    depths: list[int] = []
+    outside = len(connection.atomic_blocks)
+    real = hashing._semaphore
+
+    class Recording:
+        def __init__(self, semaphore: threading.BoundedSemaphore) -> None:
+            self.semaphore = semaphore
+
+        def acquire(self, timeout: float | None = None) -> bool:
+            depths.append(len(connection.atomic_blocks) - outside)
+            return self.semaphore.acquire(timeout=timeout)
+
+        def release(self) -> None:
+            self.semaphore.release()
+
+    monkeypatch.setattr(hashing, "_semaphore", lambda: Recording(real()))
+    return depths
+
+
+@pytest.mark.parametrize("way", ["created", "invited", "password changed"])
+def test_no_slow_hash_waits_for_its_turn_inside_a_transaction(site_de, therapist, turn_depths, way):
+    if way == "created":
+        staff_create(
+            username="newbie", password=NEW, role=Role.THERAPIST, site=site_de, languages=["de"]
+        )
+    elif way == "invited":
+        token, code = _invitation(site_de)
+        staff_invitation_accept(token=token, username="newbie", password=NEW, otp_token=code)
+    else:
+        staff_password_change(user=therapist.user, old_password=STAFF_PASSWORD, new_password=NEW)
+    assert turn_depths and set(turn_depths) == {0}
 
 
 def test_a_request_that_gets_its_turn_in_time_goes_through(settings, participant):
