@@ -32,11 +32,10 @@ def _sign_in_changed(
 
 
 def _session_erasing(sender: Any, *, instance: Any, **kwargs: Any) -> None:
-    """A chat session about to be erased with its participant: its open escalations leave
-    what tells their supervisors that they went (``escalations_erased``)."""
-    from stopcsam.chat.services import escalations_erased
+    """A chat session about to be erased with its participant (``session_erasing``)."""
+    from stopcsam.chat.services import session_erasing
 
-    escalations_erased(session_id=instance.pk)
+    session_erasing(session=instance)
 
 
 def _session_deleted(sender: Any, *, instance: Any, **kwargs: Any) -> None:

@@ -39,6 +39,11 @@ class SessionShreddedError(ChatError):
     message = _("This session's transcript and notes have been deleted (retention).")
 
 
+class SessionErasedError(ChatError):
+    code = "erased"
+    message = _("This session has been erased with the participant's data.")
+
+
 class InvalidMessageError(ChatError):
     code = "invalid"
     message = _("This message cannot be sent: it is empty or too long.")

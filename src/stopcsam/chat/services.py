@@ -29,6 +29,7 @@ from stopcsam.chat.exceptions import (
     NotAllowedError,
     SendingTooFastError,
     SessionEndedError,
+    SessionErasedError,
     SessionNotLiveError,
     SessionNotOpenError,
     SessionShreddedError,
@@ -782,17 +783,23 @@ def _lock_unshredded(session: ChatSession) -> None:
     """Lock the session's row for the rest of the transaction, and refuse a session whose
     transcript retention has deleted: a note or escalation stored then would outlive every
     later run of it. Checked under the lock, so a shred that commits meanwhile is seen (a
-    review finding: checked before the transaction, a note saved during the shred stayed)."""
-    if _lock_session(session) is not None:
+    review finding: checked before the transaction, a note saved during the shred stayed).
+    A session erased with its participant meanwhile is refused too: a row stored for it
+    failed at commit."""
+    found = _lock_session(session)
+    if found is None:
+        raise SessionErasedError
+    if found[0] is not None:
         raise SessionShreddedError
 
 
-def _lock_session(session: ChatSession) -> datetime | None:
-    """Lock the session's row until the transaction ends; return when it was shredded."""
+def _lock_session(session: ChatSession) -> tuple[datetime | None] | None:
+    """Lock the session's row until the transaction ends; return (when it was shredded,),
+    or None when the row is gone (erased)."""
     return (
         ChatSession.objects.select_for_update()
         .filter(pk=session.pk)
-        .values_list("shredded_at", flat=True)
+        .values_list("shredded_at")
         .first()
     )
 
@@ -812,16 +819,22 @@ def escalation_resolve(*, escalation: Escalation, supervisor: StaffUser) -> None
         publish_on_commit(escalation.session_id, RECHECK)
 
 
-def escalations_erased(*, session_id: int) -> None:
-    """The session is being erased with its participant: each of its open escalations leaves
-    an ``ErasedEscalation`` (who raised it, when), for the supervisors it reached. Otherwise
-    it vanished from their list unexplained, while they might still have meant to act on
-    it (a risk the therapist raised). Runs in the erasure's transaction, before the rows go."""
+def session_erasing(*, session: ChatSession) -> None:
+    """The session is being erased with its participant, in the erasure's transaction,
+    before its row goes. Each open escalation leaves an ``ErasedEscalation`` (who raised it,
+    when) for the supervisors it reached: it vanished from their list unexplained, while they
+    might still have meant to act on it (a risk the therapist raised).
+
+    The row is locked first, as notes and escalations lock it before they are stored: one
+    raised meanwhile waits and then finds the session gone (on PostgreSQL it was stored after
+    this read, and went with the session without its record)."""
+    if _lock_session(session) is None:
+        return  # erased already
     now = clock.now()
     ErasedEscalation.objects.bulk_create(
         ErasedEscalation(raised_by_id=raised_by_id, raised_at=raised_at, erased_at=now)
         for raised_by_id, raised_at in Escalation.objects.filter(
-            session_id=session_id, resolved_at__isnull=True
+            session_id=session.pk, resolved_at__isnull=True
         ).values_list("raised_by_id", "raised_at")
     )
 

@@ -26,6 +26,7 @@ from stopcsam.chat.exceptions import (
     ChatError,
     SendingTooFastError,
     SessionEndedError,
+    SessionErasedError,
     SessionNotFoundError,
     SessionNotOpenError,
     StorageUnavailableError,
@@ -347,6 +348,8 @@ def console_notes(request: HttpRequest, public_id: str) -> HttpResponseBase:
             services.note_save(session=session, author=request.user, **form.cleaned_data)  # type: ignore[arg-type]
             # Said beside the form it answers (a message at the top would be out of view).
             return redirect(reverse("chat:console", args=[public_id]) + "?saved=notes#notes")
+        except SessionErasedError:
+            raise Http404 from None  # erased with its participant meanwhile: gone, as on reload
         except ChatError as error:
             form.add_error(None, str(error.message))
     return _render_console(request, session, access, MessageForm(), status=400, note_form=form)
@@ -376,6 +379,8 @@ def console_escalate(request: HttpRequest, public_id: str) -> HttpResponseBase:
             # To the top of the console, where the message is (a review finding: at the
             # form's anchor it was out of view).
             return redirect(reverse("chat:console", args=[public_id]))
+        except SessionErasedError:
+            raise Http404 from None
         except ChatError as error:
             form.add_error(None, str(error.message))
     return _render_console(
