@@ -903,6 +903,10 @@ def sessions_shred_expired(*, dry_run: bool = False) -> int:
         for session in due.iterator():
             session_shred(session=session, actor="system:retention")
             count += 1
+    if not dry_run:
+        # What is left of an escalation erased with its participant goes after as long, handled
+        # or not (with no supervisor at all, nobody would ever mark it as handled).
+        ErasedEscalation.objects.filter(erased_at__lt=cutoff).delete()
     return count
 
 

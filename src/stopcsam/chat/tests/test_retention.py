@@ -243,3 +243,22 @@ def test_a_retention_under_a_day_is_refused(settings):
     assert [e.id for e in check_retention()] == ["stopcsam.chat.E002"]
     settings.CHAT_RETENTION_DAYS = 1
     assert check_retention() == []
+
+
+def test_the_record_of_an_erased_escalation_goes_after_the_retention_time(settings, therapist):
+    """Found by a review helper: with no supervisor at all, nobody marks it as handled, and
+    it stayed for good."""
+    from stopcsam.chat.models import ErasedEscalation
+
+    now = clock.now()
+    old, recent = (
+        ErasedEscalation.objects.create(
+            raised_by=therapist.user, raised_at=when, erased_at=when + timedelta(minutes=5)
+        )
+        for when in (now - timedelta(days=settings.CHAT_RETENTION_DAYS + 1), now)
+    )
+    services.sessions_shred_expired(dry_run=True)
+    assert ErasedEscalation.objects.count() == 2
+    services.sessions_shred_expired()
+    assert list(ErasedEscalation.objects.all()) == [recent]
+    assert not ErasedEscalation.objects.filter(pk=old.pk).exists()
