@@ -6,8 +6,11 @@ staff login (even for an unknown username, which is hashed so that it takes as l
 known one) each cost one, and none can be throttled per client: behind an onion service every
 client has the same address. Unlimited, a flood of sign-ups would take every core, and live
 chat sessions with them. So each process computes at most SLOW_HASHES_AT_ONCE of them at a
-time; a request that waits longer than SLOW_HASH_WAIT_SECONDS for its turn is answered "busy,
-try again shortly" (503, ``core.middleware.BusyMiddleware``).
+time, and at most MAX_WAITING requests wait for a turn, each for up to SLOW_HASH_WAIT_SECONDS;
+any other is answered "busy, try again shortly" at once (503, ``core.middleware.BusyMiddleware``).
+Waiting requests hold HTTP threads (8 per process), which every page needs, the chat's form
+without JavaScript too: unbounded, a trickle of sign-ups faster than one turn takes would have
+held them all.
 """
 
 from __future__ import annotations
@@ -21,19 +24,46 @@ from django.contrib.auth.hashers import Argon2PasswordHasher
 
 
 class HashingBusyError(Exception):
-    """No turn to compute a slow hash within SLOW_HASH_WAIT_SECONDS."""
+    """No turn to compute a slow hash: too many waiting, or none within
+    SLOW_HASH_WAIT_SECONDS."""
 
 
-_slots: dict[int, threading.BoundedSemaphore] = {}
-_slots_lock = threading.Lock()
+MAX_WAITING = 2  # requests per process that wait for a turn; any more are busy at once
 
 
-def _semaphore() -> threading.BoundedSemaphore:
+class _Turns:
+    def __init__(self, count: int) -> None:
+        self.semaphore = threading.BoundedSemaphore(count)
+        self.waiting = 0
+        self.lock = threading.Lock()
+
+    def take(self) -> threading.BoundedSemaphore:
+        if self.semaphore.acquire(blocking=False):
+            return self.semaphore
+        with self.lock:
+            if self.waiting >= MAX_WAITING:
+                raise HashingBusyError
+            self.waiting += 1
+        try:
+            taken = self.semaphore.acquire(timeout=settings.SLOW_HASH_WAIT_SECONDS)
+        finally:
+            with self.lock:
+                self.waiting -= 1
+        if not taken:
+            raise HashingBusyError
+        return self.semaphore
+
+
+_turns: dict[int, _Turns] = {}
+_turns_lock = threading.Lock()
+
+
+def _process_turns() -> _Turns:
     count = settings.SLOW_HASHES_AT_ONCE
-    found = _slots.get(count)
+    found = _turns.get(count)
     if found is None:
-        with _slots_lock:
-            found = _slots.setdefault(count, threading.BoundedSemaphore(count))
+        with _turns_lock:
+            found = _turns.setdefault(count, _Turns(count))
     return found
 
 
@@ -43,15 +73,13 @@ _held = threading.local()  # the turn this thread holds, if any
 @contextmanager
 def slow_hash_turn() -> Iterator[None]:
     """Wait for this process's turn to compute a slow hash; ``HashingBusyError`` after
-    SLOW_HASH_WAIT_SECONDS. A thread that holds a turn already keeps it: a staff login takes
-    its turn before its attempt is counted, so that a busy answer counts no failure, and
-    then checks the password in the same turn."""
+    SLOW_HASH_WAIT_SECONDS, or at once when MAX_WAITING wait already. A thread that holds a
+    turn already keeps it: a staff login takes its turn before its attempt is counted, so
+    that a busy answer counts no failure, and then checks the password in the same turn."""
     if getattr(_held, "semaphore", None) is not None:
         yield
         return
-    semaphore = _semaphore()
-    if not semaphore.acquire(timeout=settings.SLOW_HASH_WAIT_SECONDS):
-        raise HashingBusyError
+    semaphore = _process_turns().take()
     _held.semaphore = semaphore
     try:
         yield

@@ -5,6 +5,7 @@ too long for its turn is told the service is busy (503), with nothing stored or 
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
@@ -152,20 +153,13 @@ def turn_depths(monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
     """How many database transactions deep (beyond the test's own) each wait for a turn was."""
     depths: list[int] = []
     outside = len(connection.atomic_blocks)
-    real = hashing._semaphore
+    real = hashing._Turns.take
 
-    class Recording:
-        def __init__(self, semaphore: threading.BoundedSemaphore) -> None:
-            self.semaphore = semaphore
+    def recording(turns: hashing._Turns) -> threading.BoundedSemaphore:
+        depths.append(len(connection.atomic_blocks) - outside)
+        return real(turns)
 
-        def acquire(self, timeout: float | None = None) -> bool:
-            depths.append(len(connection.atomic_blocks) - outside)
-            return self.semaphore.acquire(timeout=timeout)
-
-        def release(self) -> None:
-            self.semaphore.release()
-
-    monkeypatch.setattr(hashing, "_semaphore", lambda: Recording(real()))
+    monkeypatch.setattr(hashing._Turns, "take", recording)
     return depths
 
 
@@ -245,3 +239,27 @@ def test_a_count_below_one_is_refused_at_start(tmp_path):
     )
     assert result.returncode != 0
     assert "STOPCSAM_SLOW_HASHES_AT_ONCE must be 1 or more" in result.stderr
+
+
+def test_no_more_than_a_few_requests_wait_and_the_next_is_busy_at_once(settings, turn_taken):
+    """Each waiting request holds one of the process's HTTP threads, which every page needs:
+    a trickle of sign-ups faster than a turn would have held them all, each for the whole
+    wait."""
+    settings.SLOW_HASH_WAIT_SECONDS = 5
+    waiting = [threading.Thread(target=_take_a_turn) for _ in range(hashing.MAX_WAITING)]
+    for thread in waiting:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while hashing._process_turns().waiting < hashing.MAX_WAITING and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = time.monotonic()
+    response = Client().post("/en/start/", {"language": "en"})
+    assert response.status_code == 503
+    assert time.monotonic() - started < 1.0  # not after the 5 s wait
+    for thread in waiting:
+        thread.join(10)
+
+
+def _take_a_turn() -> None:
+    with contextlib.suppress(hashing.HashingBusyError), hashing.slow_hash_turn():
+        pass
