@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import quote
 
 from django.http import HttpRequest, HttpResponseBase
 from django.shortcuts import redirect
@@ -21,6 +22,10 @@ def participant_required(view: Callable[..., HttpResponseBase]) -> Callable[...,
     @wraps(view)
     def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not request.participant:  # type: ignore[attr-defined]
+            # Back to the page after logging in; not a form's target, which would come back
+            # as a GET without what was sent.
+            if request.method == "GET":
+                return redirect(f"{reverse('accounts:login')}?next={quote(request.path)}")
             return redirect("accounts:login")
         return view(request, *args, **kwargs)
 

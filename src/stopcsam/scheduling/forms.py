@@ -104,6 +104,12 @@ SCOPE_CHOICES = [
 
 
 class RescheduleForm(forms.Form):
+    """Its ids (``move_...``) differ from CancelForm's: a therapist's page holds both."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", "move_%s")
+        super().__init__(*args, **kwargs)
+
     start = InstantField(label=_("New time"))
     # Optional: rebooking a missed session has no "rest of the course" to move.
     scope = forms.ChoiceField(
@@ -116,6 +122,10 @@ class RescheduleForm(forms.Form):
 
 
 class CancelForm(forms.Form):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", "cancel_%s")
+        super().__init__(*args, **kwargs)
+
     scope = forms.ChoiceField(
         choices=SCOPE_CHOICES, initial="one", widget=forms.RadioSelect, label=_("What to cancel")
     )
@@ -140,6 +150,13 @@ class _TimeRangeMixin:
 
 
 class WindowForm(_TimeRangeMixin, forms.Form):
+    """Ids of its own (``window_...``): ExceptionForm, on the same page, also has "From" and
+    "Until", and shared ids sent their labels to this form's fields."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", "window_%s")
+        super().__init__(*args, **kwargs)
+
     weekday = forms.TypedChoiceField(label=_("Day"), choices=WEEKDAYS, coerce=int)
     start_time = forms.TimeField(label=_("From"), widget=forms.TimeInput(attrs={"type": "time"}))
     end_time = forms.TimeField(label=_("Until"), widget=forms.TimeInput(attrs={"type": "time"}))
@@ -151,6 +168,10 @@ class WindowForm(_TimeRangeMixin, forms.Form):
 
 
 class ExceptionForm(_TimeRangeMixin, forms.Form):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", "exception_%s")
+        super().__init__(*args, **kwargs)
+
     kind = forms.ChoiceField(label=_("Kind"), choices=ExceptionKind.choices)
     date = ServiceDateField(label=_("Date"), widget=forms.DateInput(attrs={"type": "date"}))
     start_time = forms.TimeField(

@@ -151,3 +151,23 @@ def test_a_signed_in_participant_always_has_a_way_back_to_their_space(
     assert "Go to your space" in front and "Already have a codename?" not in front
     anonymous = Client().get("/en/").content.decode()
     assert "home-link" not in anonymous and "Already have a codename?" in anonymous
+
+
+def test_a_participant_asked_to_log_in_comes_back_to_the_page_they_opened(
+    participant: ParticipantPersona,
+) -> None:
+    """A session that ended (Tor Browser forgets it when closed) sends the participant to log
+    in; afterwards they land on the page they opened (their sessions, the chat), not on a
+    start page where they have to find it again."""
+    client = Client()
+    sent = client.get("/de/me/")
+    assert sent.status_code == 302 and sent["Location"] == "/de/login/?next=/de/me/"
+    back = client.post(sent["Location"], {"codename": participant.codename})
+    assert back.status_code == 302 and back["Location"] == "/de/me/"
+
+
+def test_a_form_sent_after_the_session_ended_does_not_come_back_as_a_get(
+    participant: ParticipantPersona,
+) -> None:
+    sent = Client().post("/en/me/delete/", {"confirm": "on"})
+    assert sent.status_code == 302 and sent["Location"] == "/en/login/"

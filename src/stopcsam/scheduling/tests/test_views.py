@@ -301,3 +301,60 @@ def test_the_zone_list_offers_each_zone_under_its_own_name_only() -> None:
     assert "America/New_York" in listed and "Europe/Berlin" in listed
     assert not [zone for zone in listed if zone.startswith(("US/", "Canada/", "Brazil/"))]
     assert not is_zone("US/Eastern") and is_zone("America/New_York")
+
+
+def _ids_and_label_targets(html: str) -> tuple[list[str], list[str]]:
+    return re.findall(r'\sid="([^"]+)"', html), re.findall(r'<label for="([^"]+)"', html)
+
+
+@pytest.mark.parametrize("page", ["availability", "appointment"])
+def test_staff_forms_sharing_a_page_keep_their_labels_apart(
+    client: Client, therapist, staff_client, page: str
+) -> None:  # type: ignore[no-untyped-def]
+    """The weekly-hours and exception forms (both with "From" and "Until"), and the move and
+    cancel forms (both with a scope), share a page: each label must name its own field, or a
+    click on "This session and all later ones" under Cancel ticks the box under Move."""
+    _book_through_pages(client)
+    ref = Appointment.objects.order_by("start").first().ref  # type: ignore[union-attr]
+    url = {
+        "availability": "/en/sessions/staff/availability/",
+        "appointment": f"/en/sessions/staff/a/{ref}/",
+    }[page]
+    html = staff_client(therapist).get(url).content.decode()
+    ids, targets = _ids_and_label_targets(html)
+    assert sorted(i for i in set(ids) if ids.count(i) > 1) == []
+    assert all(ids.count(target) == 1 for target in targets)
+
+
+def test_a_rejected_exception_is_shown_again_with_its_own_labels(
+    ready: None, therapist, staff_client
+) -> None:  # type: ignore[no-untyped-def]
+    bad = staff_client(therapist).post(
+        "/en/sessions/staff/availability/exception/",
+        {"kind": "sick", "date": "2026-03-24", "start_time": "12:00", "end_time": "09:00"},
+    )
+    html = bad.content.decode()
+    assert bad.status_code == 400 and "The end must be after the start." in html
+    ids, _ = _ids_and_label_targets(html)
+    assert sorted(i for i in set(ids) if ids.count(i) > 1) == []
+
+
+@pytest.mark.parametrize(
+    ("lang", "history", "change"),
+    [
+        ("de", "Verlauf", "Änderung"),
+        ("cs", "Historie", "Změna"),
+        ("pt", "Histórico", "Alteração"),
+        ("es", "Historial", "Cambio"),
+    ],
+)
+def test_the_history_of_a_session_is_headed_in_the_staff_language(
+    client: Client, therapist, staff_client, lang: str, history: str, change: str
+) -> None:  # type: ignore[no-untyped-def]
+    """The admin's catalogue also has "History" and "Change" (a verb, on its buttons) and is
+    looked up first: without a context of their own the table read "Geschichte" and "Ändern"."""
+    _book_through_pages(client)
+    ref = Appointment.objects.order_by("start").first().ref  # type: ignore[union-attr]
+    html = staff_client(therapist).get(f"/{lang}/sessions/staff/a/{ref}/").content.decode()
+    assert f"<h2>{history}</h2>" in html
+    assert f"<th>{change}</th>" in html

@@ -9,6 +9,9 @@
     window.location.replace(link.href);
   }
   link.addEventListener("click", leave);
+  // The footer's hint about the Escape key is hidden until this script can honour it.
+  var keys = document.getElementById("quick-exit-keys");
+  if (keys) { keys.hidden = false; }
   var lastEscape = 0;
   document.addEventListener("keydown", function (event) {
     if (event.key !== "Escape") { return; }
