@@ -12,7 +12,15 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from stopcsam.outreach import services
-from stopcsam.outreach.models import ApiKey, Campaign, Page, Partner, Resource, TermListStamp
+from stopcsam.outreach.models import (
+    ApiKey,
+    Campaign,
+    Page,
+    Partner,
+    Resource,
+    ResourceText,
+    TermListStamp,
+)
 
 
 @admin.register(Page)
@@ -26,8 +34,17 @@ class PageAdmin(admin.ModelAdmin):
         services.page_save(page=obj, by=request.user)  # type: ignore[arg-type]
 
 
+class ResourceTextInline(admin.TabularInline):
+    """The description, hours and cost in the site's other languages; a language without
+    one shows the service's own."""
+
+    model = ResourceText
+    extra = 1
+
+
 @admin.register(Resource)
 class ResourceAdmin(admin.ModelAdmin):
+    inlines = [ResourceTextInline]
     list_display = ["name", "country", "kind", "anonymous", "active"]
     list_filter = ["country", "kind", "active"]
     search_fields = ["name"]

@@ -1,7 +1,9 @@
 """The resource directory as JSON or CSV: reading with row-by-row validation, and writing.
 
 Both formats carry the same fields (see docs/deterrence.md, "Resource directory").
-Languages and contact fields are lists in JSON and ``;``-separated in CSV.
+Languages and contact fields are lists in JSON and ``;``-separated in CSV. JSON also carries
+the texts in other languages (``texts``: description, hours and cost by language); a CSV
+import leaves those as they are.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from stopcsam.outreach.exceptions import ImportValidationError
-from stopcsam.outreach.models import Resource, ResourceKind
+from stopcsam.outreach.models import Resource, ResourceKind, ResourceText
 
 FIELDS = (
     "country",
@@ -30,6 +32,7 @@ FIELDS = (
     "anonymous",
 )
 LANGUAGES = ("en", "de", "cs", "pt", "es")
+TEXT_FIELDS = ("description", "hours", "cost")
 TRUE = {"true", "yes", "1"}
 FALSE = {"false", "no", "0", ""}
 
@@ -83,7 +86,7 @@ def _resource(row: Any) -> Resource:
     if not isinstance(row, dict):
         raise ImportValidationError(["each entry must be an object."])
     problems = []
-    unknown = set(row) - set(FIELDS)
+    unknown = set(row) - set(FIELDS) - {"texts"}
     if unknown:
         problems.append(f"unknown fields: {', '.join(sorted(map(str, unknown)))}.")
     languages = row.get("languages")
@@ -99,12 +102,46 @@ def _resource(row: Any) -> Resource:
         **texts, kind=str(row.get("kind")), languages=languages, anonymous=bool(anonymous)
     )
     try:
-        resource.full_clean(exclude=["kind", "languages"], validate_unique=False)
+        # Not its constraints: a service already listed is updated, not refused (checked
+        # against the database, every service of a file that changed one was "already there").
+        resource.full_clean(
+            exclude=["kind", "languages"], validate_unique=False, validate_constraints=False
+        )
     except ValidationError as exc:
         problems += [f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items()]
+    translated = _texts(row.get("texts"), problems) if "texts" in row else None
     if problems:
         raise ImportValidationError(problems)
+    resource.imported_texts = translated  # type: ignore[attr-defined]  # None: as they are
     return resource
+
+
+def _texts(value: Any, problems: list[str]) -> list[ResourceText]:
+    """``{"de": {"description": ..., "hours": ..., "cost": ...}, ...}``, checked."""
+    if not isinstance(value, dict):
+        problems.append("texts must be an object of languages.")
+        return []
+    found = []
+    for language, fields in value.items():
+        if language not in LANGUAGES:
+            problems.append(f"texts: {language!s:.20} is not one of {', '.join(LANGUAGES)}.")
+            continue
+        if not isinstance(fields, dict) or set(fields) - set(TEXT_FIELDS):
+            problems.append(f"texts {language}: give only {', '.join(TEXT_FIELDS)}.")
+            continue
+        text = ResourceText(
+            language=language, **{f: str(fields.get(f) or "").strip() for f in TEXT_FIELDS}
+        )
+        try:
+            text.full_clean(exclude=["resource"], validate_unique=False, validate_constraints=False)
+        except ValidationError as exc:
+            problems += [
+                f"texts {language}: {field}: {' '.join(errors)}"
+                for field, errors in exc.message_dict.items()
+            ]
+            continue
+        found.append(text)
+    return found
 
 
 _NON_TEXT = {"kind", "languages", "anonymous"}
@@ -122,7 +159,13 @@ def _export_row(resource: Resource) -> dict[str, Any]:
 
 
 def write_json(resources: list[Resource]) -> str:
-    rows = [_export_row(r) for r in resources]
+    rows = []
+    for resource in resources:
+        row = _export_row(resource)
+        texts = {t.language: {f: getattr(t, f) for f in TEXT_FIELDS} for t in resource.texts.all()}
+        if texts:
+            row["texts"] = texts
+        rows.append(row)
     return json.dumps({"resources": rows}, ensure_ascii=False, indent=2) + "\n"
 
 

@@ -103,6 +103,40 @@ class Resource(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.country})"
 
+    def text_in(self, language: str) -> ResourceText:
+        """Its description, hours and cost in ``language`` when written in it, else as the
+        resource itself gives them (a German service described in English on the German
+        page was a usability finding). Reads the prefetched ``texts``."""
+        for text in self.texts.all():
+            if text.language == language:
+                return text
+        return ResourceText(
+            resource=self, description=self.description, hours=self.hours, cost=self.cost
+        )
+
+
+class ResourceText(models.Model):
+    """A support service's description, hours and cost in one of the site's languages."""
+
+    resource = models.ForeignKey(Resource, on_delete=models.CASCADE, related_name="texts")
+    language = models.CharField(_("language"), max_length=8, choices=LANGUAGE_CHOICES)
+    description = models.CharField(_("description"), max_length=600, blank=True)
+    hours = models.CharField(_("hours"), max_length=200, blank=True)
+    cost = models.CharField(_("cost"), max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["language"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["resource", "language"], name="outreach_resource_text_unique"
+            )
+        ]
+        verbose_name = _("text in another language")
+        verbose_name_plural = _("texts in other languages")
+
+    def __str__(self) -> str:
+        return f"{self.resource_id} ({self.language})"
+
 
 class Campaign(models.Model):
     """A code that travels in links (``?c=CODE``) so steps can be counted per campaign."""

@@ -114,7 +114,7 @@ def resources_for(*, country: str = "", language: str = "") -> list[Resource]:
     found = Resource.objects.filter(active=True)
     if country:
         found = found.filter(Q(country=country) | Q(country="XX"))
-    rows = list(found.order_by("country", "name"))
+    rows = list(found.order_by("country", "name").prefetch_related("texts"))
     if language:
         rows = [r for r in rows if language in r.languages]
     return rows

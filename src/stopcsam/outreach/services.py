@@ -27,6 +27,7 @@ from stopcsam.outreach.models import (
     PageStatus,
     Partner,
     Resource,
+    ResourceText,
     SurveyResponse,
     TermListStamp,
 )
@@ -226,9 +227,15 @@ def resources_import(
     with transaction.atomic():
         for resource in resources:
             fields = {f: getattr(resource, f) for f in RESOURCE_FIELDS}
-            Resource.objects.update_or_create(
+            saved, _ = Resource.objects.update_or_create(
                 country=resource.country, name=resource.name, defaults={**fields, "active": True}
             )
+            texts = getattr(resource, "imported_texts", None)
+            if texts is not None:  # given: these and no others; not given: as they are
+                ResourceText.objects.filter(resource=saved).delete()
+                for text in texts:
+                    text.resource = saved
+                ResourceText.objects.bulk_create(texts)
         if replace:
             listed = {(r.country, r.name) for r in resources}
             for row in Resource.objects.filter(active=True):

@@ -140,7 +140,9 @@ def resources(request: HttpRequest) -> HttpResponse:
         found = selectors.resources_for(**form.cleaned_data)
     elif not form.is_bound:
         found = selectors.resources_for()
-    context = {"form": form, "resources": found, "kinds": dict(ResourceKind.choices)}
+    language = get_language()
+    shown = [(resource, resource.text_in(language)) for resource in found]
+    context = {"form": form, "resources": shown, "kinds": dict(ResourceKind.choices)}
     return render(request, "outreach/resources.html", context, status=400 if form.errors else 200)
 
 

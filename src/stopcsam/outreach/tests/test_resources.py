@@ -97,3 +97,75 @@ def test_a_csv_without_the_columns_is_refused(tmp_path: Path) -> None:
     source.write_text("name,country\nX,DE\n", encoding="utf-8")
     with pytest.raises(CommandError, match="missing columns"):
         call_command("resources_import", str(source))
+
+
+def test_each_language_sees_the_services_texts_in_it_when_written() -> None:
+    """A usability finding: on the German page the German service "Kein Täter werden" was
+    described in English, with hours and cost in English too."""
+    german = Client().get("/de/support/?country=DE").content.decode()
+    assert "Kostenlose, vertrauliche Therapie" in german and "Siehe Website" in german
+    assert "Free, confidential therapy" not in german and "See the website" not in german
+    english = Client().get("/en/support/?country=DE").content.decode()
+    assert "Free, confidential therapy" in english and "See the website" in english
+    for language, said in (("cs", "Vždy"), ("pt", "Sempre"), ("es", "Siempre")):
+        page = Client().get(f"/{language}/support/").content.decode()
+        assert said in page and "Always" not in page
+
+
+def test_a_language_without_its_own_text_shows_the_services_own(tmp_path: Path) -> None:
+    source = tmp_path / "in.json"
+    source.write_text(json.dumps([GOOD]), encoding="utf-8")
+    call_command("resources_import", str(source))
+    page = Client().get("/cs/support/?country=AT").content.decode()
+    assert "A demo entry." in page and "Weekdays" in page
+
+
+def test_texts_in_other_languages_travel_in_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    texts = {"de": {"description": "Ein Demo-Eintrag.", "hours": "Werktags", "cost": "Kostenlos"}}
+    source = tmp_path / "in.json"
+    source.write_text(json.dumps([{**GOOD, "texts": texts}]), encoding="utf-8")
+    call_command("resources_import", str(source))
+    assert "Werktags" in Client().get("/de/support/?country=AT").content.decode()
+    capsys.readouterr()
+    call_command("resources_export", "--format", "json")
+    exported = json.loads(capsys.readouterr().out)["resources"]
+    assert {**GOOD, "texts": texts} in exported
+    # Imported again without texts (a CSV, or JSON without them), they stay as they are.
+    source.write_text(json.dumps([GOOD]), encoding="utf-8")
+    call_command("resources_import", str(source))
+    assert "Werktags" in Client().get("/de/support/?country=AT").content.decode()
+    # With other texts, those replace them.
+    source.write_text(json.dumps([{**GOOD, "texts": {}}]), encoding="utf-8")
+    call_command("resources_import", str(source))
+    assert "Werktags" not in Client().get("/de/support/?country=AT").content.decode()
+
+
+@pytest.mark.parametrize(
+    ("texts", "said"),
+    [
+        ("German", "texts must be an object of languages"),
+        ({"fr": {"description": "x"}}, "texts: fr is not one of"),
+        ({"de": {"colour": "red"}}, "texts de: give only description, hours, cost"),
+        ({"de": ["description"]}, "texts de: give only"),
+        ({"de": {"hours": "h" * 201}}, "texts de: hours"),
+    ],
+)
+def test_bad_texts_are_named_and_nothing_changes(tmp_path: Path, texts: object, said: str) -> None:
+    source = tmp_path / "bad.json"
+    source.write_text(json.dumps([{**GOOD, "texts": texts}]), encoding="utf-8")
+    with pytest.raises(CommandError, match="entry 1: " + said):
+        call_command("resources_import", str(source))
+    assert not Resource.objects.filter(name="Demo helpline").exists()
+
+
+def test_importing_a_listed_service_again_updates_it(tmp_path: Path) -> None:
+    """Every import of a service already in the directory was refused as "already exists":
+    its uniqueness was checked against the database, where the import updates it."""
+    source = tmp_path / "in.json"
+    source.write_text(json.dumps([GOOD]), encoding="utf-8")
+    call_command("resources_import", str(source))
+    source.write_text(json.dumps([{**GOOD, "hours": "Evenings"}]), encoding="utf-8")
+    call_command("resources_import", str(source))
+    assert Resource.objects.get(name="Demo helpline").hours == "Evenings"

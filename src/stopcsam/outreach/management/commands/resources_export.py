@@ -17,7 +17,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         found = Resource.objects.all() if options["all"] else Resource.objects.filter(active=True)
-        rows = list(found.order_by("country", "name"))
+        rows = list(found.order_by("country", "name").prefetch_related("texts"))
         self.stdout.write(
             write_csv(rows) if options["format"] == "csv" else write_json(rows), ending=""
         )
