@@ -96,6 +96,21 @@ def test_placeholders_survive_translation(
         )
 
 
+@pytest.mark.parametrize("code", LANGUAGES)
+def test_a_string_reads_the_same_in_every_app(
+    fresh_catalogues: dict[str, polib.POFile], code: str
+) -> None:
+    """Django merges the apps' catalogues, and one app's translation of a string wins
+    everywhere: the German chat console said "Termin: Sitzung 1 von 4" (a usability finding).
+    A string that must read differently in two places takes a context."""
+    found: dict[tuple[str | None, str], dict[str, str]] = {}
+    for app in APPS_WITH_STRINGS:
+        for entry in fresh_catalogues[f"{app}:{code}"].translated_entries():
+            found.setdefault((entry.msgctxt, entry.msgid), {})[app] = entry.msgstr
+    differing = {key[1]: apps for key, apps in found.items() if len(set(apps.values())) > 1}
+    assert differing == {}, differing
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("accept", "expected"),
