@@ -305,6 +305,17 @@ def test_the_participant_is_told_when_a_supervisor_may_read_along(
     assert 'name="action" value="end"' not in reading
 
 
+def test_the_console_keeps_what_is_typed_in_one_form_when_the_other_is_sent(
+    live, therapist, staff_client
+):
+    """A usability finding: notes typed and not saved were lost when the therapist escalated.
+    drafts.js keeps them (tests/js/console_drafts.test.js); without JavaScript the page says
+    to save notes first."""
+    page = staff_client(therapist).get(console_url(live)).content.decode()
+    assert "chat/drafts" in page and page.count("data-keeps-draft") == 2
+    assert "Save your notes first" in page
+
+
 def test_escalation_is_recorded(live, therapist, staff_client):
     response = staff_client(therapist).post(
         reverse("chat:console_escalate", args=[live.public_id]), {"reason": "Please review"}
