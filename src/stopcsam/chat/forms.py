@@ -28,6 +28,7 @@ class MessageForm(forms.Form):
         label=_("Your message"),
         max_length=settings.CHAT_MAX_MESSAGE_CHARS,
         widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={"required": _("Write your message first.")},
     )
     # Generated with the page, so sending the same form twice stores the message once.
     client_id = forms.RegexField(regex=r"\A[A-Za-z0-9_-]{8,64}\Z", widget=forms.HiddenInput)
@@ -45,6 +46,7 @@ class FeedbackForm(forms.Form):
         ],
         coerce=int,
         widget=forms.RadioSelect,
+        error_messages={"required": _("Please choose an answer.")},
     )
 
 

@@ -149,7 +149,18 @@ def test_an_empty_message_gets_a_clear_error(live, participant, participant_clie
     client = participant_client(participant)
     response = client.post(session_url(live), {"body": "", "client_id": "f-abcdefgh"})
     assert response.status_code == 400
-    assert "errorlist" in response.content.decode()
+    assert "Write your message first." in response.content.decode()  # not "This field ..."
+
+
+def test_feedback_without_an_answer_says_what_is_missing_in_the_page_language(
+    live, participant, participant_client
+):
+    """Found by a usability review: Django's generic "This field is required." where every
+    other form of the participant's says what to do."""
+    services.session_end(session=live, ended_by="therapist", actor="t")
+    url = reverse("chat:feedback", args=[live.public_id]).replace("/en/", "/de/", 1)
+    page = participant_client(participant).post(url, {}).content.decode()
+    assert "Bitte wählen Sie eine Antwort." in page
 
 
 def test_links_and_markup_are_shown_as_plain_text(live, participant, participant_client):
