@@ -120,8 +120,7 @@ def book(request: HttpRequest) -> HttpResponseBase:
     if selectors.open_course(participant=participant):
         return redirect("scheduling:mine")
     if not selectors.may_book(participant) or selectors.sessions_left(participant) < 1:
-        messages.info(request, _("Booking is not open for you at this stage of the study."))
-        return redirect("scheduling:mine")
+        return redirect("scheduling:mine")  # which says so (a notice too said it twice)
     context = _zone_context(request)
     starts = selectors.free_start_times(language=participant.language)
     weeks = _by_week(_by_local_day(starts, context["tz"]))

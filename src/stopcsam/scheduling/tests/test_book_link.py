@@ -30,3 +30,16 @@ def test_no_book_link_once_the_whole_course_was_attended(
     assert client.get(reverse("scheduling:book")).status_code == 302  # refused
     page = client.get(reverse("scheduling:mine")).content.decode()
     assert reverse("scheduling:book") not in page, "a link to a booking that is refused"
+
+
+def test_a_refused_booking_says_so_once(
+    frozen: FrozenClock, therapist, bookable: Callable, participant, participant_client
+) -> None:  # type: ignore[no-untyped-def]
+    """A usability finding: the redirect's notice and the page both said it, one above the
+    other."""
+    test_no_book_link_once_the_whole_course_was_attended(
+        frozen, therapist, bookable, participant, participant_client
+    )
+    page = participant_client(participant).get(reverse("scheduling:book"), follow=True)
+    said = "Booking is not open for you at this stage of the study."
+    assert page.content.decode().count(said) == 1
