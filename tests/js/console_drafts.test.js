@@ -29,7 +29,7 @@ function form(action, fields) {
 }
 
 // A console page as the server rendered it; ``storage`` is the tab's, shared across loads.
-function load(storage, notesText = "", level = "") {
+function load(storage, notesText = "", level = "", pathname = "/en/chat/console/s1/") {
   const notes = form("/en/chat/console/s1/notes/", [
     field("TEXTAREA", "body", notesText), field("SELECT", "risk_level", level, ["", "low", "high"]),
     field("TEXTAREA", "risk_notes", ""),
@@ -40,7 +40,7 @@ function load(storage, notesText = "", level = "") {
     querySelectorAll() { return [notes, escalate]; },
     addEventListener(type, fn) { listeners[type] = fn; },
   };
-  const window = { location: { pathname: "/en/chat/console/s1/" }, sessionStorage: {
+  const window = { location: { pathname }, sessionStorage: {
     getItem(k) { return k in storage ? storage[k] : null; },
     setItem(k, v) { storage[k] = String(v); },
     removeItem(k) { delete storage[k]; },
@@ -81,5 +81,15 @@ test("another form's submit (logging out) keeps nothing", () => {
   const page = load(storage);
   page.notes.fields[0].value = "Discussed coping strategies for urges.";
   page.submit({ action: "/en/staff/logout/" });
+  assert.deepStrictEqual(storage, {});
+});
+
+test("an escalation refused with an error (its own address) gets the notes back too", () => {
+  const storage = {};
+  const page = load(storage);
+  page.notes.fields[0].value = "Discussed coping strategies for urges.";
+  page.submit(page.escalate);
+  const refused = load(storage, "", "", "/en/chat/console/s1/escalate/");
+  assert.strictEqual(refused.notes.fields[0].value, "Discussed coping strategies for urges.");
   assert.deepStrictEqual(storage, {});
 });

@@ -9,13 +9,16 @@
   var storage;
   try { storage = window.sessionStorage; } catch (e) { return; }
   if (!forms.length || !storage) { return; }
-  var prefix = "console-draft:" + window.location.pathname + ":";
 
   function fields(form) {
     return Array.prototype.slice.call(form.querySelectorAll("textarea, select"))
       .filter(function (field) { return field.name; });
   }
-  function key(form, field) { return prefix + form.getAttribute("action") + ":" + field.name; }
+  // By the form's own address (it names the session), not the page's: a form refused with an
+  // error comes back at its own address, and the other form's draft is put back there too.
+  function key(form, field) {
+    return "console-draft:" + form.getAttribute("action") + ":" + field.name;
+  }
   function changed(field) {
     if (field.tagName.toLowerCase() === "select") {
       var option = field.options[field.selectedIndex];
