@@ -68,7 +68,7 @@ class PageAudit:
 
     def _replayed(self, page: Any) -> Any:
         """The no-JavaScript page as it was shown, in a page where axe can run."""
-        html = REFRESH.sub("", page.content())  # the auditor must stay on this page
+        html = REFRESH.sub("", _content(page))  # the auditor must stay on this page
         html = NOSCRIPT.sub(lambda m: f"<{m.group(1)}div>", html)
         url = page.url.split("#", 1)[0]
         if self.auditor is None:
@@ -106,3 +106,18 @@ class PageAudit:
         assert self.outside == [], f"third-party requests: {self.outside}"
         assert self.problems == [], "\n".join(self.problems)
         assert self.pages_checked > 0
+
+
+def _content(page: Any) -> str:
+    """The page's HTML once it has stopped navigating: a click on a page that refreshes
+    itself every second (the chat without JavaScript, in the tests) can land while the
+    refresh has begun, and Playwright then refuses the content ("the page is navigating";
+    CI, under load)."""
+    for _attempt in range(20):
+        try:
+            return str(page.content())
+        except Exception as fault:
+            if "navigating" not in str(fault):
+                raise
+            page.wait_for_load_state("load")
+    return str(page.content())

@@ -44,7 +44,9 @@ def test_account_round_trip(server: RunningServer, browser: Any, javascript: boo
     audit.check(page)
     page.get_by_label("Your codename").fill("  " + codename.upper() + "  ")
     page.get_by_role("button", name="Log in").click()
-    assert page.url == server.url + "/en/study/"
+    # Back to the page that asked for the login (a usability finding: always the home).
+    assert page.url == server.url + "/en/me/"
+    page.goto(server.url + "/en/study/")
 
     page.get_by_role("link", name="Deutsch").click()
     assert page.url == server.url + "/de/study/"

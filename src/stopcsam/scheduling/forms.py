@@ -51,10 +51,20 @@ def is_zone(name: str) -> bool:
     return name in COMMON_ZONES or name in _ALL_ZONES
 
 
+class CompactSelect(forms.Select):
+    """Django's select without the line breaks and indents between its options: for the
+    list of about 500 time zones they were 3 KB of a page that must stay under 60 KB
+    (tests/e2e/audit.py)."""
+
+    template_name = "scheduling/widgets/compact_select.html"
+    option_template_name = "scheduling/widgets/compact_option.html"
+
+
 class ZoneForm(forms.Form):
     tz = forms.ChoiceField(
         label=_("Your time zone"),
         choices=zone_choices,
+        widget=CompactSelect,
         error_messages={"invalid_choice": _("Please choose a time zone from the list.")},
     )
 

@@ -358,3 +358,13 @@ def test_the_history_of_a_session_is_headed_in_the_staff_language(
     html = staff_client(therapist).get(f"/{lang}/sessions/staff/a/{ref}/").content.decode()
     assert f"<h2>{history}</h2>" in html
     assert f"<th>{change}</th>" in html
+
+
+def test_the_time_zone_list_carries_no_blank_lines() -> None:
+    """About 500 options: Django's select put a line break and an indent around each, 2 KB of
+    a page that must stay under 60 KB (tests/e2e/audit.py), which "Your sessions" passed."""
+    from stopcsam.scheduling.forms import ZoneForm
+
+    rendered = str(ZoneForm(initial={"tz": "Europe/Prague"})["tz"])
+    assert rendered.count("<option") > 400 and "\n" not in rendered
+    assert '<option value="Europe/Prague" selected>' in rendered
