@@ -29,22 +29,28 @@ function form(action, fields) {
 }
 
 // A console page as the server rendered it; ``storage`` is the tab's, shared across loads.
-function load(storage, notesText = "", level = "", pathname = "/en/chat/console/s1/") {
-  const notes = form("/en/chat/console/s1/notes/", [
+// ``page.pathname`` is the address it was loaded at (a form sent with an error is answered at
+// the form's own address), ``page.session`` the session, ``page.forms`` false for any other page.
+function load(storage, notesText = "", level = "", page = {}) {
+  const session = page.session || "s1";
+  const notes = form(`/en/chat/console/${session}/notes/`, [
     field("TEXTAREA", "body", notesText), field("SELECT", "risk_level", level, ["", "low", "high"]),
     field("TEXTAREA", "risk_notes", ""),
   ]);
-  const escalate = form("/en/chat/console/s1/escalate/", [field("TEXTAREA", "reason", "")]);
+  const escalate = form(`/en/chat/console/${session}/escalate/`, [field("TEXTAREA", "reason", "")]);
   const listeners = {};
   const document = {
-    querySelectorAll() { return [notes, escalate]; },
+    querySelectorAll() { return page.forms === false ? [] : [notes, escalate]; },
     addEventListener(type, fn) { listeners[type] = fn; },
   };
-  const window = { location: { pathname }, sessionStorage: {
-    getItem(k) { return k in storage ? storage[k] : null; },
-    setItem(k, v) { storage[k] = String(v); },
-    removeItem(k) { delete storage[k]; },
-  } };
+  const window = { location: { pathname: page.pathname || `/en/chat/console/${session}/` },
+    sessionStorage: {
+      getItem(k) { return k in storage ? storage[k] : null; },
+      setItem(k, v) { storage[k] = String(v); },
+      removeItem(k) { delete storage[k]; },
+      key(i) { const keys = Object.keys(storage); return i < keys.length ? keys[i] : null; },
+      get length() { return Object.keys(storage).length; },
+    } };
   vm.runInNewContext(SOURCE, { window, document });
   return { notes, escalate, submit(f) { listeners.submit({ target: f }); } };
 }
@@ -84,12 +90,35 @@ test("another form's submit (logging out) keeps nothing", () => {
   assert.deepStrictEqual(storage, {});
 });
 
-test("an escalation refused with an error (its own address) gets the notes back too", () => {
-  const storage = {};
+function notesTypedThenEscalated(storage) {
   const page = load(storage);
   page.notes.fields[0].value = "Discussed coping strategies for urges.";
+  page.escalate.fields[0].value = "Please review the risk";
   page.submit(page.escalate);
-  const refused = load(storage, "", "", "/en/chat/console/s1/escalate/");
-  assert.strictEqual(refused.notes.fields[0].value, "Discussed coping strategies for urges.");
+  assert.strictEqual(Object.keys(storage).length, 1);
+}
+
+test("an escalation answered with an error (at its own address) puts the notes back", () => {
+  const storage = {};
+  notesTypedThenEscalated(storage);
+  const answered = load(storage, "", "", { pathname: "/en/chat/console/s1/escalate/" });
+  assert.strictEqual(answered.notes.fields[0].value, "Discussed coping strategies for urges.");
+  assert.deepStrictEqual(storage, {});
+});
+
+test("what was kept leaves the tab's storage on the next page, whatever it is", () => {
+  // The session erased meanwhile (a 404), the login page, any other page: clinical notes
+  // stayed in the tab's storage until it was closed.
+  const storage = {};
+  notesTypedThenEscalated(storage);
+  load(storage, "", "", { forms: false, pathname: "/en/chat/console/s1/escalate/" });
+  assert.deepStrictEqual(storage, {});
+});
+
+test("another session's console neither shows what was kept for this one nor leaves it", () => {
+  const storage = {};
+  notesTypedThenEscalated(storage);
+  const other = load(storage, "", "", { session: "s2" });
+  assert.strictEqual(other.notes.fields[0].value, "");
   assert.deepStrictEqual(storage, {});
 });

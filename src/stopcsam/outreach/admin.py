@@ -35,8 +35,8 @@ class PageAdmin(admin.ModelAdmin):
 
 
 class ResourceTextInline(admin.TabularInline):
-    """The description, hours and cost in the site's other languages; a language without
-    one shows the service's own."""
+    """The description, hours and cost in the site's other languages; a language (or a
+    field) without one shows the service's own."""
 
     model = ResourceText
     extra = 1

@@ -129,8 +129,13 @@ def _texts(value: Any, problems: list[str]) -> list[ResourceText]:
         if not isinstance(fields, dict) or set(fields) - set(TEXT_FIELDS):
             problems.append(f"texts {language}: give only {', '.join(TEXT_FIELDS)}.")
             continue
+        # Strings only: anything else was stored as Python writes it ("['Werktags']").
+        not_text = [f for f in TEXT_FIELDS if not isinstance(fields.get(f, ""), str | None)]
+        if not_text:
+            problems += [f"texts {language}: {f}: must be text." for f in not_text]
+            continue
         text = ResourceText(
-            language=language, **{f: str(fields.get(f) or "").strip() for f in TEXT_FIELDS}
+            language=language, **{f: (fields.get(f) or "").strip() for f in TEXT_FIELDS}
         )
         try:
             text.full_clean(exclude=["resource"], validate_unique=False, validate_constraints=False)

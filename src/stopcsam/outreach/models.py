@@ -106,12 +106,15 @@ class Resource(models.Model):
     def text_in(self, language: str) -> ResourceText:
         """Its description, hours and cost in ``language`` when written in it, else as the
         resource itself gives them (a German service described in English on the German
-        page was a usability finding). Reads the prefetched ``texts``."""
-        for text in self.texts.all():
-            if text.language == language:
-                return text
+        page was a usability finding), each on its own: a text with only a description left
+        the hours and cost out of the page. Reads the prefetched ``texts``."""
+        written = next((t for t in self.texts.all() if t.language == language), None)
         return ResourceText(
-            resource=self, description=self.description, hours=self.hours, cost=self.cost
+            resource=self,
+            language=language,
+            description=(written and written.description) or self.description,
+            hours=(written and written.hours) or self.hours,
+            cost=(written and written.cost) or self.cost,
         )
 
 

@@ -5,6 +5,7 @@ from datetime import timedelta
 from unittest import mock
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 
 from stopcsam.accounts.models import Role, StaffUser
@@ -325,6 +326,22 @@ def test_the_console_keeps_what_is_typed_in_one_form_when_the_other_is_sent(
     page = staff_client(therapist).get(console_url(live)).content.decode()
     assert "chat/drafts" in page and page.count("data-keeps-draft") == 2
     assert "Save your notes first" in page
+
+
+def test_every_page_clears_what_the_console_kept_for_the_next_one(therapist, staff_client):
+    """drafts.js keeps a form's notes in the tab's storage for the page that answers the
+    other form; that page can be another one (the session erased meanwhile: a 404; the staff
+    login), where the clinical notes stayed until the tab was closed. Each page runs it, and
+    it clears them (tests/js/console_drafts.test.js)."""
+    client = staff_client(therapist)
+    pages = [
+        client.get(reverse("accounts:staff_home")),
+        client.get("/en/chat/console/no-such-session/"),
+        Client().get(reverse("accounts:staff_login")),
+    ]
+    assert [page.status_code for page in pages] == [200, 404, 200]
+    for page in pages:
+        assert "chat/drafts.js" in page.content.decode(), page.status_code
 
 
 def test_escalation_is_recorded(live, therapist, staff_client):

@@ -7,20 +7,25 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 CONTENT = Path(__file__).resolve().parent.parent / "content"
+TEXT_FIELDS = ("description", "hours", "cost")
 
 
 def load(apps, schema_editor):
     """The demo services' texts in the other languages, for the demo rows still as shipped
-    (a service a coordinator has rewritten keeps what they wrote)."""
+    (a service a coordinator has rewritten keeps what they wrote: its description, hours or
+    cost; translated, a cost changed from "Free" still read "Kostenlos" on the German page)."""
     Resource = apps.get_model("outreach", "Resource")
     ResourceText = apps.get_model("outreach", "ResourceText")
     english = json.loads((CONTENT / "resources.json").read_text(encoding="utf-8"))
-    shipped = {(r["country"], r["name"]): r["description"] for r in english["resources"]}
+    shipped = {
+        (r["country"], r["name"]): tuple(r[f] for f in TEXT_FIELDS) for r in english["resources"]
+    }
     content = json.loads((CONTENT / "resource_texts.json").read_text(encoding="utf-8"))
     for entry in content["texts"]:
         key = (entry["country"], entry["name"])
         resource = Resource.objects.filter(country=key[0], name=key[1]).first()
-        if resource is None or resource.description != shipped.get(key):
+        as_now = tuple(getattr(resource, f) for f in TEXT_FIELDS) if resource else None
+        if as_now is None or as_now != shipped.get(key):
             continue
         texts = content["emergency"] if entry.get("emergency") else entry
         for language in ("de", "cs", "pt", "es"):

@@ -169,3 +169,66 @@ def test_importing_a_listed_service_again_updates_it(tmp_path: Path) -> None:
     source.write_text(json.dumps([{**GOOD, "hours": "Evenings"}]), encoding="utf-8")
     call_command("resources_import", str(source))
     assert Resource.objects.get(name="Demo helpline").hours == "Evenings"
+
+
+def _load_texts_as_migration_0004_does() -> None:
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("stopcsam.outreach.migrations.0004_resource_texts")
+    migration.load(apps, None)
+
+
+def test_the_migration_leaves_texts_out_for_a_demo_service_whose_hours_or_cost_were_edited() -> (
+    None
+):
+    """An existing directory whose coordinator changed a demo service's cost (its description
+    as shipped) was given the shipped German "Kostenlos" for it: the German page said free
+    where the service now said fees apply."""
+    service = Resource.objects.get(name="Kein Täter werden")
+    service.texts.all().delete()
+    service.cost = "Fees apply; see the website"
+    service.save()
+    stop_it_now = Resource.objects.get(name="Stop It Now")
+    stop_it_now.texts.all().delete()
+    stop_it_now.hours = "Weekdays 9 to 17"
+    stop_it_now.save()
+    untouched = Resource.objects.get(name="Troubled Desire")
+    untouched.texts.all().delete()
+    _load_texts_as_migration_0004_does()
+    assert not service.texts.exists() and not stop_it_now.texts.exists()
+    assert untouched.texts.count() == 4  # still as shipped: its texts come
+    german = Client().get("/de/support/?country=DE").content.decode()
+    assert "Fees apply; see the website" in german and "Kostenlose" not in german
+
+
+def test_a_text_without_hours_or_cost_shows_the_services_own() -> None:
+    """Only the description written in German: the German page showed no hours and no cost
+    at all, where the service gives them ("otherwise as the service gives them")."""
+    service = Resource.objects.get(name="Kein Täter werden")
+    service.texts.filter(language="de").update(hours="", cost="")
+    german = Client().get("/de/support/?country=DE").content.decode()
+    assert "Kostenlose, vertrauliche Therapie" in german
+    assert "<dd>See the website</dd>" in german and "<dd>Free</dd>" in german
+    service.texts.filter(language="de").update(description="")
+    german = Client().get("/de/support/?country=DE").content.decode()
+    assert "Free, confidential therapy" in german
+
+
+@pytest.mark.parametrize(
+    ("texts", "said"),
+    [
+        ({"de": {"description": {"text": "Ein Demo-Eintrag."}}}, "texts de: description"),
+        ({"de": {"hours": ["Werktags"]}}, "texts de: hours"),
+        ({"de": {"cost": 0}}, "texts de: cost"),
+    ],
+)
+def test_texts_that_are_not_strings_are_named(tmp_path: Path, texts: object, said: str) -> None:
+    """They were stored as Python's rendering ("{'text': ...}", "['Werktags']") or, for 0,
+    as nothing, and shown so on the page."""
+    source = tmp_path / "bad.json"
+    source.write_text(json.dumps([{**GOOD, "texts": texts}]), encoding="utf-8")
+    with pytest.raises(CommandError, match="entry 1: " + said):
+        call_command("resources_import", str(source))
+    assert not Resource.objects.filter(name="Demo helpline").exists()

@@ -3,22 +3,24 @@
 // went when the therapist then escalated). On the submit of one, what is typed in the others
 // is kept in this tab's storage, and put back once when the next page loads. Without
 // JavaScript nothing is kept; the page says to save notes before escalating.
+//
+// Every page runs this (core/base.html): the next page clears whatever was kept, put back or
+// not, so clinical notes stay in the tab's storage for one page load only, also when that
+// page is not the console (the session erased meanwhile, the staff login). Kept by the form's
+// address, not the page's: a form sent with an error is answered at its own address.
 (function () {
   "use strict";
-  var forms = Array.prototype.slice.call(document.querySelectorAll("form[data-keeps-draft]"));
+  var PREFIX = "console-draft:";
   var storage;
   try { storage = window.sessionStorage; } catch (e) { return; }
-  if (!forms.length || !storage) { return; }
+  if (!storage) { return; }
+  var forms = Array.prototype.slice.call(document.querySelectorAll("form[data-keeps-draft]"));
 
   function fields(form) {
     return Array.prototype.slice.call(form.querySelectorAll("textarea, select"))
       .filter(function (field) { return field.name; });
   }
-  // By the form's own address (it names the session), not the page's: a form refused with an
-  // error comes back at its own address, and the other form's draft is put back there too.
-  function key(form, field) {
-    return "console-draft:" + form.getAttribute("action") + ":" + field.name;
-  }
+  function key(form, field) { return PREFIX + form.getAttribute("action") + ":" + field.name; }
   function changed(field) {
     if (field.tagName.toLowerCase() === "select") {
       var option = field.options[field.selectedIndex];
@@ -27,14 +29,19 @@
     return field.value !== field.defaultValue;
   }
 
-  forms.forEach(function (form) {  // put back once, then gone
-    fields(form).forEach(function (field) {
-      var name = key(form, field);
-      var kept = storage.getItem(name);
-      storage.removeItem(name);
-      if (kept !== null) { field.value = kept; }
+  try {
+    forms.forEach(function (form) {  // put back once
+      fields(form).forEach(function (field) {
+        var kept = storage.getItem(key(form, field));
+        if (kept !== null) { field.value = kept; }
+      });
     });
-  });
+    for (var i = storage.length - 1; i >= 0; i -= 1) {  // then gone, whatever page they were for
+      var name = storage.key(i);
+      if (name !== null && name.indexOf(PREFIX) === 0) { storage.removeItem(name); }
+    }
+  } catch (e) { /* storage refused: nothing was kept either */ }
+  if (!forms.length) { return; }
 
   document.addEventListener("submit", function (event) {
     if (forms.indexOf(event.target) < 0) { return; }
