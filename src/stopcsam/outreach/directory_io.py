@@ -90,7 +90,14 @@ def _resource(row: Any) -> Resource:
     if unknown:
         problems.append(f"unknown fields: {', '.join(sorted(map(str, unknown)))}.")
     languages = row.get("languages")
-    if not isinstance(languages, list) or not languages or set(languages) - set(LANGUAGES):
+    # Each one a string first: a list inside the list ([["de"]]) was a TypeError, not a
+    # problem named with its entry.
+    if (
+        not isinstance(languages, list)
+        or not languages
+        or not all(isinstance(code, str) for code in languages)
+        or set(languages) - set(LANGUAGES)
+    ):
         problems.append(f"languages must list one or more of {', '.join(LANGUAGES)}.")
     anonymous = _boolean(row.get("anonymous", False))
     if anonymous is None:

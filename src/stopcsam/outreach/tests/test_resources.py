@@ -232,3 +232,11 @@ def test_texts_that_are_not_strings_are_named(tmp_path: Path, texts: object, sai
     with pytest.raises(CommandError, match="entry 1: " + said):
         call_command("resources_import", str(source))
     assert not Resource.objects.filter(name="Demo helpline").exists()
+
+
+@pytest.mark.parametrize("languages", [[["de"]], [{"de": 1}], [1], "de", []])
+def test_odd_languages_are_named_not_a_traceback(tmp_path: Path, languages: object) -> None:
+    source = tmp_path / "bad.json"
+    source.write_text(json.dumps([{**GOOD, "languages": languages}]), encoding="utf-8")
+    with pytest.raises(CommandError, match="entry 1: languages must list"):
+        call_command("resources_import", str(source))
