@@ -44,6 +44,7 @@ function load(storage, notesText = "", level = "", page = {}) {
     addEventListener(type, fn) { listeners[type] = fn; },
   };
   const window = { location: { pathname: page.pathname || `/en/chat/console/${session}/` },
+    addEventListener(type, fn) { listeners["window:" + type] = fn; },
     sessionStorage: {
       getItem(k) { return k in storage ? storage[k] : null; },
       setItem(k, v) { storage[k] = String(v); },
@@ -52,7 +53,14 @@ function load(storage, notesText = "", level = "", page = {}) {
       get length() { return Object.keys(storage).length; },
     } };
   vm.runInNewContext(SOURCE, { window, document });
-  return { notes, escalate, submit(f) { listeners.submit({ target: f }); } };
+  return {
+    notes, escalate,
+    // A form sent: its submit event (capture), then the page goes.
+    submit(f) { listeners.submit({ target: f, defaultPrevented: false }); this.leave(); },
+    // A form whose submit a script cancels (chat.js sending a message): the page stays.
+    cancelled(f) { listeners.submit({ target: f, defaultPrevented: true }); },
+    leave() { listeners["window:pagehide"]({}); },
+  };
 }
 
 test("notes typed before escalating are there again after it, once", () => {
@@ -120,5 +128,18 @@ test("another session's console neither shows what was kept for this one nor lea
   notesTypedThenEscalated(storage);
   const other = load(storage, "", "", { session: "s2" });
   assert.strictEqual(other.notes.fields[0].value, "");
+  assert.deepStrictEqual(storage, {});
+});
+
+test("notes survive the page loading itself again when the session ends", () => {
+  const storage = {};
+  const page = load(storage);
+  page.cancelled({ action: "" });  // a message sent by the socket before: the page stayed
+  page.notes.fields[0].value = "Discussed coping strategies for urges.";
+  page.escalate.fields[0].value = "Please review the risk";
+  page.leave();  // chat.js: location.reload() at the forced end
+  const after = load(storage);
+  assert.strictEqual(after.notes.fields[0].value, "Discussed coping strategies for urges.");
+  assert.strictEqual(after.escalate.fields[0].value, "Please review the risk");
   assert.deepStrictEqual(storage, {});
 });

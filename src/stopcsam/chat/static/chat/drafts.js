@@ -1,7 +1,7 @@
 // The console's notes and escalation forms each post on their own: what was typed in the
 // other one was lost when one was sent (a usability finding: notes written after a session
-// went when the therapist then escalated). On the submit of one, what is typed in the others
-// is kept in this tab's storage, and put back once when the next page loads. Without
+// went when the therapist then escalated). When the page goes, what is typed in them is kept
+// in this tab's storage, and put back once when the next page loads. Without
 // JavaScript nothing is kept; the page says to save notes before escalating.
 //
 // Every page runs this (core/base.html): the next page clears whatever was kept, put back or
@@ -43,15 +43,22 @@
   } catch (e) { /* storage refused: nothing was kept either */ }
   if (!forms.length) { return; }
 
-  document.addEventListener("submit", function (event) {
-    if (forms.indexOf(event.target) < 0) { return; }
+  // Kept when the page goes, however it goes: one of the forms sent, or the page loading
+  // itself again when the session ends (chat.js), which lost notes written in its last
+  // minutes. Not what the form being sent holds (it goes with it), and nothing when another
+  // form is sent (logging out). A sent message (chat.js) is no leaving: it cancels its submit.
+  var lastSubmit = null;
+  document.addEventListener("submit", function (event) { lastSubmit = event; }, true);
+  window.addEventListener("pagehide", function () {
+    var by = lastSubmit && !lastSubmit.defaultPrevented ? lastSubmit.target : null;
+    if (by && forms.indexOf(by) < 0) { return; }
     forms.forEach(function (form) {
-      if (form === event.target) { return; }
+      if (form === by) { return; }
       fields(form).forEach(function (field) {
         if (changed(field)) {
           try { storage.setItem(key(form, field), field.value); } catch (e) { /* full */ }
         }
       });
     });
-  }, true);
+  });
 }());
