@@ -44,6 +44,21 @@ class SessionErasedError(ChatError):
     message = _("This session has been erased with the participant's data.")
 
 
+class NoteChangedError(ChatError):
+    """The notes were saved elsewhere (another tab) after the form was filled from them."""
+
+    code = "note_changed"
+    message = _(
+        "These notes were saved in another window or tab after this page was loaded. What you "
+        "wrote is kept in the form below and is not saved yet; the notes saved meanwhile are "
+        "shown above it. Save again to replace them."
+    )
+
+    def __init__(self, note: object = None) -> None:
+        super().__init__()
+        self.note = note  # the notes as saved meanwhile, to be shown beside the form
+
+
 class InvalidMessageError(ChatError):
     code = "invalid"
     message = _("This message cannot be sent: it is empty or too long.")

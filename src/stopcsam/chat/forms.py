@@ -70,6 +70,9 @@ class NoteForm(forms.Form):
         max_length=5000,
         widget=forms.Textarea(attrs={"rows": 3}),
     )
+    # The version of the notes this form was filled from (services.note_version): notes
+    # saved since, in another tab, are not overwritten unseen.
+    seen = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
 
 
 class EscalationForm(forms.Form):

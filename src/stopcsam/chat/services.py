@@ -27,6 +27,7 @@ from stopcsam.chat.exceptions import (
     ChatError,
     InvalidMessageError,
     NotAllowedError,
+    NoteChangedError,
     SendingTooFastError,
     SessionEndedError,
     SessionErasedError,
@@ -738,15 +739,39 @@ def feedback_record(*, session: ChatSession, rating: int) -> None:
     ChatSession.objects.filter(pk=session.pk, feedback__isnull=True).update(feedback=rating)
 
 
+def note_version(note: SessionNote | None) -> str:
+    """Which saved version of a session's notes a form was filled from ("" for none yet)."""
+    return note.updated_at.isoformat() if note is not None else ""
+
+
 def note_save(
-    *, session: ChatSession, author: StaffUser, body: str, risk_level: str, risk_notes: str
+    *,
+    session: ChatSession,
+    author: StaffUser,
+    body: str,
+    risk_level: str,
+    risk_notes: str,
+    seen: str | None = None,
 ) -> SessionNote:
+    """Save the session's notes. With ``seen`` (``note_version`` of the notes the form was
+    filled from), notes saved since then with other content are not overwritten
+    (NoteChangedError): the console in a second tab, or a form sent again from the
+    browser's history, replaced a later risk assessment without a word (a review finding).
+    The same content again (a double submit) is no conflict."""
     if session.therapist_id != author.pk:
         raise NotAllowedError
     if risk_level and risk_level not in RiskLevel.values:
         raise InvalidMessageError
     with transaction.atomic():
-        _lock_unshredded(session)
+        _lock_unshredded(session)  # under the lock: a save in another tab waits, then is seen
+        saved = SessionNote.objects.filter(session=session).first()
+        if (
+            seen is not None
+            and note_version(saved) != seen
+            and saved is not None
+            and (saved.body, saved.risk_level, saved.risk_notes) != (body, risk_level, risk_notes)
+        ):
+            raise NoteChangedError(saved)
         note, _ = SessionNote.objects.update_or_create(
             session=session,
             defaults={
@@ -806,9 +831,11 @@ def _lock_session(session: ChatSession) -> tuple[datetime | None] | None:
 
 def escalation_resolve(*, escalation: Escalation, supervisor: StaffUser) -> None:
     with transaction.atomic():
-        Escalation.objects.filter(pk=escalation.pk, resolved_at__isnull=True).update(
+        updated = Escalation.objects.filter(pk=escalation.pk, resolved_at__isnull=True).update(
             resolved_at=clock.now()
         )
+        if not updated:  # handled meanwhile (a double click, another supervisor): audited then
+            return
         audit_record(
             actor=supervisor.audit_ref,
             action="chat.escalation_resolved",

@@ -24,6 +24,7 @@ from stopcsam.accounts.models import StaffUser
 from stopcsam.chat import selectors, services, timing
 from stopcsam.chat.exceptions import (
     ChatError,
+    NoteChangedError,
     SendingTooFastError,
     SessionEndedError,
     SessionErasedError,
@@ -291,6 +292,7 @@ def _render_console(
     note_form: NoteForm | None = None,
     escalation_form: EscalationForm | None = None,
     confirm_end: bool = False,
+    notes_meanwhile: Any = None,
 ) -> HttpResponse:
     session.refresh_from_db()
     if not form.is_bound:
@@ -324,13 +326,19 @@ def _render_console(
                 "body": note.body,
                 "risk_level": note.risk_level,
                 "risk_notes": note.risk_notes,
+                "seen": services.note_version(note),
             }
             if note
             else None
         ),
+        notes_meanwhile=notes_meanwhile,
         escalation_form=escalation_form or EscalationForm(),
         escalation_reach=selectors.escalation_reach(therapist=session.therapist),
         confirm_end=confirm_end,
+        # The console's own address, for its forms and links: a refused note or escalation
+        # answers with the console at the form's address, and a reply or 'End session' sent
+        # from there went to the notes or escalation form (a review finding).
+        page_path=reverse("chat:console", args=[session.public_id]),
         guide=selectors.session_guide(number=session.number, language=get_language() or "en"),
         **_refreshing(request, session),
     )
@@ -350,6 +358,23 @@ def console_notes(request: HttpRequest, public_id: str) -> HttpResponseBase:
             return redirect(reverse("chat:console", args=[public_id]) + "?saved=notes#notes")
         except SessionErasedError:
             raise Http404 from None  # erased with its participant meanwhile: gone, as on reload
+        except NoteChangedError as changed:
+            # What was typed stays in the form, the notes saved meanwhile are shown above it,
+            # and the form now names their version: saving again replaces them knowingly.
+            data = request.POST.copy()
+            data["seen"] = services.note_version(changed.note)  # type: ignore[arg-type]
+            form = NoteForm(data)
+            form.is_valid()
+            form.add_error(None, str(changed.message))
+            return _render_console(
+                request,
+                session,
+                access,
+                MessageForm(),
+                status=409,
+                note_form=form,
+                notes_meanwhile=changed.note,
+            )
         except ChatError as error:
             form.add_error(None, str(error.message))
     return _render_console(request, session, access, MessageForm(), status=400, note_form=form)

@@ -663,6 +663,19 @@ def test_notes_and_escalations_are_encrypted_and_audited(live, therapist, therap
         )
 
 
+def test_an_escalation_handled_twice_at_once_is_audited_once(live, therapist, supervisor):
+    """Two supervisors, or one double click, each with the list loaded while it was open:
+    the second changed nothing but still wrote a second "handled" row (found by a review
+    helper), unlike an erased escalation's, audited only when its record went."""
+    escalation = services.escalation_raise(
+        session=live, raised_by=therapist.user, reason="Please review"
+    )
+    stale = Escalation.objects.select_related("session").get(pk=escalation.pk)
+    services.escalation_resolve(escalation=escalation, supervisor=supervisor.user)
+    services.escalation_resolve(escalation=stale, supervisor=supervisor.user)
+    assert AuditEvent.objects.filter(action="chat.escalation_resolved").count() == 1
+
+
 def _migration(name: str) -> tuple[Any, Any]:
     """A chat migration's module, and the apps of the project state it leaves."""
     import importlib

@@ -847,3 +847,73 @@ def test_a_therapist_moved_to_another_role_no_longer_lists_their_sessions(
     StaffUser.objects.filter(pk=therapist.user.pk).update(role=Role.COORDINATOR)
     assert console_url(live) not in browser.get(page).content.decode()
     assert browser.get(console_url(live)).status_code == 404  # as the listed link was
+
+
+def _note_seen(page: str) -> str:
+    """The version of the notes a console page's notes form was filled from ("" if none)."""
+    found = re.search(r'name="seen"(?: value="([^"]*)")?', page)
+    return (found and found.group(1)) or ""
+
+
+def test_notes_saved_in_another_tab_meanwhile_are_not_overwritten_unseen(
+    live, therapist, staff_client
+):
+    """Two tabs of one console (or a form sent again from the history): the page loaded
+    first overwrote, without a word, a risk assessment saved after it was loaded."""
+    from stopcsam.chat.models import SessionNote
+
+    console = staff_client(therapist)
+    url = reverse("chat:console_notes", args=[live.public_id])
+    first_tab = console.get(console_url(live)).content.decode()
+    second_tab = console.get(console_url(live)).content.decode()
+    high = {
+        "body": "Tab one: discussed a safety plan",
+        "risk_level": "high",
+        "risk_notes": "I looked at illegal images again last week",
+    }
+    assert console.post(url, {**high, "seen": _note_seen(first_tab)}).status_code == 302
+    stale = {"body": "Tab two: a short note", "risk_level": "low", "risk_notes": ""}
+    refused = console.post(url, {**stale, "seen": _note_seen(second_tab)})
+    assert refused.status_code == 409
+    note = SessionNote.objects.get(session=live)
+    assert (note.body, note.risk_level) == (high["body"], "high")
+    page = refused.content.decode()
+    assert "saved in another window or tab" in page
+    assert "Tab two: a short note" in page  # what was typed is kept
+    assert "Tab one: discussed a safety plan" in page  # and what was saved is shown
+    # Saved again from that page, knowingly: it replaces the notes.
+    assert console.post(url, {**stale, "seen": _note_seen(page)}).status_code == 302
+    assert SessionNote.objects.get(session=live).risk_level == "low"
+    # The same form sent twice (a double click) is no conflict.
+    again = {**high, "seen": _note_seen(console.get(console_url(live)).content.decode())}
+    assert console.post(url, again).status_code == 302
+    assert console.post(url, again).status_code == 302
+    assert SessionNote.objects.get(session=live).risk_level == "high"
+
+
+def test_a_console_answered_at_the_notes_or_escalation_address_posts_to_the_console(
+    live, therapist, staff_client
+):
+    """A refused escalation or note is answered with the console at the form's own address:
+    its reply box and 'End session' posted there too (the page's path), so without
+    JavaScript a reply went to the notes form (into the notes, in place of the risk
+    assessment) or to the escalation form, and was never sent; 'End session' ended nothing.
+    Found by a review helper."""
+    from stopcsam.chat.models import SessionNote
+
+    console = staff_client(therapist)
+    notes = reverse("chat:console_notes", args=[live.public_id])
+    console.post(notes, {"body": "Safety plan agreed", "risk_level": "high", "risk_notes": ""})
+    refused = console.post(
+        reverse("chat:console_escalate", args=[live.public_id]), {"reason": "   "}
+    )
+    assert refused.status_code == 400
+    page = refused.content.decode()
+    compose = re.search(r'<form method="post" action="([^"]*)" class="compose', page).group(1)
+    assert compose == console_url(live)
+    for form in re.findall(r'<form method="post"[^>]*class="end[^"]*"[^>]*>', page):
+        assert f'action="{console_url(live)}"' in form
+    sent = console.post(compose, {"body": WORRY, "client_id": client_id_of(page), "action": "send"})
+    assert sent.status_code == 302
+    assert ChatMessage.objects.filter(session=live, sender="therapist").count() == 1
+    assert SessionNote.objects.get(session=live).risk_level == "high"
