@@ -171,7 +171,8 @@ test("no draft is kept for an ended session, nor for signing out, and an ended p
   p.documentListeners.submit({ target: { dataset: {} } });  // the log-out form: not marked
   assert.deepStrictEqual(storage, {});
   p.frame(p.socket(), Object.assign({}, LIVE, { role: "therapist", state: "ended" }));
-  assert.strictEqual(p.reloads, 1);
+  assert.strictEqual(p.reloads, 0);  // the reply stays in the box, not in storage
+  assert.strictEqual(p.box.value, "Shall we begin?");
   assert.deepStrictEqual(storage, {});  // it would stay in the tab's storage for good
   storage["chat-draft:/ws/chat/abc"] = "left by an older page";
   page({ role: "therapist", state: "ended", storage });
@@ -414,4 +415,27 @@ test("read-along (no box) still loads again at once", () => {
   const p = joined({ role: "read_along" });
   p.close(p.socket(), 4404);
   assert.strictEqual(p.reloads, 1);
+});
+
+// --- review findings (2026-12-02) ---------------------------------------------------------
+
+test("the session ending while a message is half written keeps the text and the page", () => {
+  // Found by a review helper: the end (the therapist's, or the timer's) reloaded the page
+  // at once, and the message being written was gone without a word; without JavaScript the
+  // page gives it back. Kept as a message refused at the end is: in the box, the page says so.
+  for (const ended of ["ended", "cancelled"]) {
+    const p = joined();
+    p.box.value = "I am worried about my urges";  // being written, not sent
+    p.frame(p.socket(), Object.assign({}, LIVE, { state: ended, remaining: null }));
+    assert.strictEqual(p.reloads, 0);
+    assert.strictEqual(p.box.value, "I am worried about my urges");
+    assert.strictEqual(p.ids["chat-status"].textContent, "Over");
+    p.ids.compose.listeners.submit({ preventDefault() {} });
+    assert.strictEqual(sends(p.socket()).length, 0);  // nothing is sent any more
+    assert.deepStrictEqual(p.storage, {});
+  }
+  const blank = joined();
+  blank.box.value = "  ";
+  blank.frame(blank.socket(), Object.assign({}, LIVE, { state: "ended", remaining: null }));
+  assert.strictEqual(blank.reloads, 1);  // nothing to lose: the ended page at once
 });

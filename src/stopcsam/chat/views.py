@@ -35,6 +35,7 @@ from stopcsam.chat.exceptions import (
 from stopcsam.chat.forms import (
     EscalationForm,
     FeedbackForm,
+    MessageField,
     MessageForm,
     NoteForm,
     new_client_id,
@@ -157,9 +158,20 @@ def _back_to_latest(request: HttpRequest) -> HttpResponse:
 def _posted_message(
     request: HttpRequest, session: ChatSession, sender: str
 ) -> tuple[MessageForm | None, int]:
-    """Store a posted message; None means stored (redirect), else the form to show."""
+    """Store a posted message; None means stored, or an empty box checked (redirect), else
+    the form to show."""
     if request.method != "POST":
         return MessageForm(initial={"client_id": new_client_id()}), 200
+    if request.POST.get("action") == "check":
+        # "Check for new messages" without JavaScript: the page again, with the message being
+        # written given back unsent (a review finding: a form of its own, the button wiped
+        # it). A session no longer live goes on below, where the store refuses the text (it
+        # takes messages only while live) and the page says so and gives it back.
+        draft = _draft(request)
+        if draft is None:
+            return None, 303
+        if session.state == SessionState.LIVE:
+            return draft, 200
     form = MessageForm(request.POST)
     if form.is_valid():
         try:
@@ -185,6 +197,17 @@ def _posted_message(
         except ChatError as error:
             form.add_error(None, str(error.message))
     return form, 400
+
+
+def _draft(request: HttpRequest) -> MessageForm | None:
+    """The message being written, as the form to show again (not sent); None if empty."""
+    body = MessageField().to_python(request.POST.get("body", ""))
+    if not body.strip():
+        return None
+    client_id = request.POST.get("client_id", "")
+    if not services.CLIENT_ID.match(client_id):
+        client_id = new_client_id()
+    return MessageForm(initial={"body": body, "client_id": client_id})
 
 
 def _shown(
@@ -213,9 +236,15 @@ def _tail(session: ChatSession, before: str | None = None) -> list[selectors.Mes
 
 
 @participant_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 @in_reader_zone
 def participant_feedback(request: HttpRequest, public_id: str) -> HttpResponseBase:
+    if request.method == "GET":
+        # An answer refused is shown at this address, whose links (the language links,
+        # "Earlier messages") lead here again: a blank 405 page (a review finding). They lead
+        # to the session's own page, which shows the question as long as it is unanswered.
+        query = request.GET.urlencode()
+        return redirect(reverse("chat:session", args=[public_id]) + (f"?{query}" if query else ""))
     session = _participant_session(request, public_id)
     form = FeedbackForm(request.POST)
     if form.is_valid():
@@ -295,7 +324,7 @@ def _render_console(
     notes_meanwhile: Any = None,
 ) -> HttpResponse:
     session.refresh_from_db()
-    if not form.is_bound:
+    if not form.is_bound and not form.initial:  # with ``initial``: a draft given back
         form = MessageForm(initial={"client_id": new_client_id()})
     role = "therapist" if access == selectors.THERAPIST else selectors.READ_ALONG  # read-only
     context = _live_context(session, form, role)

@@ -910,10 +910,95 @@ def test_a_console_answered_at_the_notes_or_escalation_address_posts_to_the_cons
     assert refused.status_code == 400
     page = refused.content.decode()
     compose = re.search(r'<form method="post" action="([^"]*)" class="compose', page).group(1)
-    assert compose == console_url(live)
+    assert compose == console_url(live) + "#compose"
     for form in re.findall(r'<form method="post"[^>]*class="end[^"]*"[^>]*>', page):
         assert f'action="{console_url(live)}"' in form
     sent = console.post(compose, {"body": WORRY, "client_id": client_id_of(page), "action": "send"})
     assert sent.status_code == 302
     assert ChatMessage.objects.filter(session=live, sender="therapist").count() == 1
     assert SessionNote.objects.get(session=live).risk_level == "high"
+
+
+def test_the_links_of_a_feedback_page_with_an_error_lead_somewhere(
+    live, participant, participant_client
+):
+    """Feedback sent without an answer is shown again at the feedback address, which took
+    only a post: its language links (and "Earlier messages") were a blank 405 page. Found by
+    a review helper."""
+    services.session_end(session=live, ended_by="therapist", actor="staff:1")
+    client = participant_client(participant)
+    feedback = reverse("chat:feedback", args=[live.public_id])
+    page = client.post(feedback, {}).content.decode()
+    assert "Please choose an answer." in page
+    german = "/de" + feedback[3:]
+    assert f'href="{german}"' in page  # the page in German: this address, as a link
+    followed = client.get(german + "?before=5")
+    assert (followed.status_code, followed["Location"]) == (
+        302,
+        "/de" + session_url(live)[3:] + "?before=5",
+    )
+    assert 'name="rating"' in client.get(followed["Location"]).content.decode()
+
+
+@pytest.mark.parametrize("who", ["participant", "therapist"])
+def test_checking_for_new_messages_keeps_the_message_being_written(
+    who, live, participant, therapist, participant_client, staff_client
+):
+    """Without JavaScript, "Check for new messages" under a message half written was a form
+    of its own: the page it loaded had an empty box. It belongs to the message's form now,
+    stores nothing, and gives the text back with the new messages. Found by a review helper."""
+    client = participant_client(participant) if who == "participant" else staff_client(therapist)
+    url = session_url(live) if who == "participant" else console_url(live)
+    write = client.get(url + "?write=1").content.decode()
+    compose = re.search(r'<form[^>]*id="compose".*?</form>', write, flags=re.S).group(0)
+    assert 'value="check"' in compose and "formnovalidate" in compose  # no GET form wipes it
+    other = "therapist" if who == "participant" else "participant"
+    services.message_send(session_id=live.pk, sender=other, client_id="c-other-01", body=WORRY)
+    draft = "I have been thinking\r\nabout last week"
+    checked = client.post(
+        url, {"body": draft, "client_id": client_id_of(write), "auto": "1", "action": "check"}
+    )
+    html = checked.content.decode()
+    assert checked.status_code == 200
+    assert WORRY in html  # the new message
+    assert ">\nI have been thinking\nabout last week</textarea>" in html  # and the draft, kept
+    assert client_id_of(html) == client_id_of(write)
+    assert '<input type="hidden" name="auto" value="1">' in html  # sending resumes the refresh
+    assert "errorlist" not in html
+    assert ChatMessage.objects.count() == 1  # nothing stored
+    empty = client.post(url, {"body": "", "client_id": client_id_of(write), "action": "check"})
+    assert (empty.status_code, empty["Location"]) == (302, f"{url}#latest")
+    services.session_end(session=live, ended_by="therapist", actor="staff:1")
+    if who == "participant":  # ended meanwhile: said so, with the text
+        ended = client.post(url, {"body": draft, "client_id": "f-abcdefgh", "action": "check"})
+        assert "Your message was not sent" in ended.content.decode()
+        assert "I have been thinking<br>about last week" in ended.content.decode()
+    assert ChatMessage.objects.count() == 1
+
+
+def test_a_message_refused_lands_on_the_form_that_says_why(live, participant, participant_client):
+    """Without JavaScript a refused message (too fast, empty, storage away) was answered with
+    the page from its top: its error and the text given back were under the whole transcript,
+    out of view. The form's address names it, as a sent message lands on ``#latest``. Found
+    by a review helper."""
+    client = participant_client(participant)
+    url = session_url(live)
+    page = client.get(url + "?write=1").content.decode()
+    assert f'action="{url}#compose"' in page and 'id="compose"' in page
+    sent = client.post(url + "#compose", {"body": WORRY, "client_id": client_id_of(page)})
+    assert sent["Location"] == f"{url}#latest"  # its own fragment: the fragment posted to goes
+
+
+def test_without_javascript_the_newest_messages_are_where_the_page_lands():
+    """The log is a box that scrolls by itself (60% of the screen), and only chat.js scrolls
+    it to its newest message. Without JavaScript it opened at its oldest: once a conversation
+    filled it, every refresh (every few seconds) showed the start of the session and put the
+    box back there, while ``#latest`` landed the page under it. Without JavaScript the log is
+    part of the page. Found by a review helper (no browser here: the rule is read)."""
+    from pathlib import Path
+
+    from django.contrib.staticfiles import finders
+
+    css = Path(finders.find("chat/chat.css")).read_text(encoding="utf-8")
+    rule = re.search(r"html:not\(\.js\) \.chat-log \{([^}]*)\}", css)
+    assert rule and "max-height: none" in rule.group(1) and "overflow-y: visible" in rule.group(1)

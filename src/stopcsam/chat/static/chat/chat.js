@@ -236,6 +236,11 @@
       case "state":
         if (frame.state !== state) {
           if (Object.keys(pending).length && box) { ending(frame.state); return; }
+          // A message being written when the session ends would go with the reload, without
+          // a word (a review finding; the page without JavaScript gives it back): the page
+          // stays with it in the box, and says so, as for a message kept.
+          var closing = frame.state !== "live" && frame.state !== "waiting";
+          if (closing && box && box.value.trim()) { ending(frame.state); return; }
           // A draft is kept for a page that still takes it (the session began), never for
           // an ended one, which would leave it in the tab's storage for good.
           if (frame.state === "live" || frame.state === "waiting") { keepDraft(); }
