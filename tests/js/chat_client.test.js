@@ -439,3 +439,18 @@ test("the session ending while a message is half written keeps the text and the 
   blank.frame(blank.socket(), Object.assign({}, LIVE, { state: "ended", remaining: null }));
   assert.strictEqual(blank.reloads, 1);  // nothing to lose: the ended page at once
 });
+
+test("a page that answered a form loads its own address again, not the form sent again", () => {
+  // Found by a review: a console shown after a refused note (a POST) reloaded at a change of
+  // state, which sends the note form again once the browser's question is answered.
+  const answered = joined({ role: "therapist", pageAddress: "/en/chat/console/abc/" });
+  answered.frame(answered.socket(), Object.assign({}, LIVE, { role: "therapist", state: "ended" }));
+  assert.deepStrictEqual(answered.replaced, ["/en/chat/console/abc/"]);
+  assert.strictEqual(answered.reloads, 0);
+  const shutOut = joined({ pageAddress: "/en/chat/s/abc/" });
+  shutOut.close(shutOut.socket(), 4403);
+  assert.deepStrictEqual(shutOut.replaced, ["/en/chat/s/abc/"]);
+  const plain = joined({ role: "therapist" });  // a page loaded by GET reloads as it is
+  plain.frame(plain.socket(), Object.assign({}, LIVE, { role: "therapist", state: "ended" }));
+  assert.deepStrictEqual([plain.reloads, plain.replaced], [1, []]);
+});

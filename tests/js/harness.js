@@ -39,20 +39,20 @@ function matches(node, selector) {
 
 // A page: role and state as the server rendered them; what the page's fetch answers.
 function page({ role = "participant", state = "live", fetchAnswer = null, probe = undefined,
-  storage = {}, olderSafari = false } = {}) {
+  storage = {}, olderSafari = false, pageAddress = undefined } = {}) {
   const root = element("section", { dataset: {
     role, state, socket: "/ws/chat/abc", tz: "UTC", tYou: "You", tTherapist: "Therapist",
     tParticipant: "Participant", tTyping: "The participant is typing…",
     tTypingTherapist: "The therapist is typing…", tSending: "Sending…", tOffline: "Offline",
     tRead: "Read", tWarning: "Warning", tOver: "Over", tShutOut: "Signed out", tTimeLeft: "Time left: %N min",
-    tEndsSoon: "The session ends soon: %N min left.", lang: "en", probe } });
+    tEndsSoon: "The session ends soon: %N min left.", lang: "en", probe, page: pageAddress } });
   const log = element("ol");
   const form = element("form");
   const box = element("textarea");
   form.appendChild(box);
   const ids = { chat: root, "chat-log": log, compose: form, "chat-status": element("p"),
     "chat-typing": element("p"), "chat-timer": element("p"), "chat-announce": element("p") };
-  const world = { sockets: [], timers: [], reloads: 0, fetches: [], storage, now: 1_000_000,
+  const world = { sockets: [], timers: [], reloads: 0, replaced: [], fetches: [], storage, now: 1_000_000,
     box, ids, documentListeners: {} };
   class FakeSocket {
     constructor(url) { this.url = url; this.sent = []; this.readyState = 0; world.sockets.push(this); }
@@ -62,7 +62,7 @@ function page({ role = "participant", state = "live", fetchAnswer = null, probe 
   const window = {
     WebSocket: FakeSocket,
     location: { protocol: "https:", host: "example.org", href: "https://example.org/en/chat/s/abc/",
-      reload() { world.reloads += 1; } },
+      reload() { world.reloads += 1; }, replace(url) { world.replaced.push(url); } },
     // A new client id each time: two messages with one id would hide every ordering bug.
     crypto: { getRandomValues(a) { world.idCount = (world.idCount || 0) + 1; return a.fill(world.idCount % 256); } },
     setTimeout(fn, ms) { world.timers.push({ fn, ms }); return world.timers.length; },

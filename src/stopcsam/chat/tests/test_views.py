@@ -1002,3 +1002,25 @@ def test_without_javascript_the_newest_messages_are_where_the_page_lands():
     css = Path(finders.find("chat/chat.css")).read_text(encoding="utf-8")
     rule = re.search(r"html:not\(\.js\) \.chat-log \{([^}]*)\}", css)
     assert rule and "max-height: none" in rule.group(1) and "overflow-y: visible" in rule.group(1)
+
+
+def test_a_page_that_answered_a_form_names_its_own_address_for_chat_js(
+    live, therapist, staff_client, participant, participant_client
+):
+    """chat.js loads the page again when the session's state changes; a page that answered a
+    form (a refused note or escalation, a refused message) was reloaded as the POST it came
+    from, and the browser's 'send again?' could save an older note over newer ones. Such a
+    page names its own address (data-page) for chat.js to go to instead; a page loaded by GET
+    names none, and reloads as it is (its query kept)."""
+    console = staff_client(therapist)
+    refused = console.post(
+        reverse("chat:console_escalate", args=[live.public_id]), {"reason": "   "}
+    ).content.decode()
+    assert f'data-page="{console_url(live)}"' in refused
+    assert "data-page=" not in console.get(console_url(live)).content.decode()
+    client = participant_client(participant)
+    url = session_url(live)
+    empty = client.post(url, {"body": "   ", "client_id": "abcdefgh12345678"})
+    assert empty.status_code == 400
+    assert f'data-page="{url}"' in empty.content.decode()
+    assert "data-page=" not in client.get(url).content.decode()

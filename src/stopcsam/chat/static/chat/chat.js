@@ -228,7 +228,7 @@
     flushPending();
   }
   function endingDone() {
-    if (over && !givenBack && Object.keys(pending).length === 0) { window.location.reload(); }
+    if (over && !givenBack && Object.keys(pending).length === 0) { loadAgain(); }
   }
 
   function onFrame(frame) {
@@ -244,7 +244,7 @@
           // A draft is kept for a page that still takes it (the session began), never for
           // an ended one, which would leave it in the tab's storage for good.
           if (frame.state === "live" || frame.state === "waiting") { keepDraft(); }
-          window.location.reload(); return;
+          loadAgain(); return;
         }
         showRemaining(frame.remaining);
         if (frame.warning && timer) { timer.classList.add("warning"); drawRemaining(); }
@@ -338,7 +338,14 @@
     try { last = parseInt(window.sessionStorage.getItem("chat-reloaded") || "0", 10); } catch (e) { /* none */ }
     if (Date.now() - last < 30000) { say(t.tOffline); return; }
     try { window.sessionStorage.setItem("chat-reloaded", String(Date.now())); } catch (e) { /* none */ }
-    window.location.reload();
+    loadAgain();
+  }
+
+  // A page that answered a form (a refused note, a message given back) names the page's own
+  // address (data-page): reloading it would send the form again, and the browser would ask
+  // first (a review finding: a resent note form could save over newer notes).
+  function loadAgain() {
+    if (t.page) { window.location.replace(t.page); } else { window.location.reload(); }
   }
 
   // A handshake the server refuses reaches the page as a failed connection (1006), like a
