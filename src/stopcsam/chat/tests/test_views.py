@@ -1024,3 +1024,19 @@ def test_a_page_that_answered_a_form_names_its_own_address_for_chat_js(
     assert empty.status_code == 400
     assert f'data-page="{url}"' in empty.content.decode()
     assert "data-page=" not in client.get(url).content.decode()
+
+
+def test_the_participant_page_title_says_where_the_session_is(
+    book, participant, therapist, participant_client
+):
+    """The title is what a screen reader says first when the page refreshes itself, without
+    JavaScript, from the waiting room into the session: it named neither (a review
+    finding)."""
+    client = participant_client(participant)
+    session = book(participant.participant, therapist.user, number=2, of=4)
+    url = session_url(session)
+    assert "<title>Waiting room</title>" in client.get(url).content.decode()
+    services.session_admit(session=session, therapist=therapist.user)
+    assert "<title>Session 2 of 4</title>" in client.get(url).content.decode()
+    services.session_end(session=session, ended_by="therapist", actor=therapist.user.audit_ref)
+    assert "<title>The session has ended</title>" in client.get(url).content.decode()
