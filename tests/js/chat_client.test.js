@@ -315,9 +315,9 @@ test("a time with microseconds is read as milliseconds (older Safari reads no mo
 test("the timer uses the page's own sentence with the number in place", () => {
   const p = joined();
   p.frame(p.socket(), { type: "tick", remaining: 60 });
-  assert.strictEqual(p.ids["chat-timer"].textContent, "Time left: 1 min");
+  assert.strictEqual(p.ids["chat-timer-left"].textContent, "Time left: 1 min");
   p.frame(p.socket(), { type: "warning", remaining: 59 });
-  assert.strictEqual(p.ids["chat-timer"].textContent, "The session ends soon: 1 min left.");
+  assert.strictEqual(p.ids["chat-timer-left"].textContent, "The session ends soon: 1 min left.");
 });
 
 test("only the other side's messages are announced, and no 'Read' marker", () => {

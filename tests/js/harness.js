@@ -51,7 +51,8 @@ function page({ role = "participant", state = "live", fetchAnswer = null, probe 
   const box = element("textarea");
   form.appendChild(box);
   const ids = { chat: root, "chat-log": log, compose: form, "chat-status": element("p"),
-    "chat-typing": element("p"), "chat-timer": element("p"), "chat-announce": element("p") };
+    "chat-typing": element("p"), "chat-timer": element("p"), "chat-timer-left": element("span"),
+    "chat-announce": element("p") };
   const world = { sockets: [], timers: [], reloads: 0, replaced: [], fetches: [], storage, now: 1_000_000,
     box, ids, documentListeners: {} };
   class FakeSocket {

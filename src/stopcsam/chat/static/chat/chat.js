@@ -15,6 +15,7 @@
   var statusLine = document.getElementById("chat-status");
   var typingLine = document.getElementById("chat-typing");
   var timer = document.getElementById("chat-timer");
+  var timerLeft = document.getElementById("chat-timer-left") || timer;  // beside the end's time
   // Messages from the other side are announced here, once each: the log itself is no live
   // region, since every "Read" and one's own message were announced from it (a review finding).
   var announcer = document.getElementById("chat-announce");
@@ -151,7 +152,7 @@
     if (endsAt === null) { return; }
     var minutes = Math.max(0, Math.ceil((endsAt - Date.now()) / 60000));
     var sentence = timer.classList.contains("warning") ? t.tEndsSoon : t.tTimeLeft;
-    if (sentence) { timer.textContent = sentence.replace("%N", String(minutes)); }
+    if (sentence) { timerLeft.textContent = sentence.replace("%N", String(minutes)); }
   }
   window.setInterval(drawRemaining, 5000);
 
