@@ -8,14 +8,18 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
-from django.http import HttpRequest, HttpResponseBase
+from django.db import OperationalError
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
+from django.template.loader import get_template
 from django.utils.cache import patch_cache_control
+from django.utils.translation import get_language
 
 from stopcsam.core.hashing import HashingBusyError
 from stopcsam.core.logs import redact_secret_paths
 
 access_log = logging.getLogger("stopcsam.access")
+logger = logging.getLogger("stopcsam.core")
 
 Handler = Callable[[HttpRequest], HttpResponseBase]
 
@@ -123,7 +127,7 @@ def _has_nul(request: HttpRequest) -> bool:
 class BusyMiddleware:
     """A request that found no turn for a slow hash (``core.hashing``) is told the service is
     busy and to try again shortly (503 with Retry-After), in the page's language; nothing was
-    stored."""
+    stored. One that found the database away is told so (503, see ``_database_away``)."""
 
     def __init__(self, get_response: Handler) -> None:
         self.get_response = get_response
@@ -134,6 +138,8 @@ class BusyMiddleware:
     def process_exception(
         self, request: HttpRequest, exception: Exception
     ) -> HttpResponseBase | None:
+        if isinstance(exception, OperationalError):
+            return _database_away(request, exception)
         if not isinstance(exception, HashingBusyError):
             return None
         response = render(request, "core/busy.html", status=503)
@@ -142,3 +148,22 @@ class BusyMiddleware:
 
 
 RETRY_AFTER_SECONDS = 30
+# A page that failed for the database being away loads itself again after this long.
+DATABASE_RETRY_SECONDS = 10
+
+
+def _database_away(request: HttpRequest, exception: OperationalError) -> HttpResponseBase:
+    """The database refused or could not be reached (SQLite's lock held past its timeout,
+    PostgreSQL restarting): 503, in the page's language, and a page that was only being read
+    loads itself again, also without JavaScript. A plain 500 stopped the waiting room's
+    refresh for good (a review finding). A form's answer does not send itself again: what it
+    sent may or may not have been stored. Logged by kind only: the text may quote a value."""
+    logger.error("the database is away (%s); answered 503", type(exception).__name__)
+    again = DATABASE_RETRY_SECONDS if request.method in ("GET", "HEAD") else None
+    # Without the request's context processors: they may read the database that is away.
+    page = get_template("core/unavailable.html").render(
+        {"again": again, "LANGUAGE_CODE": get_language()}
+    )
+    response = HttpResponse(page, status=503)
+    response["Retry-After"] = str(DATABASE_RETRY_SECONDS)
+    return response

@@ -1059,3 +1059,39 @@ def test_the_timer_names_the_end_s_own_time(live, participant, participant_clien
     found = re.search(r'<span id="chat-timer-left">\s*Time left: (\d+) min</span>', page)
     assert found and 49 <= int(found.group(1)) <= 50
     assert f"(ends at {ends})" in page
+
+
+def test_the_database_away_is_a_page_that_tries_again_not_a_500(
+    book, participant, therapist, participant_client, caplog
+):
+    """SQLite's lock held past its timeout while the participant entered the waiting room
+    answered a plain 500, and the page without JavaScript stopped refreshing for good (a
+    review finding). A page being read loads itself again; a form's answer says what it sent
+    may not be stored, and does not send it again. The log names the kind, not the text."""
+    from unittest import mock
+
+    from django.db import OperationalError
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+    from django.utils import translation
+
+    from stopcsam.core.middleware import BusyMiddleware
+
+    client = participant_client(participant)
+    waiting = book(participant.participant, therapist.user)
+    away = OperationalError("database is locked: I am worried about my urges")
+    with mock.patch("stopcsam.chat.appointments.notify_joined", side_effect=away):
+        page = client.get(session_url(waiting).replace("/en/", "/de/"))
+    assert page.status_code == 503 and page["Retry-After"] == "10"
+    html = page.content.decode()
+    assert '<meta http-equiv="refresh" content="10">' in html
+    assert "Gerade kurz nicht verfügbar" in html and 'lang="de"' in html
+    assert "worried" not in caplog.text and "OperationalError" in caplog.text
+    assert client.get(session_url(waiting)).status_code == 200  # entered once it is back
+    # A form (the chat's own posts answer a storage fault in place, with the text given back).
+    request = RequestFactory().post("/en/me/")
+    with translation.override("en"):
+        sent = BusyMiddleware(lambda r: HttpResponse()).process_exception(request, away)
+    assert sent is not None and sent.status_code == 503
+    assert "http-equiv" not in sent.content.decode()
+    assert "may not have been saved" in sent.content.decode()
