@@ -161,16 +161,17 @@ def page_read_note(*, session_key: str, session: ChatSession, role: str, seq: in
 
 
 def staff_hello_audit(
-    *, actor: str, session_key: str, session: ChatSession, role: str, after: int
+    *, actor: str, session_key: str, session: ChatSession, role: str, access: str, after: int
 ) -> None:
     """A staff socket's ``hello``: one audited transcript read, with what it replays (the
     messages after ``after``). Also when it replays nothing: the socket goes on to receive
     every message stored while it is open, and a socket opened without the console page (a
     supervisor reading along from the first message) left no trace otherwise (a review
-    finding). The exception is the console page's own socket: a hello of the same sign-in
-    and role that replays nothing the page's audited read of the last PAGE_READ_SECONDS did
-    not show. That read covers one hello only: it is taken from the cache here (a review
-    finding: one page read covered any number of sockets)."""
+    finding). Its row names how the socket may read (``access``: therapist, read_along or
+    escalated), as the console's does. The exception is the console page's own socket: a
+    hello of the same sign-in and role that replays nothing the page's audited read of the
+    last PAGE_READ_SECONDS did not show. That read covers one hello only: it is taken from
+    the cache here (a review finding: one page read covered any number of sockets)."""
     key = _page_read_key(session_key, session)
     try:
         noted = cache.get(key)
@@ -183,7 +184,7 @@ def staff_hello_audit(
         actor=actor,
         action="chat.transcript_read",
         subject=session.audit_ref,
-        detail={"via": f"socket.{role}", "after": after, "messages": session.last_seq - after},
+        detail={"via": f"socket.{access}", "after": after, "messages": session.last_seq - after},
     )
 
 

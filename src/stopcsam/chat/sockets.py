@@ -119,6 +119,10 @@ class Peer:
     language: str
     session_key: str = ""  # the Django session behind the socket
     person: int = 0  # the participant's id, or the member of staff's
+    # How a member of staff may see the session (selectors: therapist, read_along or
+    # escalated), for the audit of their reads: an escalated read is read-only like reading
+    # along, but it is not the read-along the participant is told of.
+    access: str = ""
 
 
 def _session_store(session_key: str) -> Any:
@@ -172,7 +176,10 @@ def still_allowed(peer: Peer) -> ChatSession | None:
         session, access = selectors.session_for_staff(user=user, public_id=public_id)
     except ChatError:
         return None
-    return session if _staff_role(access) == peer.role else None
+    if _staff_role(access) != peer.role:
+        return None
+    peer.access = access  # an escalation handled where the site reads along: read along now
+    return session
 
 
 def _participant_peer(participant_id: int, public_id: str) -> Peer | None:
@@ -192,7 +199,8 @@ def _staff_peer(store: Any, public_id: str) -> Peer | None:
         return None
     session, access = selectors.session_for_staff(user=user, public_id=public_id)
     services.session_expire_if_due(session=session)
-    return Peer(session, _staff_role(access), user.audit_ref, session.language, person=user.pk)
+    role = _staff_role(access)
+    return Peer(session, role, user.audit_ref, session.language, person=user.pk, access=access)
 
 
 def _verified_staff(store: Any) -> StaffUser | None:
@@ -605,6 +613,13 @@ class Connection:
         wait = self.allowance.replays.charge(self.session.last_seq - self.delivered)
         if wait:
             await asyncio.sleep(wait)
+            # The wait held this connection's turn, and with it a recheck of the sign-in
+            # that came meanwhile (a logout): the replay went out before the close (a review
+            # finding). Checked again here, only after a wait.
+            if await in_thread(still_allowed, peer=self.peer) is None:
+                await self.send({"type": "websocket.close", "code": CLOSE_FORBIDDEN})
+                self.open = False
+                return
         if self.peer.role != Sender.PARTICIPANT:
             await in_thread(
                 selectors.staff_hello_audit,
@@ -612,6 +627,7 @@ class Connection:
                 session_key=self.peer.session_key,
                 session=self.session,
                 role=self.peer.role,
+                access=self.peer.access,
                 after=self.delivered,
             )
         await self.catch_up()
@@ -835,6 +851,8 @@ class Connection:
         """Close the socket (4403) if its sign-in no longer allows it; else bring the session
         up to date. On each safety poll, and at once when a sign-in ended or changed anywhere
         (a ``recheck`` wake-up naming this socket's)."""
+        if not self.open:  # closed already (a hello found the sign-in gone): no second close
+            return
         fresh = await in_thread(still_allowed, peer=self.peer)
         if fresh is None:
             await self.send({"type": "websocket.close", "code": CLOSE_FORBIDDEN})

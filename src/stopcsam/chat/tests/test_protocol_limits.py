@@ -100,6 +100,44 @@ def test_repeated_hellos_cannot_replay_a_long_transcript_over_and_over(
     assert replays <= 5, f"{replays} full replays of 3,000 messages in 3 s"
 
 
+def test_a_hello_waiting_its_turn_replays_nothing_after_a_logout(
+    live, participant, participant_client
+):
+    """A hello beyond the replay allowance waits, and holds the connection's turn while it
+    does: the recheck that a logout sends its sockets waited behind it, so the replay went
+    out after the sign-in had ended, and only then was the socket closed (a review finding).
+    docs: a logout closes the sockets of that sign-in at once."""
+    from stopcsam.chat import sockets as sockets_module
+
+    for n in range(3):
+        services.message_send(
+            session_id=live.pk,
+            sender="therapist",
+            client_id=f"c-therapist-{n}",
+            body="How are you?",
+        )
+    browser = participant_client(participant)
+    cookie = f"sid={browser.cookies['sid'].value}"
+
+    async def scenario() -> list[str]:
+        sock = Socket(path(live), cookie=cookie)
+        assert await sock.connect()
+        assert (await sock.receive())["type"] == "state"
+        await sock.send({"type": "hello", "after": 0})  # three messages: two beyond the burst
+        await asyncio.sleep(0.3)  # waiting its turn (2 s)
+        await asyncio.to_thread(browser.post, reverse("accounts:logout"))
+        frames = [(await sock.receive())["type"]]
+        while frames[-1] != "__closed__":
+            frames.append((await sock.receive())["type"])
+        assert sock.close_code == 4403
+        await sock.close()
+        return frames
+
+    with mock.patch.object(sockets_module, "REPLAY_RATE", (1.0, 1)):  # a burst of one message
+        frames = asyncio.run(scenario())
+    assert frames == ["__closed__"]
+
+
 # --- R3-4: the form path loses the text when the database refuses the write ------------------
 
 

@@ -956,6 +956,31 @@ def test_a_supervisor_reading_along_from_the_first_message_is_audited(
     assert (row.actor, row.detail["via"]) == (supervisor.user.audit_ref, "socket.read_along")
 
 
+def test_a_supervisor_reading_an_escalated_session_is_audited_as_such(
+    live, participant, therapist, supervisor, cookies
+):
+    """A supervisor who reads a session through an escalation (no read-along: the
+    participant was not told of one) reads it live too; the socket's audited read said
+    "socket.read_along", as if read under the read-along the participant is told of, where
+    the console's read of the same page said "console.escalated" (a review finding)."""
+    services.escalation_raise(session=live, raised_by=therapist.user, reason="Please review")
+    pc, sc = cookies[0](participant), cookies[1](supervisor)
+
+    async def scenario() -> None:
+        s = await joined(live, sc)
+        p = await joined(live, pc)
+        await p.send({"type": "send", "client_id": "c-participant-1", "body": WORRY})
+        assert (await s.until("message"))["body"] == WORRY
+        await s.send({"type": "send", "client_id": "c-supervisor-1", "body": "Hello"})
+        assert (await s.until("error"))["code"] == "forbidden"  # read-only all the same
+        await p.close()
+        await s.close()
+
+    asyncio.run(scenario())
+    (row,) = AuditEvent.objects.filter(action="chat.transcript_read")
+    assert (row.actor, row.detail["via"]) == (supervisor.user.audit_ref, "socket.escalated")
+
+
 def test_typing_and_read_markers_reach_the_other_side(live, participant, therapist, cookies):
     pc = cookies[0](participant)
     tc = cookies[1](therapist)

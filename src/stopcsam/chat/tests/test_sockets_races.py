@@ -311,7 +311,27 @@ def test_a_flood_of_binary_frames_is_throttled_and_cut_off(live, participant, co
 # --- 7. A message of nothing but invisible characters ----------------------------------------
 
 
-@pytest.mark.parametrize("body", ["\u200b\u200b", "\u2060", "\ufeff", "\u202e", "\u2066\u2069"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "\u200b\u200b",
+        "\u2060",
+        "\ufeff",
+        "\u202e",
+        "\u2066\u2069",
+        # Unicode's other default-ignorable characters, which show as nothing too (a review
+        # finding): Hangul fillers, a variation selector, the combining grapheme joiner, tag
+        # characters, Khmer's inherent vowel; and a C1 control character.
+        "\u3164",
+        "\u115f\u1160",
+        "\uffa0",
+        "\ufe0f",
+        "\u034f",
+        "\U000e0041\U000e007f",
+        "\u17b4",
+        "\x81",
+    ],
+)
 def test_a_message_of_invisible_format_characters_is_refused_as_empty(body):
     """``message_clean`` strips C0 controls and surrogates, and refuses a body that is
     whitespace only, but Unicode format characters (zero-width space, word joiner, BOM,

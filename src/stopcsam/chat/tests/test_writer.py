@@ -403,3 +403,40 @@ def test_while_the_writer_is_held_up_past_the_timeout_a_send_is_answered_at_once
     store.thread.join(timeout=10)
     assert store.busy_since is None
     assert list(live.messages.values_list("client_id", flat=True)) == ["c-stuck-0001"]
+
+
+def test_while_a_read_marker_flush_is_held_up_past_the_timeout_a_send_is_answered_at_once(
+    live: ChatSession, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    """The writer stores the read markers too, and a flush the database does not answer (on
+    PostgreSQL it locks the session rows, which a transaction elsewhere may hold) held up the
+    messages behind it just as a hung batch does: but only a batch of messages counted as
+    held up, so each send waited out its own timeout, one after the other on a connection."""
+    from stopcsam.chat.exceptions import StorageUnavailableError
+
+    settings.CHAT_STORE_TIMEOUT_SECONDS = 0.3
+    release, flushing = threading.Event(), threading.Event()
+
+    def hangs(*, marks: list[services.ReadMark]) -> None:
+        flushing.set()
+        release.wait(10)
+
+    monkeypatch.setattr(writer, "read_marks", hangs)
+    store = writer.MessageWriter()
+    store.mark_read(services.ReadMark(live.pk, "participant", 1))
+    assert flushing.wait(5)
+    time.sleep(settings.CHAT_STORE_TIMEOUT_SECONDS + 0.1)  # held up for longer than a send waits
+
+    async def send() -> Any:
+        return await store.store(
+            session_id=live.pk, sender="participant", client_id="c-behind-0001", body="Hi"
+        )
+
+    started = time.monotonic()
+    with pytest.raises(StorageUnavailableError):
+        asyncio.run(send())
+    assert time.monotonic() - started < 0.2  # at once
+    release.set()
+    store.jobs.put(None)
+    store.thread.join(timeout=10)
+    assert store.busy_since is None
