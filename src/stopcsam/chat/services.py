@@ -65,12 +65,13 @@ SENDERS = frozenset(Sender.values)  # Sender.values builds a new list on each us
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
 # Something to see: a character that is neither white space, nor one of Unicode's default
 # ignorable characters (zero-width spaces and joiners, bidirectional controls, the byte order
-# mark, Hangul fillers, variation selectors, tag characters...), nor a C1 control character.
+# mark, Hangul fillers, variation selectors, tag characters...), nor a C1 control character,
+# nor the blank Braille pattern (U+2800, drawn as nothing).
 # A message of those alone showed as an empty bubble (Hangul fillers and variation selectors
 # too: a review finding). Searching stops at the first visible character.
 VISIBLE = re.compile(
     r"[^\s\x80-\x9f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
-    r"\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
+    r"\u202a-\u202e\u2060-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
     r"\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
 )
 

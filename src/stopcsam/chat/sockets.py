@@ -383,6 +383,8 @@ class Connection:
             return
         if kind == "msg" and self.answers(event):
             return
+        if kind == "typing" and event.get("sender") == self.peer.role:
+            return  # its own side's typing: handle_event would skip it, after a wake of the task
         self.inbox.put_nowait(("hub", event))
 
     def answers(self, event: dict[str, Any]) -> bool:

@@ -330,6 +330,7 @@ def test_a_flood_of_binary_frames_is_throttled_and_cut_off(live, participant, co
         "\U000e0041\U000e007f",
         "\u17b4",
         "\x81",
+        "\u2800\u2800",  # the blank Braille pattern: drawn as nothing, though not ignorable
     ],
 )
 def test_a_message_of_invisible_format_characters_is_refused_as_empty(body):
