@@ -471,16 +471,22 @@ def escalations(request: HttpRequest) -> HttpResponseBase:
     erased = selectors.erased_escalations_for_supervisor(user=user)
     if request.method == "POST":
         if "erased" in request.POST:
-            gone = next((e for e in erased if str(e.pk) == request.POST["erased"]), None)
-            if gone is None:
-                raise Http404
-            services.erased_escalation_dismiss(erased=gone, supervisor=user)
+            dismissed = next((e for e in erased if str(e.pk) == request.POST["erased"]), None)
+            handled = dismissed is not None
+            if dismissed is not None:
+                services.erased_escalation_dismiss(erased=dismissed, supervisor=user)
         else:
             wanted = request.POST.get("escalation")
             chosen = next((e for e in open_ones if str(e.pk) == wanted), None)
-            if chosen is None:
-                raise Http404
-            services.escalation_resolve(escalation=chosen, supervisor=user)
-        django_messages.success(request, _("The escalation is marked as handled."))
+            handled = chosen is not None
+            if chosen is not None:
+                services.escalation_resolve(escalation=chosen, supervisor=user)
+        if not handled:
+            # Handled meanwhile (a double click, another supervisor), or not one of this
+            # supervisor's: the list as it is now, where a 404 page said nothing useful (a
+            # review finding). The same answer for any id: it tells of no other site's.
+            django_messages.info(request, _("That escalation is no longer open."))
+        else:
+            django_messages.success(request, _("The escalation is marked as handled."))
         return redirect("chat:escalations")
     return render(request, "chat/escalations.html", {"escalations": open_ones, "erased": erased})

@@ -375,6 +375,11 @@ def test_a_supervisor_of_the_site_sees_and_handles_escalations(
         reverse("chat:escalations"), {"escalation": escalation.pk}, follow=True
     )
     assert "The escalation is marked as handled." in handled.content.decode()  # said so
+    again = as_supervisor.post(  # a double click: the list as it is, not a 404 page
+        reverse("chat:escalations"), {"escalation": escalation.pk}, follow=True
+    )
+    assert again.status_code == 200
+    assert "That escalation is no longer open." in again.content.decode()
     escalation.refresh_from_db()
     assert escalation.resolved_at is not None
     assert AuditEvent.objects.filter(action="chat.escalation_resolved").count() == 1
