@@ -454,3 +454,69 @@ test("a page that answered a form loads its own address again, not the form sent
   plain.frame(plain.socket(), Object.assign({}, LIVE, { role: "therapist", state: "ended" }));
   assert.deepStrictEqual([plain.reloads, plain.replaced], [1, []]);
 });
+
+// --- page mode: websockets blocked on the way, the page itself answering -----------------------
+
+const SAME_PAGE = { type: "basic", status: 200, ok: true,
+  text: () => Promise.resolve('<section id="chat" data-state="live">') };
+
+async function blocked(p, times) {
+  for (let n = 0; n < times; n += 1) { p.close(p.socket(), 1006); p.runTimers(); }
+  await p.settle();
+}
+
+function submitted(p) {
+  let prevented = false;
+  p.ids.compose.listeners.submit({ preventDefault() { prevented = true; } });
+  return !prevented;  // the browser sends the form itself
+}
+
+test("websockets blocked while the page loads: the form sends, and the page refreshes", async () => {
+  // A proxy that refuses websockets left the page "Reconnecting…" for good (a review
+  // finding): with the page itself answering, after six connections that never opened the
+  // page works as it does without JavaScript.
+  const storage = {};
+  const p = page({ fetchAnswer: SAME_PAGE, storage });
+  p.type("I am worried about my urges");  // kept, waiting for a connection
+  await blocked(p, 3);
+  assert.strictEqual(submitted(p), false);  // three: still trying
+  await blocked(p, 3);
+  assert.ok(p.documentElement.classList.contains("page-mode"));
+  assert.strictEqual(p.box.value, "I am worried about my urges");  // back in the box, once
+  assert.strictEqual(p.ids["chat-status"].textContent, "Page mode");
+  assert.strictEqual(submitted(p), true);
+  assert.ok("chat-page-mode:/ws/chat/abc" in storage);
+  p.runTimers();  // the refresh waits while something is being written
+  assert.strictEqual(p.reloads, 0);
+  p.box.value = "";
+  p.timers.splice(0).filter((timer) => timer.ms === 10000).forEach((timer) => timer.fn());
+  assert.strictEqual(p.reloads, 1);
+});
+
+test("a later page starts in page mode, and a socket that opens makes it live again", () => {
+  const { now } = page();  // the fake clock
+  const storage = { "chat-page-mode:/ws/chat/abc": String(now - 60_000) };
+  const p = page({ storage });
+  assert.ok(p.documentElement.classList.contains("page-mode"));
+  assert.strictEqual(submitted(p), true);
+  p.open(p.socket());
+  assert.ok(!p.documentElement.classList.contains("page-mode"));
+  assert.ok(!("chat-page-mode:/ws/chat/abc" in storage));
+  p.box.value = "Shall we begin?";
+  assert.strictEqual(submitted(p), false);  // through the socket again
+  const old = { "chat-page-mode:/ws/chat/abc": String(now - 31 * 60_000) };
+  assert.ok(!page({ storage: old }).documentElement.classList.contains("page-mode"));
+});
+
+test("a page whose socket opened once never falls back to the form: its messages may be stored", async () => {
+  const p = page({ fetchAnswer: SAME_PAGE });
+  p.open(p.socket());
+  p.frame(p.socket(), LIVE);
+  p.frame(p.socket(), { type: "caught_up", seq: 0 });
+  p.close(p.socket(), 1006);
+  p.runTimers();
+  p.type("I looked at illegal images again last week");  // sent, its ack lost with the socket?
+  await blocked(p, 9);
+  assert.ok(!p.documentElement.classList.contains("page-mode"));
+  assert.strictEqual(submitted(p), false);
+});

@@ -13,7 +13,7 @@ function element(tag, props) {
     tagName: tag, children: [], dataset: {}, className: "", textContent: "", value: "",
     listeners: {}, parent: null,
     classList: { names: new Set(), add(name) { this.names.add(name); },
-      contains(name) { return this.names.has(name); } },
+      remove(name) { this.names.delete(name); }, contains(name) { return this.names.has(name); } },
     appendChild(child) { this.children.push(child); child.parent = this; },
     remove() { if (this.parent) { this.parent.children = this.parent.children.filter((c) => c !== this); } },
     querySelector(selector) { return this.querySelectorAll(selector)[0] || null; },
@@ -44,7 +44,7 @@ function page({ role = "participant", state = "live", fetchAnswer = null, probe 
     role, state, socket: "/ws/chat/abc", tz: "UTC", tYou: "You", tTherapist: "Therapist",
     tParticipant: "Participant", tTyping: "The participant is typing…",
     tTypingTherapist: "The therapist is typing…", tSending: "Sending…", tOffline: "Offline",
-    tRead: "Read", tWarning: "Warning", tOver: "Over", tShutOut: "Signed out", tTimeLeft: "Time left: %N min",
+    tRead: "Read", tWarning: "Warning", tOver: "Over", tShutOut: "Signed out", tPageMode: "Page mode", tTimeLeft: "Time left: %N min",
     tEndsSoon: "The session ends soon: %N min left.", lang: "en", probe, page: pageAddress } });
   const log = element("ol");
   const form = element("form");
@@ -94,6 +94,7 @@ function page({ role = "participant", state = "live", fetchAnswer = null, probe 
   vm.createContext(context);
   vm.runInContext(SOURCE, context);
   return Object.assign(world, {
+    documentElement: document.documentElement,
     socket() { return world.sockets[world.sockets.length - 1]; },
     open(s) { s.readyState = 1; s.onopen(); },
     frame(s, frame) { s.onmessage({ data: JSON.stringify(frame) }); },

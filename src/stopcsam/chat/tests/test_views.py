@@ -1100,3 +1100,20 @@ def test_the_database_away_is_a_page_that_tries_again_not_a_500(
     assert sent is not None and sent.status_code == 503
     assert "http-equiv" not in sent.content.decode()
     assert "may not have been saved" in sent.content.decode()
+
+
+def test_the_page_gives_chat_js_what_its_page_mode_needs(live, participant, participant_client):
+    """chat.js falls back to the form when websockets are blocked on the way while the page
+    loads (tests/js): it says so in the page's language, shows the form's own 'Check for new
+    messages', and refreshes a page that refreshes itself without JavaScript to where that
+    one would (a review finding: 'Reconnecting…' for good)."""
+    client = participant_client(participant)
+    url = session_url(live)
+    german = client.get(url.replace("/en/", "/de/")).content.decode()
+    assert 'data-t-page-mode="Die Live-Verbindung ist in diesem Netzwerk blockiert.' in german
+    page = client.get(url).content.decode()
+    assert re.search(r'<button [^>]*value="check" class="[^"]*\bin-page-mode\b', page)
+    assert "data-refresh-to=" not in page
+    auto = client.get(url + "?auto=1").content.decode()
+    found = re.search(r'data-refresh="(\d+)" data-refresh-to="([^"]+)"', auto)
+    assert found and found.group(2).startswith(url + "?auto=1")

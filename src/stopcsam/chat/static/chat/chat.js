@@ -42,6 +42,13 @@
   var readTimer = null;
   var readUpTo = 0;    // how far the other side has read our messages
   var failures = 0;    // connections in a row that never opened
+  var everOpened = false;  // a socket of this page opened once: what it sent may be stored
+  // Page mode: websockets are blocked on the way (a proxy) while the page itself loads. The
+  // form sends messages and "Check for new messages" fetches them, as without JavaScript.
+  var pageMode = false;
+  var pageModeKey = "chat-page-mode:" + t.socket;
+  var PAGE_MODE_AFTER = 6;  // connections that never opened while the page answered
+  var PAGE_MODE_KEPT = 30 * 60 * 1000;  // later pages of the session start in page mode
   // Times in the zone the page itself shows (the one the participant booked in, or the
   // staff member's site's), not the browser's: one transcript, one clock.
   function clockTime(date) {
@@ -366,9 +373,46 @@
         return response.ok ? response.text() : null;
       })
       .then(function (html) {
-        if (html && !t.probe && html.indexOf('data-state="' + state + '"') === -1) { reloadOnce(); }
+        if (html && !t.probe && html.indexOf('data-state="' + state + '"') === -1) { reloadOnce(); return; }
+        if (html !== null && failures >= PAGE_MODE_AFTER && !everOpened) { enterPageMode(); }
       })
       .catch(function () { /* the network: the next connection will tell */ });
+  }
+
+  // Only a page whose sockets never opened: nothing it kept can have been stored, so its
+  // kept messages go back into the box, to be sent by the form (once each). The page loads
+  // itself again every few seconds, as it does without JavaScript, but never while anything
+  // is being written on it. The socket is still tried; once one opens, the page is live again.
+  function enterPageMode() {
+    if (pageMode || !form || !box || over) { return; }
+    pageMode = true;
+    try { window.sessionStorage.setItem(pageModeKey, String(Date.now())); } catch (e) { /* none */ }
+    document.documentElement.classList.add("page-mode");  // "Check for new messages" shows
+    var kept = Object.keys(pending).map(function (id) { return pending[id]; });
+    pending = {};
+    stopResending();
+    if (box.value) { kept.push(box.value); }
+    box.value = kept.join("\n");
+    say(t.tPageMode);
+    window.setTimeout(refreshInPageMode, 1000 * parseInt(t.refresh || "10", 10));
+  }
+  function refreshInPageMode() {
+    if (!pageMode) { return; }
+    var active = document.activeElement;
+    var writing = active && /^(TEXTAREA|INPUT|SELECT)$/i.test(active.tagName || "");
+    if (box.value.trim() || writing) {
+      window.setTimeout(refreshInPageMode, 1000 * parseInt(t.refresh || "10", 10));
+    } else if (t.refreshTo) {
+      window.location.replace(t.refreshTo);
+    } else {
+      loadAgain();
+    }
+  }
+  function leavePageMode() {
+    pageMode = false;
+    try { window.sessionStorage.removeItem(pageModeKey); } catch (e) { /* none */ }
+    document.documentElement.classList.remove("page-mode");
+    say("");
   }
 
   function connect() {
@@ -379,7 +423,9 @@
       // ``retry`` stays as it is until the connection proves itself (caught_up): a server
       // that accepts and closes at once was tried again every half second (a review finding).
       opened = true;
+      everOpened = true;
       failures = 0;
+      if (pageMode) { leavePageMode(); }
       sentHere = {};
       inFlight = 0;
       ready = false;
@@ -400,7 +446,7 @@
         failures += 1;
         if (failures % 3 === 0) { probe(); }
       }
-      say(t.tOffline);
+      say(pageMode ? t.tPageMode : t.tOffline);
       window.setTimeout(connect, retry);
       retry = Math.min(retry * 2, 10000);
     };
@@ -421,6 +467,7 @@
       if (event.target !== form && marked) { keepDraft(); }
     }, true);
     form.addEventListener("submit", function (event) {
+      if (pageMode) { return; }  // the form sends it, as without JavaScript
       var text = box.value;
       if (!text.trim()) { event.preventDefault(); return; }
       event.preventDefault();
@@ -452,5 +499,10 @@
       }, 3000);
     });
   }
+  // A later page of a session in page mode starts so (a message sent by the form loads the
+  // page again), and still tries the socket.
+  var since = 0;
+  try { since = parseInt(window.sessionStorage.getItem(pageModeKey) || "0", 10); } catch (e) { /* none */ }
+  if (since > 0 && Date.now() - since < PAGE_MODE_KEPT) { enterPageMode(); }
   connect();
 }());
