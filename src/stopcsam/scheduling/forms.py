@@ -91,8 +91,19 @@ class ChooseStartForm(forms.Form):
     start = InstantField()
 
 
+PLAN_INVALID = _("This plan is not valid. Please start again.")
+
+
 class ConfirmCourseForm(forms.Form):
-    therapist = forms.IntegerField(min_value=1)
+    # Bounded by the id column's range: a larger number went to the database as it came, and
+    # SQLite raised OverflowError (a 500). Any bad value reads as the plan's own error.
+    therapist = forms.IntegerField(
+        min_value=1,
+        max_value=2**63 - 1,
+        error_messages={
+            key: PLAN_INVALID for key in ("required", "invalid", "min_value", "max_value")
+        },
+    )
     starts = forms.CharField(max_length=400)
 
     def clean_starts(self) -> list[datetime]:
@@ -101,9 +112,9 @@ class ConfirmCourseForm(forms.Form):
             parts = [p for p in self.cleaned_data["starts"].split(",") if p]
             result = [field.clean(p) for p in parts[:20]]
         except forms.ValidationError as exc:
-            raise forms.ValidationError(_("This plan is not valid. Please start again.")) from exc
+            raise forms.ValidationError(PLAN_INVALID) from exc
         if not result:
-            raise forms.ValidationError(_("This plan is not valid. Please start again."))
+            raise forms.ValidationError(PLAN_INVALID)
         return [r for r in result if r is not None]
 
 

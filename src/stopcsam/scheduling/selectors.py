@@ -382,9 +382,16 @@ def open_notices(*, participant: Participant) -> QuerySet[ParticipantNotice]:
     stale_reminder = Q(kind=NoticeKind.UPCOMING) & (
         Q(appointment__start__lte=clock.now()) | ~Q(appointment__status=Status.BOOKED)
     )
+    # Nor the offer to book a new time for a missed session once one is booked, or once the
+    # participant may not book (they stopped): it stayed, and its link led to "This session
+    # cannot be changed any more" or "Booking is not open for you".
+    stale_offer = Q(kind=NoticeKind.MISSED)
+    if may_book(participant):
+        stale_offer &= Q(appointment__replacement__isnull=False)
     return (
         ParticipantNotice.objects.filter(participant=participant, dismissed_at=None)
         .exclude(stale_reminder)
+        .exclude(stale_offer)
         .select_related("appointment")
     )
 

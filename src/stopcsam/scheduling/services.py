@@ -358,6 +358,12 @@ def _check_cutoff(appointment: Appointment, actor: Actor) -> None:
         raise ChangeTooLateError
 
 
+def change_check(*, appointment: Appointment, actor: Actor) -> None:
+    """Raise as a move or cancellation would, changing nothing: the pages say so before a
+    time is picked, not after it is sent."""
+    _check_cutoff(appointment, actor)
+
+
 def _earliest_new_start(actor: Actor) -> datetime:
     if actor.is_staff:
         return clock.now() + timedelta(hours=settings.SCHEDULING_STAFF_CHANGE_CUTOFF_HOURS)
@@ -390,11 +396,22 @@ def appointment_reschedule(
             profile = _lock_therapists(appointment.therapist_id)[appointment.therapist_id]
             appointment = _locked(appointment)
             _check_cutoff(appointment, actor)
-            moving = list(_remaining(appointment)) if rest else [appointment]
+            moving = _moving(appointment) if rest else [appointment]
             plan = _plan_moves(profile, moving, new_start, actor)
             return _apply_moves(moving, plan, actor)
     except IntegrityError as exc:
         raise SlotUnavailableError from exc
+
+
+def _moving(appointment: Appointment) -> list[Appointment]:
+    """This session and the later ones of the weekly course. A later booster keeps its own
+    time (its calendar holds it): moved along, one planned weeks after the course was
+    pulled into the week after its last session."""
+    return [
+        item
+        for item in _remaining(appointment)
+        if item.kind != Kind.BOOSTER or item.pk == appointment.pk
+    ]
 
 
 def _plan_moves(
@@ -431,6 +448,9 @@ def _apply_moves(
         old_start = appointment.start
         appointment.start, appointment.end = start, start + length
         appointment.save(update_fields=["start", "end"])
+        # A reminder was of the old time: kept, it said "soon" of a session moved a week on,
+        # and (dismissed or not) it kept the sweep from reminding of the new time.
+        ParticipantNotice.objects.filter(appointment=appointment, kind=NoticeKind.UPCOMING).delete()
         _history(appointment, ChangeKind.RESCHEDULED, actor, old_start=old_start)
         _notify_if_staff(appointment, actor)
     audit_record(

@@ -202,12 +202,26 @@ def _own_appointment(request: HttpRequest, ref: str) -> Appointment:
     return appointment
 
 
+def _refusal(appointment: Appointment) -> str | None:
+    """Why this session can no longer be moved or cancelled here, if it cannot (within the
+    cut-off, or over): said at once, where the page listed times and a button and refused
+    only what was sent. A missed or cancelled session is rebooked, which has no cut-off."""
+    if appointment.status in (Status.NO_SHOW, Status.CANCELLED):
+        return None
+    try:
+        services.change_check(appointment=appointment, actor=Actor.participant())
+    except SchedulingError as exc:
+        return _error_message(exc)
+    return None
+
+
 @participant_required
 @require_http_methods(["GET", "POST"])
 def reschedule(request: HttpRequest, ref: str) -> HttpResponseBase:
     appointment = _own_appointment(request, ref)
+    refused = _refusal(appointment)
     form = RescheduleForm(_posted(request), initial={"scope": "one"})
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and not refused and form.is_valid():
         try:
             _participant_move(appointment, form.cleaned_data)
         except SchedulingError as exc:
@@ -219,13 +233,17 @@ def reschedule(request: HttpRequest, ref: str) -> HttpResponseBase:
         **_zone_context(request),
         "appointment": appointment,
         "form": form,
-        "days": _by_local_day(
+        "refused": refused,
+        "days": []
+        if refused
+        else _by_local_day(
             selectors.reschedule_options(appointment=appointment, by_staff=False),
             participant_zone(request),
         ),
         "rebook": appointment.status in (Status.NO_SHOW, Status.CANCELLED),
     }
-    return render(request, "scheduling/reschedule.html", context, status=_status(form))
+    status = 400 if refused and request.method == "POST" else _status(form)
+    return render(request, "scheduling/reschedule.html", context, status=status)
 
 
 def _participant_move(appointment: Appointment, data: dict[str, Any]) -> None:
@@ -242,8 +260,9 @@ def _participant_move(appointment: Appointment, data: dict[str, Any]) -> None:
 @require_http_methods(["GET", "POST"])
 def cancel(request: HttpRequest, ref: str) -> HttpResponseBase:
     appointment = _own_appointment(request, ref)
+    refused = _refusal(appointment)
     form = CancelForm(_posted(request), initial={"scope": "one"})
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and not refused and form.is_valid():
         try:
             services.appointment_cancel(
                 appointment=appointment,
@@ -255,8 +274,14 @@ def cancel(request: HttpRequest, ref: str) -> HttpResponseBase:
         else:
             messages.success(request, _("The session has been cancelled."))
             return redirect("scheduling:mine")
-    context = {**_zone_context(request), "appointment": appointment, "form": form}
-    return render(request, "scheduling/cancel.html", context, status=_status(form))
+    context = {
+        **_zone_context(request),
+        "appointment": appointment,
+        "form": form,
+        "refused": refused,
+    }
+    status = 400 if refused and request.method == "POST" else _status(form)
+    return render(request, "scheduling/cancel.html", context, status=status)
 
 
 def _ics_response(appointments: list[Appointment], tz: str, *, audience: str) -> HttpResponse:
@@ -284,8 +309,11 @@ def course_ics(request: HttpRequest, ref: str) -> HttpResponse:
     )
     if course is None:
         raise Http404
-    live = list(course.appointments.exclude(status=Status.CANCELLED))
-    return _ics_response(live, participant_zone(request), audience="participant")
+    # Cancelled sessions too, marked so: left out, one stayed in the participant's calendar
+    # when they imported the file again (an import adds and updates, it removes nothing).
+    return _ics_response(
+        list(course.appointments.all()), participant_zone(request), audience="participant"
+    )
 
 
 @participant_required

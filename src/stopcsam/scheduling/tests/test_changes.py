@@ -69,6 +69,24 @@ def test_moving_the_rest_keeps_a_weekly_rhythm_at_the_new_local_time(course: Cou
     assert local == ["Tue 17 17:00", "Thu 26 18:00", "Thu 02 18:00", "Thu 09 18:00"]
 
 
+def test_moving_the_rest_leaves_a_booster_at_its_own_time(course: Course, therapist) -> None:  # type: ignore[no-untyped-def]
+    """A booster planned weeks after the course was pulled into the weekly rhythm, to the
+    week after the last session, when the participant moved "this and all later ones"."""
+    booster_time = datetime(2026, 5, 12, 16, tzinfo=UTC)  # Tue 12 May, 18:00 Berlin
+    booster = services.course_add_booster(
+        course=course, start=booster_time, actor=Actor.of_staff(therapist.user)
+    )
+    second = _sessions(course)[1]
+    thursday = datetime(2026, 3, 26, 17, 0, tzinfo=UTC)  # Thu 26 March, 18:00 Berlin
+    services.appointment_reschedule(
+        appointment=second, new_start=thursday, actor=Actor.participant(), rest=True
+    )
+    booster.refresh_from_db()
+    assert booster.start == booster_time
+    local = [s.start.astimezone(BERLIN).strftime("%a %d %H:%M") for s in _sessions(course)]
+    assert local[:4] == ["Tue 17 17:00", "Thu 26 18:00", "Thu 02 18:00", "Thu 09 18:00"]
+
+
 def test_a_time_that_is_not_free_is_refused(course: Course) -> None:
     first, second = _sessions(course)[:2]
     with pytest.raises(SlotUnavailableError):

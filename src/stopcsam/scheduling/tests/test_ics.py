@@ -144,3 +144,19 @@ def test_event_ids_survive_a_new_secret_key_but_not_a_new_lookup_key(course: Cou
         assert _uid(appointment, "participant") == before
     with override_settings(STOPCSAM_LOOKUP_KEY="another-lookup-key"):
         assert _uid(appointment, "participant") != before
+
+
+def test_a_cancelled_session_is_cancelled_in_the_course_file_not_left_out(
+    course: Course, client_for
+) -> None:  # type: ignore[no-untyped-def]
+    """Left out, it stayed in the participant's calendar when they imported the file again:
+    an import adds and updates events, and removes none."""
+    from stopcsam.scheduling.services import Actor
+
+    before = _events(client_for.get(f"/en/sessions/course/{course.ref}.ics").content)
+    second = course.appointments.order_by("start")[1]
+    services.appointment_cancel(appointment=second, actor=Actor.participant())
+    after = _events(client_for.get(f"/en/sessions/course/{course.ref}.ics").content)
+    assert {str(e["uid"]) for e in after} == {str(e["uid"]) for e in before}
+    cancelled = [e for e in after if e.decoded("dtstart").astimezone(UTC) == second.start]
+    assert [str(e["status"]) for e in cancelled] == ["CANCELLED"]

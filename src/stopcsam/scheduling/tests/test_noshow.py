@@ -158,6 +158,43 @@ def test_a_reminder_goes_once_its_session_has_begun_or_is_no_longer_booked(
     assert NoticeKind.UPCOMING not in kinds  # cancelled: no reminder of it
 
 
+def test_a_moved_session_gets_a_reminder_for_its_new_time_not_the_old_one(
+    course: Course, frozen: FrozenClock
+) -> None:
+    """The reminder of the old time stayed on the moved session: "your next session is soon"
+    a week ahead, and one dismissed kept the new time from ever being reminded of."""
+    first = _first(course)
+    frozen.set(FIRST - timedelta(hours=23))
+    services.reminders_create()
+    notice = selectors.open_notices(participant=course.participant).get()
+    later = FIRST + timedelta(weeks=1, hours=1)  # the next Tuesday's 18:00 is free
+    services.appointment_reschedule(appointment=first, new_start=later, actor=Actor.participant())
+    assert not selectors.open_notices(participant=course.participant).exists()
+    services.notice_dismiss(participant=course.participant, notice_id=notice.pk)
+    frozen.set(later - timedelta(hours=23))
+    services.reminders_create()
+    reminded = [
+        n.appointment_id
+        for n in selectors.open_notices(participant=course.participant)
+        if n.kind == NoticeKind.UPCOMING
+    ]
+    assert first.pk in reminded
+
+
+def test_the_offer_to_rebook_a_missed_session_goes_once_it_is_replaced(
+    course: Course, frozen: FrozenClock
+) -> None:
+    """The offer "You missed a session. You can book a new time for it." stayed after the new
+    time was booked, and its link led to "This session cannot be changed any more"."""
+    first, options = _missed_first(course, frozen)
+    assert [n.kind for n in selectors.open_notices(participant=course.participant)] == [
+        NoticeKind.MISSED
+    ]
+    services.appointment_rebook(appointment=first, new_start=options[0], actor=Actor.participant())
+    kinds = [n.kind for n in selectors.open_notices(participant=course.participant)]
+    assert NoticeKind.MISSED not in kinds
+
+
 def test_the_sweep_is_a_periodic_huey_task_that_runs_the_services(
     course: Course, frozen: FrozenClock
 ) -> None:
@@ -212,3 +249,13 @@ def test_a_missed_session_is_replaced_once_and_only_while_the_participant_may_bo
             appointment=first, new_start=options[1], actor=Actor.participant()
         )
     assert course.appointments.filter(status=Status.BOOKED).count() == 4
+
+
+def test_the_offer_to_rebook_goes_when_the_participant_may_no_longer_book(
+    course: Course, frozen: FrozenClock, settings: object
+) -> None:
+    """After a stop the offer stayed, and its link answered "Booking is not open for you"."""
+    _missed_first(course, frozen)
+    settings.STOPCSAM_MAY_BOOK = f"{__name__}.nobody_may_book"  # type: ignore[attr-defined]
+    kinds = [n.kind for n in selectors.open_notices(participant=course.participant)]
+    assert NoticeKind.MISSED not in kinds

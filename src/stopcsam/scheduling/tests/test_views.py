@@ -119,6 +119,23 @@ def test_rescheduling_and_cancelling_through_the_pages(client: Client) -> None:
     assert client.post(f"/en/sessions/s/{first.ref}/cancel/", {"scope": "?"}).status_code == 400
 
 
+def test_a_session_too_close_to_change_says_so_before_a_time_is_picked(
+    client: Client, frozen: FrozenClock
+) -> None:
+    """Within the cut-off the pages listed times and a Cancel button, and said "too close"
+    only after the participant had picked one and sent it."""
+    from datetime import timedelta
+
+    course = _book_through_pages(client)
+    first = course.appointments.order_by("start").first()
+    assert first is not None
+    frozen.set(FIRST - timedelta(hours=6))
+    for action in ("reschedule", "cancel"):
+        html = client.get(f"/en/sessions/s/{first.ref}/{action}/").content.decode()
+        assert "It is too close to the session to change it here." in html, action
+        assert 'type="submit" class="danger"' not in html and 'name="start"' not in html
+
+
 def test_a_missed_session_is_rebooked_through_the_page(client: Client, frozen: FrozenClock) -> None:
     from datetime import timedelta
 
