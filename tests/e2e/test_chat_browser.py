@@ -180,3 +180,58 @@ def test_a_full_session(
     assert outside == []
     person.close()
     staff.close()
+
+
+# A proxy on the way that refuses websockets: the socket never opens, the page itself loads.
+BLOCK_WEBSOCKETS = """
+window.WebSocket = class {
+  constructor() {
+    this.readyState = 0;
+    setTimeout(() => { this.readyState = 3; if (this.onclose) { this.onclose({ code: 1006 }); } }, 20);
+  }
+  send() {}
+  close() {}
+};
+window.WebSocket.OPEN = 1;
+"""
+
+
+def test_a_session_with_websockets_blocked_on_the_way(
+    chat_server: RunningServer, browser: Any, therapist_state: str
+) -> None:
+    """JavaScript on, websockets refused by something on the way: the chat said
+    'Reconnecting…' for good (a review finding). It falls back to the page: it sends by the
+    form and loads itself again, and the therapist, whose socket works, chats live."""
+    booked = json.loads(chat_server.manage("chat_demo_session", "--therapist", "therapist-de"))
+    person = browser.new_context(locale="en-GB")
+    person.add_init_script(BLOCK_WEBSOCKETS)
+    staff = browser.new_context(storage_state=therapist_state, locale="en-GB")
+    participant, therapist = person.new_page(), staff.new_page()
+    participant.goto(chat_server.url + "/en/login/")
+    participant.get_by_label("Your codename").fill(booked["codename"])
+    with participant.expect_navigation():
+        participant.get_by_role("button", name="Log in").click()
+    participant.goto(chat_server.url + "/en/chat/")
+    with participant.expect_navigation():
+        participant.get_by_role("link", name="Session 1 of 4").click()
+    public_id = participant.url.rstrip("/").rsplit("/", 1)[1]
+    blocked = participant.get_by_text("The live connection is blocked on this network.")
+    blocked.wait_for(timeout=20_000)  # four connections that never opened: 7.5 s
+
+    therapist.goto(f"{chat_server.url}/en/chat/console/{public_id}/")
+    therapist.get_by_role("button", name="Admit participant").click()
+    therapist.get_by_label("Your message").wait_for()
+    participant.get_by_label("Your message").wait_for(timeout=15_000)  # it loaded itself
+    blocked.wait_for()  # and knew at once this time
+    participant.get_by_label("Your message").fill(WORRY)
+    with participant.expect_navigation():  # the form sends it
+        participant.get_by_role("button", name="Send").click()
+    therapist.locator("#chat-log li.participant", has_text=WORRY).wait_for(timeout=10_000)
+    therapist.get_by_label("Your message").fill(REPLY)
+    therapist.get_by_role("button", name="Send").click()
+    participant.locator("#chat-log li.therapist", has_text="How was your week?").wait_for(
+        timeout=15_000
+    )
+    assert participant.locator("#chat-log li").count() == 2  # each message once
+    person.close()
+    staff.close()

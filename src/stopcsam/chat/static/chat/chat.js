@@ -47,7 +47,7 @@
   // form sends messages and "Check for new messages" fetches them, as without JavaScript.
   var pageMode = false;
   var pageModeKey = "chat-page-mode:" + t.socket;
-  var PAGE_MODE_AFTER = 6;  // connections that never opened while the page answered
+  var PAGE_MODE_AFTER = 4;  // connections that never opened (0.5 + 1 + 2 + 4 s) ...
   var PAGE_MODE_KEPT = 30 * 60 * 1000;  // later pages of the session start in page mode
   // Times in the zone the page itself shows (the one the participant booked in, or the
   // staff member's site's), not the browser's: one transcript, one clock.
@@ -374,6 +374,7 @@
       })
       .then(function (html) {
         if (html && !t.probe && html.indexOf('data-state="' + state + '"') === -1) { reloadOnce(); return; }
+        // ... while the page itself answered: websockets are blocked on the way.
         if (html !== null && failures >= PAGE_MODE_AFTER && !everOpened) { enterPageMode(); }
       })
       .catch(function () { /* the network: the next connection will tell */ });
@@ -384,29 +385,34 @@
   // itself again every few seconds, as it does without JavaScript, but never while anything
   // is being written on it. The socket is still tried; once one opens, the page is live again.
   function enterPageMode() {
-    if (pageMode || !form || !box || over) { return; }
+    if (pageMode || over) { return; }
     pageMode = true;
     try { window.sessionStorage.setItem(pageModeKey, String(Date.now())); } catch (e) { /* none */ }
     document.documentElement.classList.add("page-mode");  // "Check for new messages" shows
-    var kept = Object.keys(pending).map(function (id) { return pending[id]; });
-    pending = {};
-    stopResending();
-    if (box.value) { kept.push(box.value); }
-    box.value = kept.join("\n");
+    if (box) {  // the waiting room has none: it only loads itself again
+      var kept = Object.keys(pending).map(function (id) { return pending[id]; });
+      pending = {};
+      stopResending();
+      if (box.value) { kept.push(box.value); }
+      box.value = kept.join("\n");
+    }
     say(t.tPageMode);
-    window.setTimeout(refreshInPageMode, 1000 * parseInt(t.refresh || "10", 10));
+    window.setTimeout(refreshInPageMode, refreshMs());
   }
   function refreshInPageMode() {
     if (!pageMode) { return; }
     var active = document.activeElement;
     var writing = active && /^(TEXTAREA|INPUT|SELECT)$/i.test(active.tagName || "");
-    if (box.value.trim() || writing) {
-      window.setTimeout(refreshInPageMode, 1000 * parseInt(t.refresh || "10", 10));
+    if ((box && box.value.trim()) || writing) {
+      window.setTimeout(refreshInPageMode, refreshMs());
     } else if (t.refreshTo) {
       window.location.replace(t.refreshTo);
     } else {
       loadAgain();
     }
+  }
+  function refreshMs() {  // the page's own refresh without JavaScript (data-refresh), or 10 s
+    return 1000 * (parseInt(t.refresh, 10) || 10);
   }
   function leavePageMode() {
     pageMode = false;
@@ -444,7 +450,7 @@
       if (event.code === 4403 || event.code === 4404) { shutOut(); return; }
       if (!opened) {
         failures += 1;
-        if (failures % 3 === 0) { probe(); }
+        if (failures % 3 === 0 || failures === PAGE_MODE_AFTER) { probe(); }
       }
       say(pageMode ? t.tPageMode : t.tOffline);
       window.setTimeout(connect, retry);
