@@ -84,9 +84,16 @@ def journey(
     timed("GET", "/en/study/enrol/")
     _status, html, _ = timed("GET", "/en/study/consent/")
     items = re.findall(r'name="(item_\w+)"', html)
+    shown = re.search(r'name="shown" value="([0-9a-f]+)"', html)
     token = _token(html)
     timed(
-        "POST", "/en/study/consent/", {"csrfmiddlewaretoken": token, **dict.fromkeys(items, "on")}
+        "POST",
+        "/en/study/consent/",
+        {
+            "csrfmiddlewaretoken": token,
+            "shown": shown.group(1) if shown else "",
+            **dict.fromkeys(items, "on"),
+        },
     )
     timed("GET", "/en/study/")
     for name, answers in BASELINE.items():

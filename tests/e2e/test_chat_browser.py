@@ -187,7 +187,10 @@ BLOCK_WEBSOCKETS = """
 window.WebSocket = class {
   constructor() {
     this.readyState = 0;
-    setTimeout(() => { this.readyState = 3; if (this.onclose) { this.onclose({ code: 1006 }); } }, 20);
+    setTimeout(() => {
+      this.readyState = 3;
+      if (this.onclose) { this.onclose({ code: 1006 }); }
+    }, 20);
   }
   send() {}
   close() {}

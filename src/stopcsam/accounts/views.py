@@ -61,8 +61,10 @@ def participant_login_view(request: HttpRequest) -> HttpResponseBase:
         try:
             participant = services.participant_authenticate(codename=form.cleaned_data["codename"])
         except InvalidCodenameError:
+            # On the field, not the form: the input is then marked invalid and described by
+            # the message, which a screen reader announces there.
             form.add_error(
-                None, _("We could not find that codename. Check the words and try again.")
+                "codename", _("We could not find that codename. Check the words and try again.")
             )
         else:
             participant_login(request, participant)

@@ -25,6 +25,10 @@ class ConsentIncompleteError(StudyError):
     """Not every consent item was ticked."""
 
 
+class ConsentChangedError(StudyError):
+    """The consent text changed after the page that was agreed to was shown."""
+
+
 class StepOutOfOrderError(StudyError):
     """The participant tried a step of the journey before its predecessor."""
 

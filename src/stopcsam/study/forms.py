@@ -7,17 +7,30 @@ from stopcsam.study.protocol import ConsentDocument
 
 
 class ConsentForm(forms.Form):
-    """One required checkbox per consent item of the document shown."""
+    """One required checkbox per consent item of the document shown, and the SHA-256 of the
+    text shown: the text can change while the page is open (a new consent version), and a
+    consent is recorded only for the text that was read."""
 
-    def __init__(self, *args: object, document: ConsentDocument, **kwargs: object) -> None:
+    # Not required: a page sent without it (one from before this field) is taken as showing
+    # another text, and the current one is shown again.
+    shown = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    def __init__(
+        self, *args: object, document: ConsentDocument, version: str, **kwargs: object
+    ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["shown"].initial = document.sha256(version)
         for key, text in document.items:
             self.fields[f"item_{key}"] = forms.BooleanField(
                 label=text, error_messages={"required": _("Please tick this box to agree.")}
             )
 
     def ticked(self) -> set[str]:
-        return {name.removeprefix("item_") for name, value in self.cleaned_data.items() if value}
+        return {
+            name.removeprefix("item_")
+            for name, value in self.cleaned_data.items()
+            if name.startswith("item_") and value
+        }
 
 
 class WithdrawForm(forms.Form):

@@ -118,7 +118,11 @@ def instrument_awaits_answers(
     """Open and not yet completed."""
     if not instrument_is_open(enrolment, protocol, time_point, instrument, now):
         return False
-    return not Response.objects.filter(
+    return not instrument_completed(enrolment, time_point, instrument)
+
+
+def instrument_completed(enrolment: Enrolment, time_point: str, instrument: str) -> bool:
+    return Response.objects.filter(
         enrolment=enrolment,
         time_point=time_point,
         instrument=instrument,

@@ -20,6 +20,7 @@ from stopcsam.core.signals import participant_withdrawn
 from stopcsam.study import randomization
 from stopcsam.study.exceptions import (
     AlreadyRandomizedError,
+    ConsentChangedError,
     ConsentIncompleteError,
     ProtocolError,
     QuestionnaireNotDueError,
@@ -162,7 +163,12 @@ def enrolment_create(
     return enrolment
 
 
-def consent_record(*, enrolment: Enrolment, ticked: Iterable[str]) -> ConsentRecord:
+def consent_record(
+    *, enrolment: Enrolment, ticked: Iterable[str], shown: str | None = None
+) -> ConsentRecord:
+    """Record the consent to the current text. ``shown``, the SHA-256 of the text the page
+    showed, must be that text's: ConsentChangedError otherwise. A consent to the same text
+    already recorded (the form sent twice) is returned, not recorded again."""
     protocol = parsed_protocol(enrolment.protocol)
     document = protocol.consent_document(enrolment.language)
     required = {key for key, _text in document.items}
@@ -170,13 +176,24 @@ def consent_record(*, enrolment: Enrolment, ticked: Iterable[str]) -> ConsentRec
         raise ConsentIncompleteError
     if enrolment.status == Enrolment.Status.WITHDRAWN:
         raise StepOutOfOrderError
+    sha256 = document.sha256(protocol.consent_version)
+    if shown is not None and shown != sha256:
+        raise ConsentChangedError
     now = clock.now()
     with transaction.atomic():
+        # Locked, so that a second sending at the same moment sees the first one's record.
+        Enrolment.objects.select_for_update().filter(pk=enrolment.pk).first()
+        latest = enrolment.consents.order_by("-consented_at", "-pk").first()
+        if latest is not None and (latest.document_version, latest.text_sha256) == (
+            protocol.consent_version,
+            sha256,
+        ):
+            return latest
         record = ConsentRecord.objects.create(
             enrolment=enrolment,
             document_version=protocol.consent_version,
             language=document.language,
-            text_sha256=document.sha256(protocol.consent_version),
+            text_sha256=sha256,
             items=sorted(required),
             consented_at=now,
         )
@@ -213,10 +230,18 @@ def response_save(
     a waiting-list arm's offer time point offers the chat."""
     protocol = parsed_protocol(enrolment.protocol)
     now = clock.now()
-    if not instrument_is_open(enrolment, protocol, time_point, instrument.key, now):
-        raise QuestionnaireNotDueError
     closed, free = _split_answers(instrument, answers)
     with transaction.atomic():
+        # The enrolment is locked first (then the response, then randomization's counter),
+        # and read again under the lock: two tabs completing the baseline's last two
+        # questionnaires at once each counted the other's as unanswered (PostgreSQL), and
+        # neither randomized; a withdrawal from another tab meanwhile was not seen.
+        locked = Enrolment.objects.select_for_update().filter(pk=enrolment.pk)
+        if locked.values_list("pk", flat=True).first() is None:
+            raise QuestionnaireNotDueError  # erased from another tab meanwhile
+        enrolment.refresh_from_db()
+        if not instrument_is_open(enrolment, protocol, time_point, instrument.key, now):
+            raise QuestionnaireNotDueError
         response, _created = Response.objects.select_for_update().get_or_create(
             enrolment=enrolment,
             time_point=time_point,

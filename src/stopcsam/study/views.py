@@ -20,6 +20,7 @@ from django.views.decorators.http import require_http_methods
 
 from stopcsam.accounts.decorators import participant_required, staff_verified_required
 from stopcsam.accounts.models import Role
+from stopcsam.accounts.sessions import participant_logout
 from stopcsam.core import crypto
 from stopcsam.core.audit import audit_record
 from stopcsam.core.instruments import instrument_form, localised
@@ -27,6 +28,7 @@ from stopcsam.core.signals import funnel_step
 from stopcsam.core.zones import in_reader_zone
 from stopcsam.study import export, selectors, services
 from stopcsam.study.exceptions import (
+    ConsentChangedError,
     ConsentIncompleteError,
     NoActiveProtocolError,
     QuestionnaireNotDueError,
@@ -194,26 +196,39 @@ def _enrolment_or_404(request: HttpRequest) -> Enrolment:
 @require_http_methods(["GET", "POST"])
 def consent(request: HttpRequest) -> HttpResponseBase:
     enrolment = _enrolment_or_404(request)
+    if request.method == "GET" and not selectors.needs_consent(enrolment):
+        # Nothing to agree to (consented to this version, or withdrawn): the page would say
+        # the information had changed.
+        return redirect("study:home")
     protocol = selectors.parsed_protocol(enrolment.protocol)
     document = protocol.consent_document(enrolment.language)
-    form = ConsentForm(_posted(request), document=document)
+    version = protocol.consent_version
+    form = ConsentForm(_posted(request), document=document, version=version)
+    changed = False
     if request.method == "POST" and form.is_valid():
         first_time = enrolment.status == Enrolment.Status.ELIGIBLE
         try:
-            services.consent_record(enrolment=enrolment, ticked=form.ticked())
+            services.consent_record(
+                enrolment=enrolment, ticked=form.ticked(), shown=form.cleaned_data["shown"]
+            )
+        except ConsentChangedError:
+            # The text changed while the page was open: the new one is shown to be read and
+            # agreed to, with nothing ticked for the participant.
+            form, changed = ConsentForm(document=document, version=version), True
         except (ConsentIncompleteError, StepOutOfOrderError):
             return redirect("study:home")
-        if first_time:
-            funnel_step.send(sender=consent, step="consented", request=request)
-        return redirect("study:home")
+        else:
+            if first_time:
+                funnel_step.send(sender=consent, step="consented", request=request)
+            return redirect("study:home")
     return render(
         request,
         "study/consent.html",
         {
             "form": form,
             "document": document,
-            "version": protocol.consent_version,
-            "reconsent": enrolment.status != Enrolment.Status.ELIGIBLE,
+            "version": version,
+            "reconsent": changed or enrolment.status != Enrolment.Status.ELIGIBLE,
         },
         status=_status(form),
     )
@@ -273,6 +288,13 @@ def questionnaire(request: HttpRequest, time_point: str, instrument: str) -> Htt
                 complete=complete,
             )
         except QuestionnaireNotDueError:
+            if selectors.instrument_completed(enrolment, time_point, instrument):
+                # Sent again (a double click, the browser's history): stored once already.
+                # On to where the first sending led, not "This questionnaire is not open".
+                enrolment.refresh_from_db()
+                if time_point == protocol.baseline.key and enrolment.arm:
+                    return redirect("study:allocation")
+                return redirect("study:home")
             return render(request, "study/not_due.html", status=409)
         enrolment.refresh_from_db()
         if enrolment.arm and not was_randomized:
@@ -335,7 +357,9 @@ def withdraw(request: HttpRequest) -> HttpResponseBase:
         erase = form.cleaned_data["choice"] == "erase"
         services.withdraw(enrolment=enrolment, erase=erase)
         if erase:
-            request.session.flush()
+            # Signed out on the page itself too: it offered "Your space" and "Log out" for
+            # the account just deleted.
+            participant_logout(request)
             return render(request, "study/erased.html")
         return redirect("study:home")
     return render(

@@ -72,6 +72,19 @@ def test_a_wrong_codename_gets_one_generic_localised_message(
     assert client.get(reverse("accounts:me")).status_code == 302
 
 
+def test_a_wrong_codename_is_told_at_the_codename_field(participant: ParticipantPersona) -> None:
+    """The message belongs to the field: the input is marked invalid and described by it, so
+    a screen reader announces it there (a message for the whole form is tied to no input)."""
+    wrong = participant.codename.rsplit(" ", 1)[0] + " zzzz"
+    body = Client().post("/en/login/", {"codename": wrong}).content.decode()
+    field = re.search(r'<input[^>]*name="codename"[^>]*>', body)
+    assert field and 'aria-invalid="true"' in field.group(0)
+    described = re.search(r'aria-describedby="([^"]+)"', field.group(0))
+    assert described
+    errors = re.search(rf'<ul class="errorlist" id="{described.group(1)}">(.*?)</ul>', body)
+    assert errors and "We could not find that codename" in errors.group(1)
+
+
 def test_over_long_input_is_refused_before_any_hashing(participant: ParticipantPersona) -> None:
     with (
         mock.patch("stopcsam.accounts.services._codename_hasher") as hasher,

@@ -38,7 +38,15 @@ def _consent(client: Client, lang: str = "en") -> None:
     page = client.get(f"/{lang}/study/consent/")
     items = re.findall(r'name="(item_\w+)"', page.content.decode())
     assert len(items) == 4
-    assert client.post(f"/{lang}/study/consent/", {i: "on" for i in items}).status_code == 302
+    data = {i: "on" for i in items} | _shown(page)
+    assert client.post(f"/{lang}/study/consent/", data).status_code == 302
+
+
+def _shown(page: object) -> dict[str, str]:
+    """The consent page's hidden field naming the text it showed."""
+    found = re.search(r'name="shown" value="([0-9a-f]+)"', page.content.decode())  # type: ignore[attr-defined]
+    assert found
+    return {"shown": found.group(1)}
 
 
 def _answer(
@@ -148,6 +156,56 @@ def test_a_new_consent_version_asks_again_at_next_login(version: ProtocolVersion
     assert Enrolment.objects.get().status == "consented"
 
 
+def test_a_consent_given_to_a_text_changed_meanwhile_is_not_recorded(
+    version: ProtocolVersion,
+) -> None:
+    """The consent is recorded for the text the participant read: one changed while the page
+    was open (a new version loaded) is shown again, not recorded as agreed to unseen."""
+    client = Client()
+    _eligible_participant(client)
+    page = client.get("/en/study/consent/")
+    items = re.findall(r'name="(item_\w+)"', page.content.decode())
+    definition = dict(version.definition)
+    documents = definition["consent"]["documents"]
+    changed = {**documents["en"], "body": [*documents["en"]["body"], "A new paragraph."]}
+    definition["consent"] = {"version": "2", "documents": {**documents, "en": changed}}
+    ProtocolVersion.objects.filter(pk=version.pk).update(definition=definition)
+    response = client.post("/en/study/consent/", {i: "on" for i in items} | _shown(page))
+    assert response.status_code == 200
+    assert ConsentRecord.objects.count() == 0
+    body = response.content.decode()
+    assert "A new paragraph." in body and "The information has changed" in body
+    client.post("/en/study/consent/", {i: "on" for i in items} | _shown(response))
+    assert ConsentRecord.objects.get().document_version == "2"
+
+
+def test_the_consent_page_does_not_say_the_information_changed_when_it_did_not(
+    version: ProtocolVersion,
+) -> None:
+    """Opened again after consenting (from the browser's history, say), the consent page
+    said "The information has changed" and asked for agreement again: nothing is due, so
+    the participant's space is shown."""
+    client = Client()
+    _eligible_participant(client)
+    _consent(client)
+    response = client.get("/en/study/consent/")
+    assert response.status_code == 302 and response["Location"] == "/en/study/"
+
+
+def test_a_consent_sent_twice_is_recorded_once(version: ProtocolVersion) -> None:
+    """A double click, or the form sent again from the browser's history, records nothing
+    more: one record and one audit entry of the one consent."""
+    client = Client()
+    _eligible_participant(client)
+    page = client.get("/en/study/consent/")
+    data = dict.fromkeys(re.findall(r'name="(item_\w+)"', page.content.decode()), "on")
+    for _attempt in range(2):
+        response = client.post("/en/study/consent/", data | _shown(page))
+        assert response.status_code == 302 and response["Location"] == "/en/study/"
+    assert ConsentRecord.objects.count() == 1
+    assert AuditEvent.objects.filter(action="study.consented").count() == 1
+
+
 def test_completing_the_baseline_randomizes(version: ProtocolVersion) -> None:
     client = Client()
     _eligible_participant(client)
@@ -162,6 +220,24 @@ def test_completing_the_baseline_randomizes(version: ProtocolVersion) -> None:
     assert enrolment.status == "randomized" and enrolment.arm in {"chat", "waitlist"}
     page = client.get("/en/study/allocation/").content.decode()
     assert ("Chat intervention" if enrolment.arm == "chat" else "Waiting list") in page
+
+
+def test_the_baselines_last_questionnaire_sent_twice_shows_the_group(
+    version: ProtocolVersion,
+) -> None:
+    """A double click (or the form sent again from the browser's history) on the last
+    baseline questionnaire: the answers are stored once, and the second answer leads to the
+    group drawn, as the first did, not to "This questionnaire is not open"."""
+    client = Client()
+    _eligible_participant(client)
+    _consent(client)
+    for name, data in BASELINE.items():
+        _answer(client, "baseline", name, data)
+    again = _answer(client, "baseline", "wellbeing", BASELINE["wellbeing"])
+    assert again.status_code == 302  # type: ignore[attr-defined]
+    assert again["Location"] == "/en/study/allocation/"  # type: ignore[index]
+    assert Response.objects.filter(instrument="wellbeing").count() == 1
+    assert Tally.objects.get(event="randomized").count == 1
 
 
 def test_free_text_is_encrypted_and_scores_are_kept(version: ProtocolVersion) -> None:

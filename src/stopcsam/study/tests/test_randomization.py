@@ -169,3 +169,58 @@ def test_concurrent_requests_assign_each_participant_exactly_once() -> None:
         version.sealed_seed, "DE|de", 200, ("chat", "waitlist"), (1, 2, 3)
     )
     assert [arm for _, arm in sorted(assigned)] == expected
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="runs when DATABASE_URL is set")
+def test_the_baselines_last_two_questionnaires_completed_at_once_randomize() -> None:
+    """Two tabs complete the baseline's last two questionnaires at once: the second waits
+    for the first's lock on the enrolment and sees its answers complete, so one of them
+    randomizes. Each counted the other's as unanswered, and neither did (the participant was
+    left consented, with nothing due and no allocation)."""
+    import time
+
+    from django.db import connections, transaction
+
+    from stopcsam.study.selectors import parsed_protocol
+    from stopcsam.study.tests.conftest import answer_baseline
+
+    version = protocol_load(definition=demo_definition())
+    enrolment = enrolled(version)
+    instruments = [
+        parsed_protocol(version).instruments[name]
+        for name in parsed_protocol(version).baseline.instruments
+    ]
+    for instrument in instruments[:-2]:
+        answer_baseline(enrolment, instrument)
+    first_saved, faults = threading.Event(), []
+
+    def first() -> None:
+        try:
+            with transaction.atomic():
+                answer_baseline(Enrolment.objects.get(pk=enrolment.pk), instruments[-2])
+                first_saved.set()
+                time.sleep(0.5)  # the second tab's answers arrive before this commits
+        except Exception as fault:
+            faults.append(fault)
+        finally:
+            first_saved.set()
+            connections.close_all()
+
+    def second() -> None:
+        first_saved.wait(10)
+        try:
+            answer_baseline(Enrolment.objects.get(pk=enrolment.pk), instruments[-1])
+        except Exception as fault:
+            faults.append(fault)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert faults == []
+    enrolment.refresh_from_db()
+    assert enrolment.status == Enrolment.Status.RANDOMIZED and enrolment.arm

@@ -56,6 +56,21 @@ def test_stopping_keeps_the_data_and_is_audited(
     assert "stopped taking part" in client.get("/en/study/").content.decode()
 
 
+def test_one_who_stopped_is_shown_the_way_to_erase_later(
+    version: ProtocolVersion, participant_client: Callable[..., Client]
+) -> None:
+    """Stopping and keeping the answers is not final: the page a participant who stopped
+    lands on links to erasing them (it said only "thank you", and their space is that page,
+    so erasure after a stop could not be found)."""
+    client = _client_for(_answered(version), participant_client)
+    client.post("/en/study/withdraw/", {"choice": "stop", "confirm": "on"})
+    body = client.get("/en/study/").content.decode()
+    assert 'href="/en/study/withdraw/"' in body
+    assert "Erase my answers and my account" in body
+    client.post("/en/study/withdraw/", {"choice": "erase", "confirm": "on"})
+    assert Participant.objects.count() == 0 and Response.objects.count() == 0
+
+
 def test_stopping_tells_scheduling_once(
     version: ProtocolVersion, participant_client: Callable[..., Client]
 ) -> None:
@@ -92,6 +107,18 @@ def test_stop_and_erase_deletes_every_row(
     counts = consort_counts(version)
     assert sum(counts["randomized"].values()) == 1  # the count survives, the person does not
     assert counts["withdrawn"] == {"stop": 0, "erase": 1}
+
+
+def test_the_erased_page_offers_no_account_that_is_gone(
+    version: ProtocolVersion, participant_client: Callable[..., Client]
+) -> None:
+    """After "stop and erase" the page is a signed-out one: no "Your space" link and no
+    "Log out" button for an account that no longer exists."""
+    client = _client_for(_answered(version), participant_client)
+    response = client.post("/en/study/withdraw/", {"choice": "erase", "confirm": "on"})
+    body = response.content.decode()
+    assert "Everything is erased" in body
+    assert 'action="/en/logout/"' not in body and "Your space" not in body
 
 
 def test_a_bad_withdrawal_choice_is_refused(
