@@ -3,7 +3,8 @@
 Words come from a list in the participant's language (``wordlists/<lang>.txt``). Enough words
 are drawn with ``secrets`` to reach ``CODENAME_MIN_ENTROPY_BITS``. What the participant types
 is normalised (case, spacing, diacritics, separators) before it is hashed, so "Lípa  MOST"
-and "lipa most" are the same codename.
+and "lipa most" are the same codename; typed without its spaces ("lipamost"), it is split
+into listed words again at login (``readings``).
 """
 
 from __future__ import annotations
@@ -62,3 +63,59 @@ def normalise(raw: str) -> NormalisedCodename:
 def lookup_digest(normalised: NormalisedCodename) -> str:
     key = settings.STOPCSAM_LOOKUP_KEY.encode()
     return hmac.new(key, normalised.encode(), hashlib.sha256).hexdigest()
+
+
+# At most this many readings of a codename typed run together are looked up (see readings):
+# a string made to split many ways gains a guesser two bits of the 80 a codename has.
+MAX_READINGS = 4
+MAX_WORDS = 12  # more than any list's codename has (words_needed), fewer than a crafted string
+
+
+@lru_cache(maxsize=1)
+def _known_words() -> tuple[frozenset[str], int]:
+    """Every word of every list, as ``normalise`` leaves it, and the longest one's length:
+    what a codename typed run together is split into (the login page does not know which
+    language the codename was drawn in)."""
+    words = {
+        normalise(word)
+        for path in sorted(WORDLIST_DIR.glob("??.txt"))
+        for word in wordlist(path.stem)
+    }
+    words = {word for word in words if word and " " not in word}
+    return frozenset(words), max(map(len, words))
+
+
+def readings(normalised: NormalisedCodename) -> list[NormalisedCodename]:
+    """The codename as typed, then the ways it splits into listed words with its spaces left
+    out ("lipamost" as "lipa most"), longer words first, up to MAX_READINGS of those: the
+    page says spaces do not matter, and a participant who typed the words together could not
+    log in (a review finding). The lookup digest is of the spaced form, so existing accounts
+    are found as they are."""
+    joined = normalised.replace(" ", "")
+    words, longest = _known_words()
+    # ends[i]: where a listed word starting at i ends, for the positions from which the rest
+    # splits to the end (computed backwards): the search below never meets a dead end, so
+    # a string made to split many ways, or none, costs no more than it finds.
+    ends: list[list[int]] = [[] for _ in range(len(joined) + 1)]
+    whole = [False] * len(joined) + [True]
+    for start in range(len(joined) - 1, -1, -1):
+        for end in range(min(len(joined), start + longest), start, -1):
+            if whole[end] and joined[start:end] in words:
+                ends[start].append(end)
+        whole[start] = bool(ends[start])
+    found = [normalised]
+
+    def split(start: int, taken: list[str]) -> None:
+        if len(found) > MAX_READINGS or len(taken) > MAX_WORDS:
+            return
+        if start == len(joined):
+            reading = NormalisedCodename(" ".join(taken))
+            if reading not in found:
+                found.append(reading)
+            return
+        for end in ends[start]:
+            split(end, [*taken, joined[start:end]])
+
+    if joined and whole[0]:
+        split(0, [])
+    return found

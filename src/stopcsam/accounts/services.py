@@ -17,7 +17,13 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from stopcsam.accounts.codenames import Codename, codename_generate, lookup_digest, normalise
+from stopcsam.accounts.codenames import (
+    Codename,
+    codename_generate,
+    lookup_digest,
+    normalise,
+    readings,
+)
 from stopcsam.accounts.device_cookies import (
     device_cookie_max_age,
     device_cookie_open,
@@ -94,12 +100,16 @@ def participant_authenticate(*, codename: str) -> Participant:
         raise InvalidCodenameError from exc
     if not normalised:
         raise InvalidCodenameError
-    participant = Participant.objects.filter(codename_lookup=lookup_digest(normalised)).first()
+    # Also the readings of a codename typed without its spaces (codenames.readings).
+    read_as = {lookup_digest(reading): reading for reading in readings(normalised)}
+    participant = Participant.objects.filter(codename_lookup__in=read_as).first()
     if participant is None:
         raise InvalidCodenameError
     try:
         with slow_hash_turn():
-            _codename_hasher().verify(participant.codename_hash, normalised)
+            _codename_hasher().verify(
+                participant.codename_hash, read_as[participant.codename_lookup]
+            )
     except (VerificationError, InvalidHashError) as exc:
         raise InvalidCodenameError from exc
     return participant

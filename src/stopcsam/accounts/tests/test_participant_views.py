@@ -57,6 +57,10 @@ def test_login_accepts_the_codename_in_any_case_and_spacing(
         settings.STOPCSAM_PARTICIPANT_HOME
     )
     assert client.get(reverse("accounts:me")).status_code == 200
+    together = Client()  # "spaces do not matter": none at all, too
+    typed = participant.codename.replace(" ", "")
+    assert together.post(reverse("accounts:login"), {"codename": typed}).status_code == 302
+    assert together.get(reverse("accounts:me")).status_code == 200
 
 
 def test_a_wrong_codename_gets_one_generic_localised_message(
