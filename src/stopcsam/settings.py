@@ -85,6 +85,9 @@ MIDDLEWARE = [
     "stopcsam.core.middleware.AccessLogMiddleware",
     "stopcsam.core.middleware.PrivacyHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Outside every middleware that answers by itself (the NUL refusal, redirects, the
+    # database-away page): further in, those answers went out without it (a review finding).
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -97,7 +100,6 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "stopcsam.accounts.middleware.ParticipantMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "stopcsam.core.middleware.BusyMiddleware",
 ]
 
@@ -206,6 +208,11 @@ STOPCSAM_PARTICIPANT_HOME = "accounts:me"
 # Dotted paths called by `seed_demo` after the demo staff exist (apps add their demo data).
 STOPCSAM_DEMO_SEEDERS: list[str] = []
 OTP_TOTP_ISSUER = "stopcsam"
+# django-otp's own throttle off: it counted wrong codes on the TOTP device, which every
+# browser shares, with a delay doubling up to a hundred years, so a stranger who had the
+# password locked its owner out of their own browser for good (a review finding). Wrong codes
+# count as failed logins instead, per account or device cookie (STAFF_LOGIN_* below).
+OTP_TOTP_THROTTLE_FACTOR = 0
 
 # Codename hashing (argon2id) at OWASP's recommended minimum (19 MiB, 2 passes): 26 ms here
 # against 198 ms for 64 MiB x 3, measured. A codename carries >= 80 bits of entropy, so the

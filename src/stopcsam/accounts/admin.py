@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 
 from stopcsam.accounts import services
 from stopcsam.accounts.models import Participant, Role, Site, StaffInvitation, StaffUser
+from stopcsam.core.audit import audit_record
 
 
 @admin.register(Site)
@@ -86,6 +87,20 @@ class StaffUserAdmin(SiteScopedAdmin):
 
     def save_model(self, request: HttpRequest, obj: StaffUser, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
+        if change and form.changed_data:
+            # A role, site or activity decides what the account reads: audited (in the admin's
+            # transaction) by the names of the fields changed, not their free text.
+            audit_record(
+                actor=request.user.audit_ref,  # type: ignore[union-attr]
+                action="staff.changed",
+                subject=obj.audit_ref,
+                detail={
+                    "fields": sorted(form.changed_data),
+                    "role": obj.role,
+                    "site": obj.site.code,
+                    "active": obj.is_active,
+                },
+            )
         if change and "is_active" in form.changed_data and not obj.is_active:
             # A deactivated account's browsers are strangers again if it is ever reactivated.
             services.staff_device_cookies_revoke(user=obj, actor=request.user.audit_ref)  # type: ignore[union-attr]
@@ -114,11 +129,36 @@ class StaffInvitationAdmin(SiteScopedAdmin):
     list_display = ["role", "site", "display_name", "created_at", "expires_at", "used_at"]
     fields = ["role", "site", "languages", "display_name"]
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and not _study_admin(request):
+            # A coordinator changes only the invitations they could give, as for accounts: not
+            # a study administrator's invitation of a coordinator at their site.
+            return obj.role in COORDINATOR_GIVES
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and not _study_admin(request):
+            return obj.role in COORDINATOR_GIVES
+        return super().has_delete_permission(request, obj)
+
     def save_model(
         self, request: HttpRequest, obj: StaffInvitation, form: Any, change: bool
     ) -> None:
         if change:
-            return super().save_model(request, obj, form, change)
+            super().save_model(request, obj, form, change)
+            if form.changed_data:
+                # The link may be out already: whoever opens it gets the new role and site.
+                audit_record(
+                    actor=request.user.audit_ref,  # type: ignore[union-attr]
+                    action="staff.invitation_changed",
+                    subject=f"invitation:{obj.pk}",
+                    detail={
+                        "fields": sorted(form.changed_data),
+                        "role": obj.role,
+                        "site": obj.site.code,
+                    },
+                )
+            return None
         invitation, token = services.staff_invitation_create(
             role=obj.role,
             site=obj.site,

@@ -10,7 +10,7 @@ from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.password_validation import validate_password
 from django.utils.translation import gettext_lazy as _
 
-from stopcsam.accounts.models import LANGUAGE_CHOICES
+from stopcsam.accounts.models import LANGUAGE_CHOICES, StaffUser
 
 
 class SignupForm(forms.Form):
@@ -89,8 +89,11 @@ class InvitationAcceptForm(forms.Form):
         if first and second and first != second:
             self.add_error("password2", _("The two passwords differ."))
         elif first:
+            # The account to be, so the validator comparing the password with the username
+            # runs too: without it, a username was accepted as its own password.
+            account = StaffUser(username=cleaned.get("username", ""))
             try:
-                validate_password(first)
+                validate_password(first, user=account)
             except forms.ValidationError as exc:
                 self.add_error("password1", exc)
         return cleaned

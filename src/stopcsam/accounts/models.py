@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
@@ -21,6 +22,18 @@ LANGUAGE_CHOICES = [
     ("pt", "Português"),
     ("es", "Español"),
 ]
+
+
+def languages_clean(languages: Any) -> None:
+    """A list of the languages' codes, as every check "language in x.languages" expects: the
+    admin took any JSON there, and a number made each such check a 500 (a review finding)."""
+    known = {code for code, _name in LANGUAGE_CHOICES}
+    if not isinstance(languages, list) or not all(
+        isinstance(code, str) and code in known for code in languages
+    ):
+        raise ValidationError(
+            {"languages": _('Give a list of language codes, for example ["de", "en"].')}
+        )
 
 
 class Site(models.Model):
@@ -44,6 +57,10 @@ class Site(models.Model):
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}"
+
+    def clean(self) -> None:
+        super().clean()
+        languages_clean(self.languages)
 
 
 class Role(models.TextChoices):
@@ -96,6 +113,15 @@ class StaffUser(AbstractBaseUser):
 
     def __str__(self) -> str:
         return self.display_name or self.username
+
+    def clean(self) -> None:
+        super().clean()
+        # One username in any letter case, as a login looks it up: "ANNA" beside "anna" left
+        # one of the two unable to log in (the admin saved it; staff_create checked).
+        taken = StaffUser.objects.filter(username__iexact=self.username).exclude(pk=self.pk)
+        if self.username and taken.exists():
+            raise ValidationError({"username": _("This username is taken.")})
+        languages_clean(self.languages)
 
     @property
     def is_staff(self) -> bool:
@@ -183,3 +209,7 @@ class StaffInvitation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_role_display()} @ {self.site.code}"
+
+    def clean(self) -> None:
+        super().clean()
+        languages_clean(self.languages)

@@ -24,12 +24,20 @@ IDENTIFYING_HEADERS = frozenset(
         b"cf-connecting-ip",
         b"x-client-ip",
         b"x-cluster-client-ip",
-        b"sec-ch-ua",
-        b"sec-ch-ua-mobile",
-        b"sec-ch-ua-platform",
         b"dnt",
+        # Client hints from before the Sec-CH- names, which browsers still send when asked.
+        b"device-memory",
+        b"dpr",
+        b"viewport-width",
+        b"width",
+        b"downlink",
+        b"rtt",
+        b"ect",
     }
 )
+# Every Sec-CH- client hint (device model, exact version, architecture, screen...), not only
+# the three a browser sends unasked: any response can ask for the rest (a review finding).
+CLIENT_HINT_PREFIX = b"sec-ch-"
 
 
 def scrub_scope(scope: Scope) -> Scope:
@@ -41,6 +49,7 @@ def scrub_scope(scope: Scope) -> Scope:
         (name, value)
         for name, value in scope.get("headers", [])
         if name.lower() not in IDENTIFYING_HEADERS
+        and not name.lower().startswith(CLIENT_HINT_PREFIX)
     ]
     return clean
 

@@ -8,11 +8,27 @@ token is still required in every case, and session cookies are SameSite=Strict.
 
 from __future__ import annotations
 
-from django.http import HttpRequest
+from django.db import OperationalError
+from django.http import HttpRequest, HttpResponseBase
 from django.middleware.csrf import CsrfViewMiddleware
+
+from stopcsam.core.middleware import database_away
 
 
 class FetchMetadataCsrfMiddleware(CsrfViewMiddleware):
+    # MiddlewareMixin answers with what process_request returns; django-stubs types
+    # CsrfViewMiddleware's as returning nothing.
+    def process_request(self, request: HttpRequest) -> HttpResponseBase | None:  # type: ignore[override]
+        # The token lives in the session (CSRF_USE_SESSIONS): this is a signed-in request's
+        # first query, before any view, where BusyMiddleware cannot see it fail. With the
+        # database away it was a bare 500 (the error page reads the session too), which
+        # stopped the waiting room's refresh for good (a review finding).
+        try:
+            super().process_request(request)
+        except OperationalError as exc:
+            return database_away(request, exc)
+        return None
+
     # A private hook of CsrfViewMiddleware (stable since Django 4.0); django-stubs omits it.
     def _origin_verified(self, request: HttpRequest) -> bool:
         if request.META.get("HTTP_ORIGIN") == "null":

@@ -34,10 +34,13 @@ class AccessLogMiddleware:
         started = time.perf_counter()
         response = self.get_response(request)
         elapsed_ms = (time.perf_counter() - started) * 1000
+        # Escaped as Django's own request log does: a line break in the path (%0A) wrote a
+        # forged line of its own (a review finding).
+        path = redact_secret_paths(request.path).encode("unicode_escape").decode("ascii")
         access_log.info(
             "%s %s %s %.1fms",
             request.method,
-            redact_secret_paths(request.path),
+            path,
             response.status_code,
             elapsed_ms,
         )
@@ -127,7 +130,7 @@ def _has_nul(request: HttpRequest) -> bool:
 class BusyMiddleware:
     """A request that found no turn for a slow hash (``core.hashing``) is told the service is
     busy and to try again shortly (503 with Retry-After), in the page's language; nothing was
-    stored. One that found the database away is told so (503, see ``_database_away``)."""
+    stored. One that found the database away is told so (503, see ``database_away``)."""
 
     def __init__(self, get_response: Handler) -> None:
         self.get_response = get_response
@@ -139,7 +142,7 @@ class BusyMiddleware:
         self, request: HttpRequest, exception: Exception
     ) -> HttpResponseBase | None:
         if isinstance(exception, OperationalError):
-            return _database_away(request, exception)
+            return database_away(request, exception)
         if not isinstance(exception, HashingBusyError):
             return None
         response = render(request, "core/busy.html", status=503)
@@ -152,7 +155,7 @@ RETRY_AFTER_SECONDS = 30
 DATABASE_RETRY_SECONDS = 10
 
 
-def _database_away(request: HttpRequest, exception: OperationalError) -> HttpResponseBase:
+def database_away(request: HttpRequest, exception: OperationalError) -> HttpResponseBase:
     """The database refused or could not be reached (SQLite's lock held past its timeout,
     PostgreSQL restarting): 503, in the page's language, and a page that was only being read
     loads itself again, also without JavaScript. A plain 500 stopped the waiting room's

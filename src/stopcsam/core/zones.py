@@ -30,7 +30,9 @@ def valid(name: object) -> bool:
         return False
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    # OSError: a folder of the zone database ("America/Argentina") or a name too long for a
+    # file is no zone either; raised, it was a 500 on every page that reads the zone.
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return False
     return True
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from stopcsam.accounts.models import LANGUAGE_CHOICES
 from stopcsam.outreach import services
 from stopcsam.outreach.models import (
     ApiKey,
@@ -42,8 +44,36 @@ class ResourceTextInline(admin.TabularInline):
     extra = 1
 
 
+class ResourceForm(forms.ModelForm):
+    # Boxes to tick, not the JSON field's free text: it took any JSON, and 5 was saved and
+    # broke the public directory filtered by language ("de" in 5), "de" showed as "d, e".
+    languages = forms.MultipleChoiceField(
+        label=gettext_lazy("languages"),
+        choices=LANGUAGE_CHOICES,
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    class Meta:
+        model = Resource
+        fields = [
+            "country",
+            "name",
+            "kind",
+            "languages",
+            "description",
+            "website",
+            "phone",
+            "email",
+            "hours",
+            "cost",
+            "anonymous",
+            "active",
+        ]
+
+
 @admin.register(Resource)
 class ResourceAdmin(admin.ModelAdmin):
+    form = ResourceForm
     inlines = [ResourceTextInline]
     list_display = ["name", "country", "kind", "anonymous", "active"]
     list_filter = ["country", "kind", "active"]
@@ -86,6 +116,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return ["partner"] if obj else []
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "rate_per_minute":
+            kwargs["min_value"] = 1  # 0 was accepted, and the key answered 429 to everything
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
         if change:

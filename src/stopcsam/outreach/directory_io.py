@@ -40,6 +40,9 @@ FALSE = {"false", "no", "0", ""}
 def read_resources(name: str, text: str) -> list[Resource]:
     """Unsaved, validated resources; ImportValidationError lists every problem found."""
     rows = _json_rows(text) if name.endswith(".json") else _csv_rows(text)
+    if not rows:
+        # With --replace, an empty or truncated file hid every service of the directory.
+        raise ImportValidationError(["the file lists no services."])
     problems: list[str] = []
     resources: list[Resource] = []
     seen: set[tuple[str, str]] = set()
@@ -104,6 +107,10 @@ def _resource(row: Any) -> Resource:
         problems.append("anonymous must be true or false.")
     if row.get("kind") not in ResourceKind.values:
         problems.append(f"kind must be one of {', '.join(ResourceKind.values)}.")
+    # Strings only, as in ``texts``: anything else was stored as Python writes it
+    # ("['Demo helpline']"), and 0 as nothing.
+    not_text = [f for f in FIELDS if f not in _NON_TEXT and not isinstance(row.get(f), str | None)]
+    problems += [f"{f}: must be text." for f in not_text]
     texts = {f: str(row.get(f) or "").strip() for f in FIELDS if f not in _NON_TEXT}
     resource = Resource(
         **texts, kind=str(row.get("kind")), languages=languages, anonymous=bool(anonymous)

@@ -4,7 +4,8 @@ Terms and queries go through the same normalisation, so the comparison is exact 
 
 1. Unicode compatibility decomposition, diacritics dropped, case folded (``Ü`` -> ``u``).
 2. Common character substitutions (leetspeak) mapped to letters (``4`` -> ``a``).
-3. Every run of separators (anything not a letter or digit) becomes one space.
+3. Invisible format characters (soft hyphen, zero-width space) are dropped; every run of
+   separators (anything not a letter or digit) becomes one space.
 4. Runs of three or more single characters are joined (``p l a c e`` -> ``place``).
 5. Repeated letters collapse to one (``plaaace`` -> ``place``).
 
@@ -64,12 +65,22 @@ _COMBINING = re.compile(
     + "]"
 )
 
+# Invisible format characters (soft hyphen, zero-width space and joiners, word joiner, BOM,
+# direction marks, tags): deleted, not separators. They show nothing, so "demo\u00adword" reads
+# as one word and must match as one.
+_INVISIBLE = dict.fromkeys(
+    c
+    for c in [*range(0x80, 0x10000), *range(0xE0000, 0xE0080)]
+    if unicodedata.category(chr(c)) == "Cf"
+)
+
 
 def normalise(text: str) -> str:
     """The spaced, normalised form of a text: words separated by single spaces."""
     text = text.casefold()
     if not text.isascii():
         # Decompose, drop the marks: most European text is plain ASCII afterwards.
+        text = text.translate(_INVISIBLE)
         text = _COMBINING.sub("", unicodedata.normalize("NFKD", text)).casefold()
     tokens = _ascii_tokens(text) if text.isascii() else _unicode_tokens(text)
     return _REPEATS.sub(r"\1", " ".join(_join_single_runs(tokens)))

@@ -241,9 +241,11 @@ def survey_aggregates(
     ):
         total += 1
         for item, value in answers.items():
-            for chosen in value if isinstance(value, list) else [value]:
-                if chosen is not None:
-                    tallies[item][str(chosen)] += 1
+            # Each option once per response: a repeated field (reasons=o1&reasons=o1...) is
+            # stored as sent, and one response made a cell of any size.
+            values = value if isinstance(value, list) else [value]
+            for chosen in {str(v) for v in values if v is not None}:
+                tallies[item][chosen] += 1
     cells = {
         item: [
             AnswerCell(value, None if suppress and n < SMALL_CELL else n)

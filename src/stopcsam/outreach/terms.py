@@ -50,6 +50,7 @@ def term_list_paths() -> list[Path]:
 def load_term_lists(paths: Iterable[Path]) -> LoadedTerms:
     """Read and check every file; raise TermListError naming the file and line at fault."""
     terms: list[Term] = []
+    seen: dict[tuple[str, str], tuple[Term, str]] = {}  # (mode, pattern): the first, and where
     digest = hashlib.sha256()
     for path in paths:
         try:
@@ -64,25 +65,49 @@ def load_term_lists(paths: Iterable[Path]) -> LoadedTerms:
         except UnicodeDecodeError as exc:
             raise TermListError(f"{path.name}: not UTF-8 (byte {exc.start}).") from exc
         try:
-            terms += parse_term_file(path.name, text)
+            found = _parse_located(path.name, text)
         except csv.Error as exc:  # a field over csv's limit, a stray NUL
             raise TermListError(f"{path.name}: not a readable CSV file ({exc}).") from exc
         except RecursionError as exc:
             raise TermListError(f"{path.name}: nested too deep to be a term list.") from exc
-    return LoadedTerms(terms=tuple(dict.fromkeys(terms)), digest=digest.hexdigest())
+        if not found:
+            # A truncated or wholly commented-out file would switch the warnings off.
+            raise TermListError(f"{path.name}: lists no terms.")
+        for where, term in found:
+            key = (term.mode, pattern(term))
+            if key not in seen:
+                seen[key] = (term, where)
+                terms.append(term)
+            elif (seen[key][0].language, seen[key][0].category) != (term.language, term.category):
+                # The automaton keeps one entry per pattern: the other was dropped in silence.
+                raise TermListError(
+                    f"{where}: the same term as {seen[key][1]}, with another language or category."
+                )
+    return LoadedTerms(terms=tuple(terms), digest=digest.hexdigest())
 
 
 def parse_term_file(name: str, text: str) -> list[Term]:
+    return [term for _, term in _parse_located(name, text)]
+
+
+def _parse_located(name: str, text: str) -> list[tuple[str, Term]]:
+    """The file's terms, each with where it stands ("list.csv:line 3")."""
     rows = _json_rows(name, text) if name.endswith(".json") else _csv_rows(name, text)
-    return [_term(row, f"{name}:{where}") for where, row in rows]
+    return [(f"{name}:{where}", _term(row, f"{name}:{where}")) for where, row in rows]
 
 
 def _csv_rows(name: str, text: str) -> list[tuple[str, dict[str, str]]]:
-    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
-    reader = csv.DictReader(io.StringIO("\n".join(lines)))
+    # Each kept line with its number in the file: a fault names the line the operator's
+    # editor shows, not the count of rows after comments and blank lines were taken out.
+    kept = [
+        (n, line)
+        for n, line in enumerate(text.splitlines(), start=1)
+        if line.strip() and not line.startswith("#")
+    ]
+    reader = csv.DictReader(io.StringIO("\n".join(line for _, line in kept)))
     if reader.fieldnames is None or set(FIELDS) - set(reader.fieldnames):
         raise TermListError(f"{name}: the header must name the columns {', '.join(FIELDS)}.")
-    return [(f"row {n}", row) for n, row in enumerate(reader, start=1)]
+    return [(f"line {kept[reader.line_num - 1][0]}", row) for row in reader]
 
 
 def _json_rows(name: str, text: str) -> list[tuple[str, dict[str, str]]]:
@@ -97,7 +122,12 @@ def _json_rows(name: str, text: str) -> list[tuple[str, dict[str, str]]]:
     for n, entry in enumerate(entries, start=1):
         if not isinstance(entry, dict):
             raise TermListError(f"{name}:entry {n}: each term is an object.")
-        rows.append((f"entry {n}", {k: str(v) for k, v in entry.items() if v is not None}))
+        # Strings only: anything else was read as Python writes it (the term "['x']" or
+        # "True", the category "{'a': 1}") and matched or returned to partners so.
+        for field in FIELDS:
+            if entry.get(field) is not None and not isinstance(entry[field], str):
+                raise TermListError(f"{name}:entry {n}: {field} must be text.")
+        rows.append((f"entry {n}", {k: v for k, v in entry.items() if v is not None}))
     return rows
 
 

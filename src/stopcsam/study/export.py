@@ -314,4 +314,11 @@ def codebook_csv(book: dict[str, Any]) -> Iterator[str]:
     )
     yield writer.writerow(fields)
     for entry in book["variables"]:
-        yield writer.writerow([entry[field] for field in fields])
+        # Labels and ranges come from the protocol, written by coordinators in the admin: a
+        # label may begin with = and a range with -, and neither may run as a formula.
+        yield writer.writerow(
+            [
+                _text_cell(value) if isinstance(value, str) else value
+                for value in (entry[field] for field in fields)
+            ]
+        )

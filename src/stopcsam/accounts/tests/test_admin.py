@@ -3,6 +3,7 @@ nothing beyond; no admin page shows a one-time-code secret or deletes a particip
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
@@ -118,3 +119,101 @@ def test_the_admin_changes_no_password_and_tests_no_guess(
         assert response["Location"] == "/en/staff/password/"
     assert client.get("/admin/password_change/done/")["Location"] == "/en/staff/password/"
     assert StaffUser.objects.get(pk=coordinator.user.pk).password == before
+
+
+def test_changes_to_staff_and_invitations_in_the_admin_are_audited(
+    coordinator: StaffPersona, therapist: StaffPersona, staff_client: StaffClient
+) -> None:
+    """A new role, site or deactivation decides what a member of staff reads: the audit
+    chain records who changed which fields, never their values' free text (a review finding:
+    only the invitation was audited, a later change to the account in the admin was not)."""
+    from stopcsam.core.models import AuditEvent
+
+    client = staff_client(coordinator)
+    # As a browser sends it: the languages unchanged, with their initial value (a callable
+    # default gives the field a hidden initial input).
+    languages = json.dumps(therapist.user.languages)
+    same = {"languages": languages, "initial-languages": languages}
+    promoted = {"role": Role.SUPERVISOR, "display_name": "Dr. Anna", **same}
+    assert change(client, therapist.user, **promoted) == 302
+    assert StaffUser.objects.get(pk=therapist.user.pk).role == Role.SUPERVISOR
+    event = AuditEvent.objects.get(action="staff.changed")
+    assert event.actor == coordinator.user.audit_ref
+    assert event.subject == therapist.user.audit_ref
+    assert event.detail == {
+        "fields": ["display_name", "role"],
+        "role": Role.SUPERVISOR,
+        "site": "DE",
+        "active": True,
+    }
+    assert "Anna" not in str(event.detail)
+    form = {"role": Role.THERAPIST, "site": coordinator.user.site_id, "languages": '["de"]'}
+    assert client.post("/admin/accounts/staffinvitation/add/", form).status_code == 302
+    invitation = StaffInvitation.objects.get()
+    changed = {**form, "role": Role.SUPERVISOR, "initial-languages": form["languages"]}
+    url = f"/admin/accounts/staffinvitation/{invitation.pk}/change/"
+    assert client.post(url, changed).status_code == 302
+    event = AuditEvent.objects.get(action="staff.invitation_changed")
+    assert event.actor == coordinator.user.audit_ref
+    assert event.subject == f"invitation:{invitation.pk}"
+    assert event.detail == {"fields": ["role"], "role": Role.SUPERVISOR, "site": "DE"}
+
+
+def test_a_username_cannot_be_changed_to_another_accounts_in_other_letter_case(
+    coordinator: StaffPersona, therapist: StaffPersona, staff_client: StaffClient
+) -> None:
+    """Usernames are one in any letter case (a login looks them up so): the admin saved
+    "CLARA" beside "clara", and a login as either then found the same one of the two, the
+    other locked out for good (a review finding)."""
+    client = staff_client(coordinator)
+    taken = coordinator.user.username.upper()
+    assert change(client, therapist.user, username=taken) == 200  # the form refuses
+    assert StaffUser.objects.get(pk=therapist.user.pk).username == "anna"
+
+
+@pytest.mark.parametrize("languages", ['"de"', "5", '{"de": 1}', '["de", 5]', '["xx"]'])
+def test_languages_are_a_list_of_known_language_codes(
+    coordinator: StaffPersona,
+    therapist: StaffPersona,
+    staff_client: StaffClient,
+    languages: str,
+) -> None:
+    """The admin took any JSON for a member of staff's languages: a number there made every
+    booking check of the site ("language in staff.languages") a 500 (a review finding)."""
+    client = staff_client(coordinator)
+    response = client.post(
+        f"/admin/accounts/staffuser/{therapist.user.pk}/change/",
+        {
+            "username": therapist.user.username,
+            "role": therapist.user.role,
+            "site": therapist.user.site_id,
+            "languages": languages,
+            "is_active": "on",
+        },
+    )
+    assert response.status_code == 200  # the form refuses
+    assert StaffUser.objects.get(pk=therapist.user.pk).languages == ["de", "en"]
+    form = {"role": Role.THERAPIST, "site": coordinator.user.site_id, "languages": languages}
+    assert client.post("/admin/accounts/staffinvitation/add/", form).status_code == 200
+    assert not StaffInvitation.objects.exists()
+
+
+def test_a_coordinator_cannot_change_or_withdraw_an_invitation_they_could_not_give(
+    coordinator: StaffPersona, staff_client: StaffClient
+) -> None:
+    """A study administrator's invitation of a coordinator at the site: the site's coordinator
+    could turn it into a therapist's, or delete it (a review finding). Accounts were guarded
+    so; invitations were not."""
+    from stopcsam.accounts.services import staff_invitation_create
+
+    invitation, _token = staff_invitation_create(
+        role=Role.COORDINATOR, site=coordinator.user.site, languages=["de"]
+    )
+    client = staff_client(coordinator)
+    url = f"/admin/accounts/staffinvitation/{invitation.pk}/"
+    form = {"role": Role.THERAPIST, "site": coordinator.user.site_id, "languages": '["de"]'}
+    assert client.post(f"{url}change/", form).status_code == 403
+    assert client.post(f"{url}delete/", {"post": "yes"}).status_code == 403
+    selected = {"action": "delete_selected", "_selected_action": [invitation.pk], "post": "yes"}
+    client.post("/admin/accounts/staffinvitation/", selected)
+    assert StaffInvitation.objects.get().role == Role.COORDINATOR

@@ -169,3 +169,34 @@ def test_no_log_line_written_out_holds_an_invitation_token(site_de: Site) -> Non
         console.setStream(stream)  # type: ignore[attr-defined]
     output = written.getvalue()
     assert "/en/staff/invite/<token>/" in output and token not in output
+
+
+def test_the_password_cannot_be_the_username(site_de: Site) -> None:
+    """The password validators ran without the account, so the one comparing the password
+    with the username let "maria.lopez.madrid" be its own password (a review finding)."""
+    token = _invite(site_de)
+    response = Client().post(
+        f"/en/staff/invite/{token}/",
+        {
+            "username": "maria.lopez.madrid",
+            "password1": "maria.lopez.madrid",
+            "password2": "maria.lopez.madrid",
+            "otp_token": _code(token),
+        },
+    )
+    assert response.status_code == 400
+    assert "too similar to the username" in response.content.decode()
+    assert not StaffUser.objects.exists()
+
+
+def test_createstaff_refuses_the_username_as_password(
+    site_de: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("maria.lopez.madrid\n"))
+    with pytest.raises(CommandError, match="too similar to the username"):
+        call_command(
+            "createstaff",
+            *("--username", "maria.lopez.madrid", "--role", "therapist"),
+            *("--site", "DE", "--languages", "de", "--password-stdin"),
+        )
+    assert not StaffUser.objects.exists()

@@ -294,3 +294,18 @@ def test_a_changed_character_is_never_trusted(
     changed = genuine[:index] + replacement + genuine[index + 1 :]
     if changed != genuine:
         _only_the_genuine_cookie_logs_in(therapist, genuine, changed)
+
+
+def test_a_stranger_with_the_password_cannot_lock_the_therapists_browser_by_wrong_codes(
+    therapist: StaffPersona,
+) -> None:
+    """Wrong codes with the right password (a leaked password) count against the stranger's
+    account lock like any failure. django-otp's own throttle counted them on the TOTP device,
+    shared by every browser, with a delay that doubles up to a hundred years: the owner's
+    known browser was refused their right code too, and no admin page can reset it."""
+    browser = _browser(therapist)
+    wrong = f"{(int(therapist.current_code()) + 1) % 1_000_000:06d}"
+    for _ in range(5):
+        form = {"username": therapist.user.username, "password": STAFF_PASSWORD, "otp_token": wrong}
+        assert Client().post(LOGIN, form).status_code == 400
+    assert _login(browser, therapist) == 302

@@ -97,3 +97,32 @@ def test_reencrypt_moves_every_value_to_the_primary_key() -> None:
         call_command("reencrypt", stdout=open("/dev/null", "w"))  # noqa: SIM115, PTH123
         assert {crypto.key_id_of(v) for v in _raw_bodies()} == {"new"}
         assert sorted(SecretNote.objects.values_list("body", flat=True)) == ["one", "three"]
+
+
+@pytest.mark.django_db
+def test_reencrypt_passes_over_a_row_deleted_while_it_runs() -> None:
+    """Keys rotate while the service runs: a transcript shredded by retention, or a
+    participant's erasure, between the listing of stale rows and their re-sealing stopped
+    the command with DoesNotExist and a traceback, leaving the rest on the old key."""
+    from unittest import mock
+
+    from stopcsam.core.management.commands import reencrypt
+
+    with override_settings(STOPCSAM_ENCRYPTION_KEYS=OLD_KEYS):
+        gone = SecretNote.objects.create(body="one")
+        SecretNote.objects.create(body="two")
+    listed = reencrypt._raw
+
+    def list_then_erase(model, fields):  # type: ignore[no-untyped-def]
+        rows = listed(model, fields)
+        if model is SecretNote:
+            SecretNote.objects.filter(pk=gone.pk).delete()
+        return rows
+
+    with (
+        override_settings(STOPCSAM_ENCRYPTION_KEYS=NEW_KEYS),
+        mock.patch.object(reencrypt, "_raw", list_then_erase),
+    ):
+        call_command("reencrypt", stdout=open("/dev/null", "w"))  # noqa: SIM115, PTH123
+        assert {crypto.key_id_of(v) for v in _raw_bodies()} == {"new"}
+        assert list(SecretNote.objects.values_list("body", flat=True)) == ["two"]

@@ -161,3 +161,13 @@ def test_the_browsers_icon_request_is_answered_without_a_404(
     response = Client().get("/favicon.ico")
     assert response.status_code == 204 and not response.content
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+@pytest.mark.parametrize("path", ["/en/me/?q=a%00b", "/en/login", "/"])
+def test_pages_answered_by_a_middleware_may_not_be_framed_either(path: str) -> None:
+    """The NUL refusal, the added slash and the language redirect are answered before the
+    view, inside which XFrameOptionsMiddleware sat: they went out without X-Frame-Options
+    (a browser without CSP's frame-ancestors could frame the 400 page)."""
+    response = Client().get(path)
+    assert response.status_code in (301, 302, 400)
+    assert response["X-Frame-Options"] == "DENY"

@@ -27,3 +27,20 @@ def test_log_lines_name_no_participant_session_nor_credential(path: str, logged:
     """Pseudonymous ids with the time of each line would link one person's visits (a review
     finding); an invitation's token is a working credential."""
     assert redact_secret_paths(path) == logged
+
+
+@pytest.mark.django_db
+def test_a_path_cannot_write_a_line_of_its_own_into_the_access_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A line break in the path (%0A) wrote a forged line into the access log, such as a
+    visit to someone's chat session that never happened. Django's own request log escapes
+    the path; ours did not."""
+    from django.test import Client
+
+    forged = "/en/x%0A2026-01-01 00:00:00,000 INFO stopcsam.access GET /en/chat/ 200 1.0ms"
+    with caplog.at_level("INFO", logger="stopcsam.access"):
+        Client().get(forged)
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "stopcsam.access"]
+    assert "\n" not in line and "\r" not in line
+    assert line.startswith("GET /en/x\\n2026")

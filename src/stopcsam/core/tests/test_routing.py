@@ -60,3 +60,22 @@ def test_identifying_metadata_never_reaches_the_application() -> None:
     assert clean["client"] is None
     assert dict(clean["headers"]) == {b"cookie": b"sid=abc", b"origin": b"http://127.0.0.1:8000"}
     assert scrub_scope({"type": "lifespan"}) == {"type": "lifespan"}
+
+
+def test_every_client_hint_is_removed_not_only_the_default_three() -> None:
+    """The docs promise the client-hint headers are removed; only Sec-CH-UA, -Mobile and
+    -Platform were. A browser sends the rest (its device model, exact version, architecture,
+    memory, screen) once a response asked for them: each narrows who it is."""
+    hints = [
+        b"sec-ch-ua-model",
+        b"sec-ch-ua-full-version-list",
+        b"sec-ch-ua-platform-version",
+        b"sec-ch-ua-arch",
+        b"sec-ch-device-memory",
+        b"sec-ch-viewport-width",
+        b"device-memory",
+        b"dpr",
+        b"viewport-width",
+    ]
+    scope = {"type": "http", "headers": [(name, b"x") for name in hints] + [(b"accept", b"*/*")]}
+    assert scrub_scope(scope)["headers"] == [(b"accept", b"*/*")]

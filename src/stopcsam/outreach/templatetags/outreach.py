@@ -26,17 +26,38 @@ class Block:
 @register.filter
 def blocks(text: str) -> list[Block]:
     """Plain page text as blocks: "## " starts a heading, "- " a list item, a blank line
-    ends a paragraph. Rendered with autoescaping: no markup from the admin reaches a page."""
+    ends a paragraph. Rendered with autoescaping: no markup from the admin reaches a page.
+
+    Line by line, not chunk by chunk: a list right under its introduction ("Call us:" then
+    "- ...") and two paragraphs between a line of spaces each became one paragraph."""
     found: list[Block] = []
-    for chunk in text.replace("\r\n", "\n").split("\n\n"):
-        lines = [line.strip() for line in chunk.split("\n") if line.strip()]
-        if not lines:
-            continue
-        if lines[0].startswith("## "):
-            found.append(Block("heading", (lines[0][3:],)))
-            lines = lines[1:]
-        if lines and all(line.startswith("- ") for line in lines):
-            found.append(Block("list", tuple(line[2:] for line in lines)))
-        elif lines:
-            found.append(Block("paragraph", (" ".join(lines),)))
+    paragraph: list[str] = []
+    items: list[str] = []
+
+    def close() -> None:
+        if paragraph:
+            found.append(Block("paragraph", (" ".join(paragraph),)))
+        if items:
+            found.append(Block("list", tuple(items)))
+        paragraph.clear()
+        items.clear()
+
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            close()
+        elif line.startswith("## "):
+            close()
+            found.append(Block("heading", (line[3:],)))
+        elif line.startswith("- "):
+            if paragraph:
+                close()
+            items.append(line[2:])
+        elif items and raw[:1].isspace():
+            items[-1] += " " + line  # an indented line continues the item above
+        else:
+            if items:
+                close()
+            paragraph.append(line)
+    close()
     return found

@@ -80,3 +80,86 @@ def test_other_staff_cannot_reach_the_admin(
 ) -> None:
     response = staff_client(therapist).get("/admin/outreach/apikey/")
     assert response.status_code == 302
+
+
+@pytest.mark.parametrize("languages", ["5", '"de"', "fr", '["de"]', []])
+def test_a_service_s_languages_are_checked_in_the_admin(
+    coordinator: StaffPersona, staff_client: Callable[..., Client], languages: str
+) -> None:
+    """The field took any JSON: 5 was saved, and the public directory filtered by
+    language answered 500 (``"de" in 5``); "de" matched "e" and showed as "d, e"."""
+    from stopcsam.outreach.models import Resource
+
+    client = staff_client(coordinator)
+    response = client.post(
+        "/admin/outreach/resource/add/",
+        {
+            "country": "AT",
+            "name": "Demo service",
+            "kind": "chat",
+            "languages": languages,
+            "texts-TOTAL_FORMS": "0",
+            "texts-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 200  # the form again, with the error
+    assert not Resource.objects.filter(name="Demo service").exists()
+    assert Client().get("/en/support/?language=de").status_code == 200
+
+
+def test_a_service_s_languages_are_kept_in_the_admin(
+    coordinator: StaffPersona, staff_client: Callable[..., Client]
+) -> None:
+    from stopcsam.outreach.models import Resource
+
+    client = staff_client(coordinator)
+    response = client.post(
+        "/admin/outreach/resource/add/",
+        {
+            "country": "AT",
+            "name": "Demo service",
+            "kind": "chat",
+            "languages": ["de", "en"],
+            "texts-TOTAL_FORMS": "0",
+            "texts-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 302
+    saved = Resource.objects.get(name="Demo service")
+    assert saved.languages == ["de", "en"]
+    form = client.get(f"/admin/outreach/resource/{saved.pk}/change/").content.decode()
+    assert len(re.findall(r'<input[^>]*name="languages"[^>]*checked', form)) == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (["--campaign", "Search Co!"], "campaign code"),
+        (["--campaign", "new-co", "--rate", "0"], "--rate"),
+    ],
+)
+def test_the_key_command_refuses_bad_input_before_creating_anything(
+    extra: list[str], said: str
+) -> None:
+    """A campaign code outside the pattern was stored: every help link of the partner then
+    counted as "no campaign". With --rate 0 the partner was created, then the key refused."""
+    from django.core.management import CommandError, call_command
+
+    from stopcsam.outreach.models import Campaign, Partner
+
+    with pytest.raises(CommandError, match=said):
+        call_command("apikey", "create", "--partner", "New Co", *extra)
+    assert not Partner.objects.exists() and not Campaign.objects.filter(partners=None).exists()
+    assert not AuditEvent.objects.filter(action="outreach.partner_created").exists()
+
+
+def test_a_key_without_any_budget_is_refused_in_the_admin(
+    coordinator: StaffPersona, staff_client: Callable[..., Client]
+) -> None:
+    """Rate 0 was accepted: the key answered 429 to every request."""
+    partner = services.partner_create(name="Forum", campaign_code="forum")
+    response = staff_client(coordinator).post(
+        "/admin/outreach/apikey/add/",
+        {"partner": partner.pk, "label": "production", "rate_per_minute": 0},
+    )
+    assert response.status_code == 200 and not ApiKey.objects.exists()

@@ -96,3 +96,22 @@ def test_a_coordinator_publishes_a_page_in_the_admin_and_it_is_audited(
     actions = list(AuditEvent.objects.values_list("action", flat=True))
     assert actions.count("outreach.page_unpublished") == 1
     assert actions.count("outreach.page_published") == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        # A list right under its introduction, with no blank line between.
+        ("Call us:\n- Line one\n- Line two", "<p>Call us:</p>\n<ul><li>Line one</li>"),
+        # A "blank" line holding spaces, as pasted text often has.
+        ("First paragraph.\n   \nSecond paragraph.", "<p>First paragraph.</p>"),
+        # A heading after a paragraph line.
+        ("Intro.\n## Heading", "<h2>Heading</h2>"),
+    ],
+)
+def test_page_text_is_read_as_a_coordinator_writes_it(body: str, shown: str) -> None:
+    """A list under its introduction became one paragraph ("Call us: - Line one - Line
+    two"), and so did two paragraphs between a line holding only spaces."""
+    Page.objects.filter(slug="faq", language="en").update(body=body)
+    html = Client().get("/en/info/faq/").content.decode()
+    assert shown in html

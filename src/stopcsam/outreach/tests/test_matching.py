@@ -67,6 +67,15 @@ def test_it_respects_word_boundaries_and_modes(query: str) -> None:
     assert not MATCHER.matches(query)
 
 
+@pytest.mark.parametrize("invisible", ["\u00ad", "\u200b", "\u200d", "\u2060", "\ufeff"])
+def test_invisible_characters_inside_a_word_do_not_split_it(invisible: str) -> None:
+    """A soft hyphen or zero-width space shows nothing, yet it became a separator: the word
+    term no longer matched what the reader sees as the word."""
+    assert normalise(f"demo{invisible}word") == "demoword"
+    assert MATCHER.matches(f"a demo{invisible}word here")
+    assert MATCHER.matches(f"demo{invisible}prefixes")
+
+
 def test_it_reports_the_category_and_language_of_the_term() -> None:
     found = MATCHER.first("about demoprefixed things")
     assert found is not None and found.term.category == "placeholder-b"

@@ -240,3 +240,28 @@ def test_odd_languages_are_named_not_a_traceback(tmp_path: Path, languages: obje
     source.write_text(json.dumps([{**GOOD, "languages": languages}]), encoding="utf-8")
     with pytest.raises(CommandError, match="entry 1: languages must list"):
         call_command("resources_import", str(source))
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("name", ["Demo helpline"]), ("description", {"en": "A demo entry."}), ("hours", 0)],
+)
+def test_fields_that_are_not_strings_are_named(tmp_path: Path, field: str, value: object) -> None:
+    """They were stored as Python writes them ("['Demo helpline']") or, for 0, as nothing."""
+    source = tmp_path / "bad.json"
+    source.write_text(json.dumps([{**GOOD, field: value}]), encoding="utf-8")
+    with pytest.raises(CommandError, match=f"entry 1: {field}: must be text"):
+        call_command("resources_import", str(source))
+    assert not Resource.objects.filter(name__contains="Demo helpline").exists()
+
+
+@pytest.mark.parametrize(("name", "text"), [("empty.json", "[]"), ("empty.csv", ",".join(GOOD))])
+def test_a_file_without_services_is_refused(tmp_path: Path, name: str, text: str) -> None:
+    """With --replace, an empty (or truncated to its header) file hid every service of the
+    public directory, and the command said "Imported 0 services."."""
+    source = tmp_path / name
+    source.write_text(text + "\n", encoding="utf-8")
+    shown = Resource.objects.filter(active=True).count()
+    with pytest.raises(CommandError, match="lists no services"):
+        call_command("resources_import", str(source), "--replace")
+    assert Resource.objects.filter(active=True).count() == shown > 0

@@ -53,3 +53,14 @@ def test_staff_see_only_aggregates_with_small_cells_suppressed(
     shared = staff_client(therapist).get("/en/staff/outreach/survey/").content.decode()
     assert "<td>6</td>" in shared and "<td>2</td>" not in shared and "fewer than 5" in shared
     assert Client().get("/en/staff/outreach/survey/").status_code == 302
+
+
+def test_an_option_sent_twice_in_one_response_counts_once(coordinator: StaffPersona) -> None:
+    """A repeated field (reasons=o1&reasons=o1...) was stored as sent and counted each time:
+    one response made a cell of any size, larger than the total, and unsuppressed."""
+    from stopcsam.outreach.selectors import survey_aggregates
+
+    Client().post("/en/survey/", {"reasons": ["o1"] * 6})
+    total, cells = survey_aggregates(user=coordinator.user, instrument_key="intercept_survey")
+    assert total == 1
+    assert [(cell.value, cell.count) for cell in cells["reasons"]] == [("o1", 1)]

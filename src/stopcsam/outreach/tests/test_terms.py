@@ -49,8 +49,8 @@ def test_csv_and_json_mean_the_same() -> None:
     ("text", "message"),
     [
         ("term,language\nx,en\n", "header must name"),
-        (HEADER + "x,fr,word,c\n", "row 1: language"),
-        (HEADER + "ok,en,word,c\nx,en,fuzzy,c\n", "row 2: mode"),
+        (HEADER + "x,fr,word,c\n", "line 2: language"),
+        (HEADER + "ok,en,word,c\nx,en,fuzzy,c\n", "line 3: mode"),
         (HEADER + "x,en,word,\n", "category is required"),
         (HEADER + "---,en,word,c\n", "no letters"),
     ],
@@ -126,3 +126,69 @@ def test_a_term_list_larger_than_the_limit_is_refused(tmp_path: Path, monkeypatc
     monkeypatch.setattr(terms, "MAX_FILE_BYTES", 1000)
     with pytest.raises(TermListError, match="larger than"):
         load_term_lists([listing])
+
+
+@pytest.mark.parametrize(
+    ("entry", "said"),
+    [
+        ({"term": ["placeholder-one"]}, "entry 1: term must be text"),
+        ({"term": True}, "entry 1: term must be text"),
+        ({"category": {"a": 1}}, "entry 1: category must be text"),
+    ],
+)
+def test_json_values_that_are_not_strings_are_named(entry: dict[str, object], said: str) -> None:
+    """They were read as Python writes them: the term "['placeholder-one']" or "True",
+    the category "{'a': 1}", and matched or returned to partners so."""
+    good = {"term": "placeholder-one", "language": "en", "mode": "word", "category": "cat-a"}
+    with pytest.raises(TermListError, match=said):
+        parse_term_file("list.json", json.dumps([{**good, **entry}]))
+
+
+def test_the_same_term_with_another_category_or_language_is_refused_with_both_rows(
+    tmp_path: Path,
+) -> None:
+    """The automaton keeps one entry per pattern: the second term was dropped in silence,
+    and the reload counted it all the same."""
+    first = tmp_path / "a.csv"
+    first.write_text(HEADER + "placeholder-one,en,word,cat-a\n", encoding="utf-8")
+    second = tmp_path / "b.csv"
+    second.write_text(
+        HEADER + "placeholder-two,en,word,cat-a\nPlaceholder One,de,word,cat-b\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(TermListError, match=r"b\.csv:line 3: .*a\.csv:line 2"):
+        load_term_lists([first, second])
+
+
+def test_a_term_listed_twice_alike_counts_once(tmp_path: Path) -> None:
+    listing = tmp_path / "a.csv"
+    listing.write_text(
+        HEADER + "placeholder-one,en,word,cat-a\nPlaceholder-One,en,word,cat-a\n",
+        encoding="utf-8",
+    )
+    assert len(load_term_lists([listing]).terms) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("empty.csv", HEADER),
+        ("commented.csv", "# placeholder-one,en,word,cat-a\n" + HEADER),
+        ("empty.json", '{"terms": []}'),
+    ],
+)
+def test_a_file_without_terms_is_refused(name: str, text: str, tmp_path: Path) -> None:
+    """It was loaded as zero terms: a truncated or wholly commented-out file switched the
+    warnings off in every process, and the reload reported success."""
+    listing = tmp_path / name
+    listing.write_text(text, encoding="utf-8")
+    with pytest.raises(TermListError, match=f"{name}: lists no terms"):
+        load_term_lists([listing])
+
+
+def test_a_fault_names_the_line_of_the_file_comments_included() -> None:
+    """Rows were counted after comments and blank lines were taken out: "row 2" of a file
+    with a comment header was on line 6."""
+    text = "# a comment\n\n" + HEADER + "placeholder-one,en,word,cat-a\n# more\nx,fr,word,c\n"
+    with pytest.raises(TermListError, match=r"list\.csv:line 6: language"):
+        parse_term_file("list.csv", text)

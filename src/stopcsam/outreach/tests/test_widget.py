@@ -54,3 +54,50 @@ def test_the_script_loads_nothing_from_elsewhere_and_sends_no_credentials() -> N
     assert script.count("http") == 1  # only in the comment showing the snippet
     response = Client().get("/static/outreach/widget.js")
     assert response.status_code == 200 and not response.cookies
+
+
+def _language_the_script_asks_for(page_lang: str, data_lang: str | None = None) -> str:
+    """Run widget.js in node with a bare page and return the lang it fetches its text in."""
+    import json
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    assert node, "node is needed (make test installs it for the JavaScript tests)"
+    script = Path(stopcsam.outreach.__file__).parent / "static/outreach/widget.js"
+    harness = f"""
+    const attrs = {{"data-lang": {json.dumps(data_lang)}, "data-campaign": null}};
+    globalThis.document = {{
+      currentScript: {{src: "https://help.example.org/static/outreach/widget.js",
+                       getAttribute: (name) => attrs[name] ?? null}},
+      documentElement: {{lang: {json.dumps(page_lang)}}},
+    }};
+    globalThis.fetch = (url) => {{
+      console.log(new URL(url).searchParams.get("lang"));
+      return new Promise(() => {{}});
+    }};
+    require({json.dumps(str(script))});
+    """
+    done = subprocess.run(
+        [node, "-e", harness], capture_output=True, text=True, timeout=60, check=True
+    )
+    return done.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("page_lang", "data_lang", "asked"),
+    [
+        ("fr-FR", None, "en"),
+        ("DE-at", None, "de"),
+        ("", None, "en"),
+        ("de", "xx", "en"),
+        ("fr", "cs", "cs"),
+        ("pt-PT", None, "pt"),
+    ],
+)
+def test_the_script_asks_for_a_language_the_site_speaks(
+    page_lang: str, data_lang: str | None, asked: str
+) -> None:
+    """It sent the partner page's own language: on a French page (or "DE-at") the text
+    endpoint refused it with a 400 and the warning was silently never shown."""
+    assert _language_the_script_asks_for(page_lang, data_lang) == asked

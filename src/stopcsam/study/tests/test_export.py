@@ -153,3 +153,26 @@ def test_free_text_is_never_a_spreadsheet_formula(
     )  # the whole baseline: randomized, exported
     (note,) = [r for r in _load(version, free_text=True) if r["kind"] == "text"]
     assert note["value"] == exported
+
+
+def test_the_codebook_csv_holds_no_spreadsheet_formula() -> None:
+    """The codebook's labels and value ranges come from the protocol, which coordinators
+    write in the admin: a label beginning with = ran as a formula when a researcher opened
+    the codebook, and a range of negative numbers (-3..3) was taken for one (a review
+    finding). Text cells are kept as text there too."""
+    from stopcsam.study.export import codebook_csv
+
+    entry = {
+        "instrument": "mood",
+        "instrument_version": "1",
+        "variable": "m1",
+        "kind": "item",
+        "type": "integer",
+        "values": "-3..3",
+        "reverse_scored": False,
+        "label": '=HYPERLINK("https://example.org","Rate your mood")',
+    }
+    rows = list(csv.DictReader(io.StringIO("".join(codebook_csv({"variables": [entry]})))))
+    assert rows[0]["label"] == "'" + entry["label"]
+    assert rows[0]["values"] == "'-3..3"
+    assert rows[0]["variable"] == "m1" and rows[0]["reverse_scored"] == "False"

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from stopcsam.accounts.exceptions import UsernameTakenError
-from stopcsam.accounts.models import LANGUAGE_CHOICES, Role, Site
+from stopcsam.accounts.models import LANGUAGE_CHOICES, Role, Site, StaffUser
 from stopcsam.accounts.services import staff_create
 
 
@@ -41,7 +41,8 @@ class Command(BaseCommand):
             raise CommandError(f"Languages must be among {sorted(known)}.")
         password = self._password(options["password_stdin"])
         try:
-            validate_password(password)
+            # With the account to be, so the password is compared with the username too.
+            validate_password(password, user=StaffUser(username=options["username"]))
             user, device = staff_create(
                 username=options["username"],
                 password=password,

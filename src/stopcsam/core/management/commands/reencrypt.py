@@ -26,7 +26,11 @@ class Command(BaseCommand):
             stale = [row[0] for row in _raw(model, fields) if _needs_move(row[1:], primary)]
             for pk in stale:
                 with transaction.atomic():
-                    instance = model._base_manager.select_for_update().get(pk=pk)
+                    # None: deleted since it was listed (retention, an erasure): the service
+                    # keeps running while keys rotate, and a DoesNotExist stopped the command.
+                    instance = model._base_manager.select_for_update().filter(pk=pk).first()
+                    if instance is None:
+                        continue
                     instance.save(update_fields=fields)
                     moved += 1
             self.stdout.write(f"{model._meta.label}: re-sealed {moved} rows")

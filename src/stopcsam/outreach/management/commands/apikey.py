@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from stopcsam.outreach import services
-from stopcsam.outreach.models import ApiKey, Partner
+from stopcsam.outreach.models import CAMPAIGN_CODE_PATTERN, ApiKey, Partner
 
 
 class Command(BaseCommand):
@@ -27,15 +28,24 @@ class Command(BaseCommand):
         getattr(self, f"_{options['action']}")(options)
 
     def _create(self, options: dict[str, Any]) -> None:
+        # Everything checked before the partner is created: with --rate 0 the partner was
+        # created (and audited), then the key refused.
+        if options["rate"] < 1:
+            raise CommandError("--rate must be at least 1 request per minute.")
         partner = Partner.objects.filter(name=options["partner"]).first()
         if partner is None:
             if not options["campaign"]:
                 raise CommandError("A new partner needs --campaign CODE.")
+            # A code outside the pattern was stored, and the landing page, which accepts only
+            # the pattern, counted every help click of the partner as "no campaign".
+            if not re.fullmatch(CAMPAIGN_CODE_PATTERN, options["campaign"]):
+                raise CommandError(
+                    "--campaign must be a campaign code: 1 to 32 lower-case letters, digits "
+                    "or dashes, starting with a letter or digit."
+                )
             partner = services.partner_create(
                 name=options["partner"], campaign_code=options["campaign"]
             )
-        if options["rate"] < 1:
-            raise CommandError("--rate must be at least 1 request per minute.")
         _api_key, key = services.api_key_create(
             partner=partner, label=options["label"], rate_per_minute=options["rate"]
         )

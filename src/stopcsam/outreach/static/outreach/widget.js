@@ -12,7 +12,12 @@
   if (!script) { return; }
   var origin = new URL(script.src).origin;
   var params = new URLSearchParams();
-  params.set("lang", script.getAttribute("data-lang") || document.documentElement.lang.slice(0, 2) || "en");
+  // Only a language the site speaks: the text endpoint refuses any other with a 400, and on
+  // a French page (or lang="DE-at") the warning was silently never shown. English otherwise.
+  var LANGUAGES = ["en", "de", "cs", "pt", "es"];
+  var lang = (script.getAttribute("data-lang") || document.documentElement.lang || "")
+    .slice(0, 2).toLowerCase();
+  params.set("lang", LANGUAGES.indexOf(lang) >= 0 ? lang : "en");
   var campaign = script.getAttribute("data-campaign");
   if (campaign) { params.set("c", campaign); }
 
