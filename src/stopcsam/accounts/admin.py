@@ -141,6 +141,14 @@ class StaffInvitationAdmin(SiteScopedAdmin):
             return obj.role in COORDINATOR_GIVES
         return super().has_delete_permission(request, obj)
 
+    def delete_model(self, request: HttpRequest, obj: StaffInvitation) -> None:
+        _audit_withdrawn(request, [obj])
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        _audit_withdrawn(request, list(queryset))
+        super().delete_queryset(request, queryset)
+
     def save_model(
         self, request: HttpRequest, obj: StaffInvitation, form: Any, change: bool
     ) -> None:
@@ -174,3 +182,15 @@ class StaffInvitationAdmin(SiteScopedAdmin):
             % {"link": link},
         )
         return None
+
+
+def _audit_withdrawn(request: HttpRequest, invitations: list[StaffInvitation]) -> None:
+    """A withdrawn invitation, as a changed one is: who took back which role at which site
+    (a review finding: only its issue, change and acceptance were in the audit chain)."""
+    for invitation in invitations:
+        audit_record(
+            actor=request.user.audit_ref,  # type: ignore[union-attr]
+            action="staff.invitation_withdrawn",
+            subject=f"invitation:{invitation.pk}",
+            detail={"role": invitation.role, "site": invitation.site.code},
+        )

@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from stopcsam.accounts.models import LANGUAGE_CHOICES
-from stopcsam.outreach import services
+from stopcsam.outreach import directory_io, services
 from stopcsam.outreach.models import (
     ApiKey,
     Campaign,
@@ -55,20 +55,7 @@ class ResourceForm(forms.ModelForm):
 
     class Meta:
         model = Resource
-        fields = [
-            "country",
-            "name",
-            "kind",
-            "languages",
-            "description",
-            "website",
-            "phone",
-            "email",
-            "hours",
-            "cost",
-            "anonymous",
-            "active",
-        ]
+        fields = [*directory_io.FIELDS, "active"]  # a service's fields, as imported
 
 
 @admin.register(Resource)

@@ -157,6 +157,26 @@ def test_changes_to_staff_and_invitations_in_the_admin_are_audited(
     assert event.actor == coordinator.user.audit_ref
     assert event.subject == f"invitation:{invitation.pk}"
     assert event.detail == {"fields": ["role"], "role": Role.SUPERVISOR, "site": "DE"}
+    # Withdrawn (deleted): who took back which invitation, also from the list's bulk action.
+    delete = f"/admin/accounts/staffinvitation/{invitation.pk}/delete/"
+    assert client.post(delete, {"post": "yes"}).status_code == 302
+    assert not StaffInvitation.objects.exists()
+    withdrawn = AuditEvent.objects.get(action="staff.invitation_withdrawn")
+    assert withdrawn.actor == coordinator.user.audit_ref
+    assert withdrawn.subject == f"invitation:{invitation.pk}"
+    assert withdrawn.detail == {"role": Role.SUPERVISOR, "site": "DE"}
+    for _ in range(2):
+        assert client.post("/admin/accounts/staffinvitation/add/", form).status_code == 302
+    bulk = {
+        "action": "delete_selected",
+        "_selected_action": [
+            str(pk) for pk in StaffInvitation.objects.values_list("pk", flat=True)
+        ],
+        "post": "yes",
+    }
+    assert client.post("/admin/accounts/staffinvitation/", bulk).status_code == 302
+    assert not StaffInvitation.objects.exists()
+    assert AuditEvent.objects.filter(action="staff.invitation_withdrawn").count() == 3
 
 
 def test_a_username_cannot_be_changed_to_another_accounts_in_other_letter_case(
