@@ -236,10 +236,10 @@ def response_save(
         # and read again under the lock: two tabs completing the baseline's last two
         # questionnaires at once each counted the other's as unanswered (PostgreSQL), and
         # neither randomized; a withdrawal from another tab meanwhile was not seen.
-        locked = Enrolment.objects.select_for_update().filter(pk=enrolment.pk)
-        if locked.values_list("pk", flat=True).first() is None:
-            raise QuestionnaireNotDueError  # erased from another tab meanwhile
-        enrolment.refresh_from_db()
+        try:
+            enrolment.refresh_from_db(from_queryset=Enrolment.objects.select_for_update())
+        except Enrolment.DoesNotExist:
+            raise QuestionnaireNotDueError from None  # erased from another tab meanwhile
         if not instrument_is_open(enrolment, protocol, time_point, instrument.key, now):
             raise QuestionnaireNotDueError
         response, _created = Response.objects.select_for_update().get_or_create(

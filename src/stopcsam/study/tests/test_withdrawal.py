@@ -13,9 +13,10 @@ from stopcsam.conftest import ParticipantPersona
 from stopcsam.core import clock
 from stopcsam.core.models import AuditEvent
 from stopcsam.core.signals import session_outcome
+from stopcsam.study.exceptions import QuestionnaireNotDueError
 from stopcsam.study.models import ConsentRecord, Enrolment, ProtocolVersion, Response
 from stopcsam.study.selectors import consort_counts, parsed_protocol
-from stopcsam.study.services import randomize, response_save
+from stopcsam.study.services import randomize, response_save, withdraw
 from stopcsam.study.tests.conftest import enrolled
 
 pytestmark = pytest.mark.django_db
@@ -107,6 +108,25 @@ def test_stop_and_erase_deletes_every_row(
     counts = consort_counts(version)
     assert sum(counts["randomized"].values()) == 1  # the count survives, the person does not
     assert counts["withdrawn"] == {"stop": 0, "erase": 1}
+
+
+def test_answers_sent_after_erasing_from_another_tab_are_refused(
+    version: ProtocolVersion,
+) -> None:
+    """The questionnaire page read the enrolment before "stop and erase" in another tab;
+    saving its answers afterwards is refused as not due, and stores nothing."""
+    enrolment = enrolled(version)
+    read_by_the_page = Enrolment.objects.get(pk=enrolment.pk)
+    withdraw(enrolment=enrolment, erase=True)
+    with pytest.raises(QuestionnaireNotDueError):
+        response_save(
+            enrolment=read_by_the_page,
+            time_point="baseline",
+            instrument=parsed_protocol(version).instruments["urge"],
+            answers={"urge_strength": 2, "urge_days": 1},
+            complete=True,
+        )
+    assert not Response.objects.exists() and not Enrolment.objects.exists()
 
 
 def test_the_erased_page_offers_no_account_that_is_gone(
