@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from stopcsam.core.forms import ServiceDateField
 from stopcsam.scheduling.models import ExceptionKind
+from stopcsam.scheduling.slots import local_instant, wall_exists
 
 # Offered first in every time-zone list: the partner sites' zones and a few common others.
 COMMON_ZONES = [
@@ -188,10 +189,19 @@ class WindowForm(_TimeRangeMixin, forms.Form):
         return cleaned
 
 
+SKIPPED_TIME = _(
+    "This time does not exist on that day: the clocks go forward. Please choose another time."
+)
+
+
 class ExceptionForm(_TimeRangeMixin, forms.Form):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    """Times are wall-clock times on the date in ``time_zone`` (the therapist's). One the
+    clocks skip that day is refused; one they repeat is its first occurrence."""
+
+    def __init__(self, *args: Any, time_zone: str = "UTC", **kwargs: Any) -> None:
         kwargs.setdefault("auto_id", "exception_%s")
         super().__init__(*args, **kwargs)
+        self.tz = ZoneInfo(time_zone)
 
     kind = forms.ChoiceField(label=_("Kind"), choices=ExceptionKind.choices)
     date = ServiceDateField(label=_("Date"), widget=forms.DateInput(attrs={"type": "date"}))
@@ -205,14 +215,19 @@ class ExceptionForm(_TimeRangeMixin, forms.Form):
     def clean(self) -> dict[str, Any]:
         cleaned: dict[str, Any] = super().clean() or {}
         self._check_order(cleaned)
+        day = cleaned.get("date")
+        for name in ("start_time", "end_time"):
+            wall = cleaned.get(name)
+            if day is not None and isinstance(wall, time) and not wall_exists(day, wall, self.tz):
+                self.add_error(name, SKIPPED_TIME)
         return cleaned
 
-    def instants(self, tz_name: str) -> tuple[datetime, datetime]:
-        tz = ZoneInfo(tz_name)
+    def instants(self) -> tuple[datetime, datetime]:
         day = self.cleaned_data["date"]
-        start = datetime.combine(day, self.cleaned_data["start_time"], tzinfo=tz)
-        end = datetime.combine(day, self.cleaned_data["end_time"], tzinfo=tz)
-        return start.astimezone(UTC), end.astimezone(UTC)
+        return (
+            local_instant(day, self.cleaned_data["start_time"], self.tz),
+            local_instant(day, self.cleaned_data["end_time"], self.tz),
+        )
 
 
 class LimitsForm(forms.Form):

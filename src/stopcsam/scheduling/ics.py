@@ -2,6 +2,10 @@
 
 Times carry the reader's TZID with a matching VTIMEZONE, so calendar apps show the local time
 the participant chose, and every instant round-trips to the same UTC value.
+
+Each event keeps its UID for life, and its SEQUENCE counts the session's moves and its
+cancellation (from its history): RFC 5545 lets a calendar app that imported an earlier file
+replace the event only when SEQUENCE has grown.
 """
 
 from __future__ import annotations
@@ -11,11 +15,12 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db.models import Count
 from django.utils.crypto import salted_hmac
 from icalendar import Calendar, Event
 
 from stopcsam.core import clock
-from stopcsam.scheduling.models import Appointment, Status
+from stopcsam.scheduling.models import Appointment, AppointmentChange, ChangeKind, Status
 
 TITLE = "Appointment"
 PRODID = "-//Calendar//Appointment//EN"
@@ -29,10 +34,31 @@ def calendar_bytes(appointments: Iterable[Appointment], tz_name: str, *, audienc
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
     stamp = clock.now()
+    appointments = list(appointments)
+    sequences = _sequences(appointments)
     for appointment in appointments:
-        calendar.add_component(_event(appointment, tz, stamp, audience))
+        event = _event(appointment, tz, stamp, audience)
+        event.add("sequence", sequences.get(appointment.pk, 0))
+        calendar.add_component(event)
     calendar.add_missing_timezones()
     return calendar.to_ical()
+
+
+# The changes a calendar app must see: a new time, or the session called off. A hand-over
+# changes nothing in the event; joins and outcomes leave it as it was.
+SEQUENCED = (ChangeKind.RESCHEDULED, ChangeKind.CANCELLED)
+
+
+def _sequences(appointments: list[Appointment]) -> dict[int, int]:
+    """Each appointment's SEQUENCE, by pk: how often it was moved or cancelled (one query)."""
+    rows = (
+        AppointmentChange.objects.filter(
+            appointment__in=[a.pk for a in appointments], kind__in=SEQUENCED
+        )
+        .values_list("appointment_id")
+        .annotate(n=Count("id"))
+    )
+    return dict(rows)
 
 
 def _uid(appointment: Appointment, audience: str) -> str:

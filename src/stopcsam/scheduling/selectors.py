@@ -331,12 +331,20 @@ def therapist_free_starts(
 
 
 def reschedule_options(*, appointment: Appointment, by_staff: bool) -> list[datetime]:
-    """Free times of the same therapist that this session could move to."""
+    """Free times of the same therapist that this session could move to. A missed or
+    cancelled one is replaced with the course's therapist (who may have taken it over since)."""
     now = clock.now()
     staff_notice = timedelta(hours=settings.SCHEDULING_STAFF_CHANGE_CUTOFF_HOURS)
     earliest = now + (staff_notice if by_staff else min_notice())
+    rebook = appointment.status in (Status.NO_SHOW, Status.CANCELLED)
+    therapist = appointment.course.therapist if rebook else appointment.therapist
+    if rebook and appointment.course.ended_at is not None:
+        # A new session opens the course again: none is offered while the caseload is full.
+        profile = profile_for(therapist)
+        if caseloads([therapist.pk]).get(therapist.pk, 0) >= profile.max_caseload:
+            return []
     return therapist_free_starts(
-        therapist=appointment.therapist,
+        therapist=therapist,
         start=earliest,
         end=now + horizon(),
         ignore=frozenset({appointment.pk}),

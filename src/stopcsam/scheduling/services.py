@@ -393,8 +393,15 @@ def appointment_reschedule(
     """Move one session, or this one and every later one (weekly at the new local time)."""
     try:
         with transaction.atomic():
-            profile = _lock_therapists(appointment.therapist_id)[appointment.therapist_id]
+            # The therapist as stored now, not as the caller read it: after a hand-over the
+            # former therapist's calendar was checked, and the colleague's written.
+            therapist_id = Appointment.objects.values_list("therapist_id", flat=True).get(
+                pk=appointment.pk
+            )
+            profile = _lock_therapists(therapist_id)[therapist_id]
             appointment = _locked(appointment)
+            if appointment.therapist_id != therapist_id:  # handed over between the two reads
+                raise SlotUnavailableError
             _check_cutoff(appointment, actor)
             moving = _moving(appointment) if rest else [appointment]
             plan = _plan_moves(profile, moving, new_start, actor)
@@ -583,8 +590,16 @@ def _add_session(
             _lock_participant(course.participant)
             if not selectors.may_book(course.participant):
                 raise BookingNotAllowedError
-            profile = _lock_therapists(course.therapist_id)[course.therapist_id]
+            # The course's therapist as stored now (see appointment_reschedule).
+            therapist_id = Course.objects.values_list("therapist_id", flat=True).get(pk=course.pk)
+            profile = _lock_therapists(therapist_id)[therapist_id]
             course = Course.objects.select_for_update().get(pk=course.pk)
+            if course.therapist_id != therapist_id:  # handed over between the two reads
+                raise SlotUnavailableError
+            if course.ended_at is not None:
+                # A session in an ended course opens it again: it counts towards the
+                # caseload as a new course does (counted under the therapist's lock).
+                _check_room_in_caseload(profile)
             if not _earliest_new_start(actor) <= start <= _latest_new_start(actor):
                 raise SlotUnavailableError
             cal = selectors.calendar_for(profile, start, start + selectors.session_length())

@@ -75,10 +75,34 @@ class TherapistCalendar:
         )
 
 
+def wall_exists(day: date, wall: time, tz: ZoneInfo) -> bool:
+    """False for a time the clocks skip (02:30 on the day Berlin goes forward)."""
+    local = datetime.combine(day, wall, tzinfo=tz)
+    return local.astimezone(UTC).astimezone(tz).replace(tzinfo=None) == local.replace(tzinfo=None)
+
+
 @functools.lru_cache(maxsize=65536)
 def local_instant(day: date, wall: time, tz: ZoneInfo) -> datetime:
-    """The UTC instant of a wall-clock time on a local date (fold=0 at an ambiguous hour)."""
-    return datetime.combine(day, wall, tzinfo=tz).astimezone(UTC)
+    """The UTC instant of a wall-clock time on a local date.
+
+    A time the clocks repeat (going back) is its first occurrence (fold=0). A time they skip
+    (going forward) is the instant of the jump, the first moment past that wall time: a
+    window from 02:30 opens at 03:00 that day. Python alone puts it an hour late (03:30).
+    """
+    instant = datetime.combine(day, wall, tzinfo=tz).astimezone(UTC)
+    if wall_exists(day, wall, tz):
+        return instant
+    # In a gap, fold=0 reads the wall time with the offset before the jump (too late) and
+    # fold=1 with the offset after it (too early): the jump lies between, found to the second.
+    early = datetime.combine(day, wall, tzinfo=tz).replace(fold=1).astimezone(UTC)
+    after = instant.astimezone(tz).utcoffset()
+    while instant - early > timedelta(seconds=1):
+        middle = early + (instant - early) / 2
+        if middle.astimezone(tz).utcoffset() == after:
+            instant = middle
+        else:
+            early = middle
+    return instant.replace(microsecond=0)
 
 
 def windows(cal: TherapistCalendar, start: datetime, end: datetime) -> list[Interval]:

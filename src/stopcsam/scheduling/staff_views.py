@@ -145,10 +145,10 @@ def window_delete(request: HttpRequest, window_id: int) -> HttpResponseBase:
 @therapist_only
 @require_POST
 def exception_add(request: HttpRequest) -> HttpResponseBase:
-    form = ExceptionForm(request.POST)
+    form = ExceptionForm(request.POST, time_zone=selectors.profile_for(_me(request)).time_zone)
     if not form.is_valid():
         return _availability_page(request, 400, exception_form=form)
-    start, end = form.instants(selectors.profile_for(_me(request)).time_zone)
+    start, end = form.instants()
     services.availability_exception_add(
         therapist=_me(request), kind=form.cleaned_data["kind"], start=start, end=end
     )

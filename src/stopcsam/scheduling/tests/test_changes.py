@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -215,3 +216,102 @@ def test_a_hand_over_respects_the_colleagues_caseload(
             hand_over()
     course.refresh_from_db()
     assert course.therapist_id == (therapist_es.user.pk if taken else therapist.user.pk)
+
+
+@pytest.mark.parametrize("by", ["rebook", "booster"])
+def test_reopening_an_ended_course_respects_the_therapists_caseload(
+    by: str, course: Course, participant, other_participant, therapist, bookable
+) -> None:  # type: ignore[no-untyped-def]
+    """A course that ended (every session cancelled) no longer counts towards the caseload;
+    a new session in it opens it again, and counts. With the place taken meanwhile, it was
+    added all the same: the therapist held more participants than their maximum."""
+    first = _sessions(course)[0]
+    services.appointment_cancel(appointment=first, actor=Actor.participant(), rest=True)
+    course.refresh_from_db()
+    assert course.ended_at is not None
+    bookable(therapist.user, WINDOWS, max_caseload=1)
+    proposal = selectors.course_proposal(participant=other_participant.participant, first=FIRST)
+    assert proposal is not None and proposal.therapist.pk == therapist.user.pk
+    services.course_book(
+        participant=other_participant.participant,
+        therapist_id=therapist.user.pk,
+        starts=[s.start for s in proposal.sessions],
+    )
+    thursday = datetime(2026, 3, 19, 16, 0, tzinfo=UTC)  # 17:00 in Berlin
+    if by == "rebook":  # and the page offers no time it would refuse
+        first = Appointment.objects.select_related("course__therapist").get(pk=first.pk)
+        assert selectors.reschedule_options(appointment=first, by_staff=False) == []
+    with pytest.raises(SlotUnavailableError):
+        if by == "rebook":
+            services.appointment_rebook(
+                appointment=first, new_start=thursday, actor=Actor.participant()
+            )
+        else:
+            services.course_add_booster(
+                course=course, start=thursday, actor=Actor.of_staff(therapist.user)
+            )
+    course.refresh_from_db()
+    assert course.ended_at is not None
+    assert selectors.caseloads([therapist.user.pk]) == {therapist.user.pk: 1}
+    assert not course.appointments.filter(status=Status.BOOKED).exists()
+
+
+@pytest.mark.parametrize("change", ["move", "rebook"])
+def test_a_change_read_before_a_hand_over_checks_the_new_therapists_calendar(
+    change: str, course: Course, participant, other_participant, therapist, therapist_es, bookable
+) -> None:  # type: ignore[no-untyped-def]
+    """A page read the session, then a colleague took the course over. The change locked and
+    checked the former therapist's calendar, and wrote the colleague's: a session half an
+    hour from one they already had (the database's own check only sees equal starts)."""
+    first = Appointment.objects.select_related("course").get(pk=_sessions(course)[0].pk)
+    if change == "rebook":
+        services.appointment_cancel(appointment=first, actor=Actor.participant())
+        first = Appointment.objects.select_related("course").get(pk=first.pk)
+    lucia = therapist_es.user
+    bookable(lucia, [(3, time(17), time(20))], tz="Europe/Madrid")
+    services.course_hand_over(
+        course=course, to_therapist=lucia, actor=Actor.of_staff(therapist.user)
+    )
+    thursday = datetime(2026, 3, 19, 16, 0, tzinfo=UTC)  # 17:00 in Berlin and Madrid
+    other = Course.objects.create(
+        participant=other_participant.participant, therapist=lucia, language="en",
+        created_at=thursday - timedelta(days=10),
+    )  # fmt: skip
+    Appointment.objects.create(
+        course=other, participant=other_participant.participant, therapist=lucia,
+        start=thursday + timedelta(minutes=30), end=thursday + timedelta(minutes=80),
+    )  # fmt: skip
+    with pytest.raises(SlotUnavailableError):
+        if change == "move":
+            services.appointment_reschedule(
+                appointment=first, new_start=thursday, actor=Actor.participant()
+            )
+        else:
+            services.appointment_rebook(
+                appointment=first, new_start=thursday, actor=Actor.participant()
+            )
+    starts = sorted(
+        Appointment.objects.filter(therapist=lucia, status=Status.BOOKED).values_list(
+            "start", flat=True
+        )
+    )
+    assert all(b - a >= timedelta(minutes=60) for a, b in pairwise(starts))
+
+
+def test_a_session_to_rebook_after_a_hand_over_offers_the_new_therapists_times(
+    course: Course, therapist, therapist_es, bookable
+) -> None:  # type: ignore[no-untyped-def]
+    """The replacement is booked with the course's therapist; the page offered the times of
+    the one who held the cancelled session, and refused most of them when one was chosen."""
+    first = _sessions(course)[0]
+    services.appointment_cancel(appointment=first, actor=Actor.participant())
+    lucia = therapist_es.user
+    bookable(lucia, [(4, time(9), time(12))], tz="Europe/Madrid")
+    services.course_hand_over(
+        course=course, to_therapist=lucia, actor=Actor.of_staff(therapist.user)
+    )
+    first = Appointment.objects.select_related("course__therapist", "therapist").get(pk=first.pk)
+    options = selectors.reschedule_options(appointment=first, by_staff=False)
+    assert options
+    assert {o.astimezone(ZoneInfo("Europe/Madrid")).strftime("%a") for o in options} == {"Fri"}
+    services.appointment_rebook(appointment=first, new_start=options[0], actor=Actor.participant())

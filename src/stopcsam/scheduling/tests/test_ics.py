@@ -160,3 +160,37 @@ def test_a_cancelled_session_is_cancelled_in_the_course_file_not_left_out(
     assert {str(e["uid"]) for e in after} == {str(e["uid"]) for e in before}
     cancelled = [e for e in after if e.decoded("dtstart").astimezone(UTC) == second.start]
     assert [str(e["status"]) for e in cancelled] == ["CANCELLED"]
+
+
+def test_each_change_of_a_session_raises_its_sequence_under_the_same_uid(
+    course: Course, client_for
+) -> None:  # type: ignore[no-untyped-def]
+    """RFC 5545: a calendar app that imported the earlier file replaces an event only when
+    the new one has the same UID and a higher SEQUENCE; without it, a moved or cancelled
+    session could stay at its old time in the participant's calendar."""
+    from datetime import timedelta
+
+    from stopcsam.scheduling.services import Actor
+
+    first = course.appointments.order_by("start").first()
+    assert first is not None
+    url = f"/en/sessions/s/{first.ref}.ics"
+
+    def event():  # type: ignore[no-untyped-def]
+        (only,) = _events(client_for.get(url).content)
+        return only
+
+    booked = event()
+    assert booked.decoded("sequence") == 0
+    services.appointment_reschedule(
+        appointment=first, new_start=first.start + timedelta(hours=1), actor=Actor.participant()
+    )
+    moved = event()
+    assert moved["uid"] == booked["uid"]
+    assert moved.decoded("sequence") == 1
+    first.refresh_from_db()
+    services.appointment_cancel(appointment=first, actor=Actor.participant())
+    cancelled = event()
+    assert cancelled["uid"] == booked["uid"]
+    assert cancelled.decoded("sequence") == 2
+    assert str(cancelled["status"]) == "CANCELLED"

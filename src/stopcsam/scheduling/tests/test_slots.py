@@ -169,3 +169,32 @@ def test_free_slots_keep_every_invariant(
             )
             or local.dst() != (local - timedelta(hours=3)).dst()
         )
+
+
+def test_a_weekly_window_from_a_time_skipped_by_dst_opens_when_the_clocks_jump() -> None:
+    """Sunday 29 March 2026 in Berlin has no 02:30 (02:00 becomes 03:00). A window from 02:30
+    opens at 03:00 local, the first moment past 02:30; it opened at 03:30, an hour late."""
+    cal = _cal(weekly={6: [(time(2, 30), time(5))]})
+    found = slots.free_slots(
+        cal, datetime(2026, 3, 28, tzinfo=UTC), datetime(2026, 3, 30, tzinfo=UTC), LENGTH
+    )
+    assert [_local(s, "Europe/Berlin") for s in found] == ["Sun 03:00", "Sun 04:00"]
+    assert found[0] == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+
+
+def test_a_wall_time_of_the_hour_repeated_when_clocks_go_back_is_its_first_occurrence() -> None:
+    """Sunday 25 October 2026 in Berlin has 02:30 twice: a window opens at the first (summer
+    time, 00:30 UTC), as documented."""
+    cal = _cal(weekly={6: [(time(2, 30), time(4))]})
+    found = slots.free_slots(
+        cal, datetime(2026, 10, 24, tzinfo=UTC), datetime(2026, 10, 26, tzinfo=UTC), LENGTH
+    )
+    assert found[0] == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+
+
+def test_local_instant_maps_a_skipped_time_to_the_jump_in_any_gap() -> None:
+    # Lord Howe Island moves by half an hour; Samoa skipped the whole of 30 December 2011.
+    lord_howe = slots.local_instant(date(2026, 10, 4), time(2, 15), ZoneInfo("Australia/Lord_Howe"))
+    assert lord_howe == datetime(2026, 10, 3, 15, 30, tzinfo=UTC)  # 02:30 +11:00
+    apia = slots.local_instant(date(2011, 12, 30), time(12), ZoneInfo("Pacific/Apia"))
+    assert apia == datetime(2011, 12, 30, 10, 0, tzinfo=UTC)  # midnight on the 31st, +14:00

@@ -356,6 +356,36 @@ def test_a_rejected_exception_is_shown_again_with_its_own_labels(
     assert sorted(i for i in set(ids) if ids.count(i) > 1) == []
 
 
+@pytest.mark.parametrize("times", [("02:30", "04:00"), ("01:00", "02:15"), ("02:30", "03:15")])
+def test_an_exception_at_a_time_skipped_when_clocks_go_forward_is_refused(
+    ready: None, therapist, staff_client, times: tuple[str, str]
+) -> None:  # type: ignore[no-untyped-def]
+    """Berlin has no 02:00-02:59 on Sunday 29 March 2026. Such a time was saved an hour late,
+    and "02:30 until 03:15" ended before it began: a 500."""
+    client = staff_client(therapist)
+    client.raise_request_exception = False
+    start, end = times
+    bad = client.post(
+        "/en/sessions/staff/availability/exception/",
+        {"kind": "sick", "date": "2026-03-29", "start_time": start, "end_time": end},
+    )
+    assert bad.status_code == 400
+    assert "does not exist on that day" in bad.content.decode()
+    assert not AvailabilityException.objects.exists()
+
+
+def test_an_exception_in_the_hour_repeated_when_clocks_go_back_starts_at_its_first(
+    ready: None, therapist, staff_client
+) -> None:  # type: ignore[no-untyped-def]
+    staff_client(therapist).post(
+        "/en/sessions/staff/availability/exception/",
+        {"kind": "blocked", "date": "2026-10-25", "start_time": "02:30", "end_time": "04:00"},
+    )
+    blocked = AvailabilityException.objects.get()
+    assert blocked.start == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)  # 02:30 summer time
+    assert blocked.end == datetime(2026, 10, 25, 3, 0, tzinfo=UTC)
+
+
 @pytest.mark.parametrize(
     ("lang", "history", "change"),
     [
