@@ -29,6 +29,13 @@ class SessionNotLiveError(ChatError):
     message = _("Messages can be sent only while the session is in progress.")
 
 
+class SessionAlreadyLiveError(ChatError):
+    """``admit`` of a session in progress: the participant is in already."""
+
+    code = "admitted"
+    message = _("The participant has already been admitted.")
+
+
 class SessionEndedError(ChatError):
     code = "ended"
     message = _("This session has ended.")

@@ -29,6 +29,7 @@ from stopcsam.chat.exceptions import (
     NotAllowedError,
     NoteChangedError,
     SendingTooFastError,
+    SessionAlreadyLiveError,
     SessionEndedError,
     SessionErasedError,
     SessionNotLiveError,
@@ -229,24 +230,35 @@ def _refuse_if_cancelled(session: ChatSession) -> None:
         raise SessionEndedError
 
 
-def session_admit(*, session: ChatSession, therapist: StaffUser) -> ChatSession:
+def session_admit(
+    *, session: ChatSession, therapist: StaffUser, refuse_repeat: bool = False
+) -> ChatSession:
+    """Let the waiting participant in. ``refuse_repeat``: an admit of a session already in
+    progress is refused (``SessionAlreadyLiveError``) instead of changing nothing quietly, so
+    that a socket's frame gets an answer (a review finding: it got none)."""
     if session.therapist_id != therapist.pk:
         raise NotAllowedError
     session_expire_if_due(session=session)  # nobody is admitted after the appointment
     if session.state in CLOSED_STATES:
         raise SessionEndedError
     with transaction.atomic():
-        updated = ChatSession.objects.filter(pk=session.pk, state=SessionState.WAITING).update(
-            state=SessionState.LIVE, admitted_at=clock.now()
-        )
+        # Its therapist still, in the same statement: the caller's copy (a socket's) may
+        # predate a hand-over to another therapist (a review finding).
+        updated = ChatSession.objects.filter(
+            pk=session.pk, state=SessionState.WAITING, therapist_id=therapist.pk
+        ).update(state=SessionState.LIVE, admitted_at=clock.now())
         if updated:
             audit_record(actor=therapist.audit_ref, action="chat.admit", subject=session.audit_ref)
             publish_on_commit(session.pk, {"t": "state"})
     session.refresh_from_db()
+    if session.therapist_id != therapist.pk:
+        raise NotAllowedError  # handed over meanwhile
     if session.state in CLOSED_STATES:
         raise SessionEndedError  # closed while the caller's copy said otherwise
     if session.state != SessionState.LIVE:
         raise SessionNotOpenError  # nobody is waiting yet
+    if refuse_repeat and not updated:
+        raise SessionAlreadyLiveError
     return session
 
 
@@ -256,15 +268,23 @@ def session_end(
     ended_by: str,
     actor: str,
     states: tuple[str, ...] = (SessionState.LIVE, SessionState.WAITING),
+    refuse_repeat: bool = False,
+    therapist: StaffUser | None = None,
 ) -> ChatSession:
     """End a session in one of ``states`` (the therapist's choice or the timer); idempotent.
-    Attended when the participant had been admitted."""
+    Attended when the participant had been admitted. ``refuse_repeat``: the end of a session
+    ended already is refused (``SessionEndedError``), so that a socket's frame gets an
+    answer. ``therapist``: only while it is still theirs (``NotAllowedError``), checked in
+    the update itself, since the caller's copy may predate a hand-over."""
+    mine = {} if therapist is None else {"therapist_id": therapist.pk}
     with transaction.atomic():
-        updated = ChatSession.objects.filter(pk=session.pk, state__in=states).update(
+        updated = ChatSession.objects.filter(pk=session.pk, state__in=states, **mine).update(
             state=SessionState.ENDED, ended_at=clock.now(), ended_by=ended_by
         )
         # The row as this update left it (and locks): the caller's copy may predate an admit.
         session.refresh_from_db()
+        if therapist is not None and session.therapist_id != therapist.pk:
+            raise NotAllowedError
         if updated:
             audit_record(
                 actor=actor, action="chat.end", subject=session.audit_ref, detail={"by": ended_by}
@@ -277,6 +297,8 @@ def session_end(
                 appointments.notify_attended(appointment_ref=ref)
             elif session.joined_at is not None:  # came, and was never let in
                 appointments.notify_not_held(appointment_ref=ref)
+    if refuse_repeat and not updated and session.state == SessionState.ENDED:
+        raise SessionEndedError
     return session
 
 

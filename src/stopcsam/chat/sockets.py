@@ -719,9 +719,7 @@ class Connection:
     async def on_end(self, frame: dict[str, Any]) -> None:
         if self.peer.role != Sender.THERAPIST:
             raise NotAllowedError
-        self.session = await in_thread(
-            services.session_end, session=self.session, ended_by="therapist", actor=self.peer.actor
-        )
+        self.session = await in_thread(_end, session=self.session, therapist_id=self.peer.person)
         if self.session.state != SessionState.ENDED:  # not begun (scheduled) or cancelled
             raise SessionNotLiveError  # it went unanswered (a review finding)
 
@@ -903,7 +901,20 @@ def _recheck(event: dict[str, Any]) -> None:
 def _admit(*, session: ChatSession, therapist_id: int) -> ChatSession:
     """Admit on a reader thread: the therapist's row is read there, never on the loop."""
     therapist = StaffUser.objects.get(pk=therapist_id)
-    return services.session_admit(session=session, therapist=therapist)
+    return services.session_admit(session=session, therapist=therapist, refuse_repeat=True)
+
+
+def _end(*, session: ChatSession, therapist_id: int) -> ChatSession:
+    """End on a reader thread, as ``_admit``: only while the session is still this
+    therapist's (the socket's copy may predate a hand-over)."""
+    therapist = StaffUser.objects.get(pk=therapist_id)
+    return services.session_end(
+        session=session,
+        ended_by="therapist",
+        actor=therapist.audit_ref,
+        refuse_repeat=True,
+        therapist=therapist,
+    )
 
 
 def _reload(*, pk: int) -> ChatSession:

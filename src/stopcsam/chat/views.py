@@ -24,6 +24,7 @@ from stopcsam.accounts.models import StaffUser
 from stopcsam.chat import selectors, services, timing
 from stopcsam.chat.exceptions import (
     ChatError,
+    NotAllowedError,
     NoteChangedError,
     SendingTooFastError,
     SessionEndedError,
@@ -276,11 +277,21 @@ def console_sessions(request: HttpRequest) -> HttpResponse:
 def console(request: HttpRequest, public_id: str) -> HttpResponseBase:
     session, access = _staff_session(request, public_id)
     services.session_expire_if_due(session=session)
-    if request.method == "POST" and access == selectors.THERAPIST:
+    if request.method == "POST" and access != selectors.THERAPIST:
+        return _read_only(request, session, access)
+    if request.method == "POST":
         done = _console_action(request, session)
         if done is not None:
             return done
     return _render_console(request, session, access, MessageForm(request.POST or None))
+
+
+def _read_only(request: HttpRequest, session: ChatSession, access: str) -> HttpResponse:
+    """A supervisor reading along (or through an escalation) may not write, admit, end, take
+    notes or escalate: said so, where what was sent was dropped without a word (a review
+    finding)."""
+    django_messages.error(request, str(NotAllowedError.message))
+    return _render_console(request, session, access, MessageForm(), status=403)
 
 
 def _console_action(request: HttpRequest, session: ChatSession) -> HttpResponseBase | None:
@@ -298,6 +309,7 @@ def _console_action(request: HttpRequest, session: ChatSession) -> HttpResponseB
                 session=session,
                 ended_by="therapist",
                 actor=request.user.audit_ref,  # type: ignore[union-attr]
+                therapist=request.user,  # type: ignore[arg-type]
             )
         else:
             form, status = _posted_message(request, session, Sender.THERAPIST)
@@ -379,8 +391,10 @@ def _render_console(
 @in_reader_zone
 def console_notes(request: HttpRequest, public_id: str) -> HttpResponseBase:
     session, access = _staff_session(request, public_id)
+    if access != selectors.THERAPIST:
+        return _read_only(request, session, access)
     form = NoteForm(request.POST)
-    if access == selectors.THERAPIST and form.is_valid():
+    if form.is_valid():
         try:
             services.note_save(session=session, author=request.user, **form.cleaned_data)  # type: ignore[arg-type]
             # Said beside the form it answers (a message at the top would be out of view).
@@ -414,8 +428,10 @@ def console_notes(request: HttpRequest, public_id: str) -> HttpResponseBase:
 @in_reader_zone
 def console_escalate(request: HttpRequest, public_id: str) -> HttpResponseBase:
     session, access = _staff_session(request, public_id)
+    if access != selectors.THERAPIST:
+        return _read_only(request, session, access)
     form = EscalationForm(request.POST)
-    if access == selectors.THERAPIST and form.is_valid():
+    if form.is_valid():
         try:
             services.escalation_raise(
                 session=session,

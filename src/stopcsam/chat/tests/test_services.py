@@ -871,3 +871,29 @@ def test_a_waiting_session_moved_to_a_later_day_cannot_be_admitted_now(
     assert session.state == SessionState.SCHEDULED and session.joined_at is None
     with pytest.raises(SessionNotOpenError):
         services.session_admit(session=session, therapist=therapist.user)
+
+
+def test_a_session_handed_over_cannot_be_admitted_or_ended_by_its_first_therapist(
+    book, participant, therapist, therapist_es
+):
+    """Found by a review helper: admit and end checked the therapist on the caller's copy
+    (a socket's, read before the hand-over), then changed the row whoever it now belonged
+    to: until its socket closed, the first therapist could admit or end the session of the
+    new one."""
+    stale = book(participant.participant, therapist.user)
+    services.session_enter(session=stale, role="participant")
+    fakes.APPOINTMENTS[stale.appointment_ref]["therapist_id"] = therapist_es.user.pk
+    services.session_as_booked(session=ChatSession.objects.get(pk=stale.pk))
+    assert stale.therapist_id == therapist.user.pk  # the socket's copy, as it was
+    with pytest.raises(NotAllowedError):
+        services.session_admit(session=stale, therapist=therapist.user)
+    with pytest.raises(NotAllowedError):
+        services.session_end(
+            session=stale,
+            ended_by="therapist",
+            actor=therapist.user.audit_ref,
+            therapist=therapist.user,
+        )
+    session = ChatSession.objects.get(pk=stale.pk)
+    assert (session.state, session.therapist_id) == (SessionState.WAITING, therapist_es.user.pk)
+    assert not AuditEvent.objects.filter(action__in=["chat.admit", "chat.end"]).exists()

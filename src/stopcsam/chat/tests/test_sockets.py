@@ -526,6 +526,29 @@ def test_the_therapist_admits_and_ends_and_both_see_the_state(
     asyncio.run(scenario())
 
 
+def test_an_admit_or_end_sent_again_is_answered(live, therapist, cookies):
+    """Found by a review helper: an ``admit`` of a session already live, or an ``end`` of one
+    already ended (a second tab, a resend after a reconnect), went unanswered."""
+    tc = cookies[1](therapist)
+
+    async def scenario() -> list[str]:
+        t = await joined(live, tc)
+        await t.send({"type": "admit"})
+        codes = [(await t.until("error", timeout=2))["code"]]
+        await t.send({"type": "end"})
+        assert (await t.until("state", timeout=2))["state"] == "ended"
+        await t.send({"type": "end"})
+        codes.append((await t.until("error", timeout=2))["code"])
+        await t.send({"type": "admit"})
+        codes.append((await t.until("error", timeout=2))["code"])
+        await t.close()
+        return codes
+
+    assert asyncio.run(scenario()) == ["admitted", "ended", "ended"]
+    assert AuditEvent.objects.filter(action="chat.end").count() == 1
+    assert AuditEvent.objects.filter(action="chat.admit").count() == 1
+
+
 @pytest.mark.parametrize("how", ["resync", "safety-poll"])
 def test_a_lost_change_of_state_is_made_good(how, settings, book, participant, therapist, cookies):
     """The therapist admits on another process while Redis is away: the wake-up is lost.

@@ -255,6 +255,31 @@ def test_a_supervisor_reading_along_sees_neither_side_as_you(
     assert '<span class="who">You</span>' in own
 
 
+def test_a_supervisor_reading_along_who_posts_is_told_it_is_not_allowed(
+    settings, live, supervisor, staff_client
+):
+    """Found by a review helper: a read-only supervisor's post to the console was answered
+    200 with the page as if nothing had been asked (and the notes and escalation forms 400
+    with no word): what was sent was dropped silently."""
+    settings.CHAT_READ_ALONG_SITES = ["DE"]
+    live.read_along = True
+    live.save(update_fields=["read_along"])
+    reader = staff_client(supervisor)
+    posts = [
+        (console_url(live), {"body": WORRY, "client_id": "f-supervisor-1"}),
+        (console_url(live), {"action": "end", "confirm": "1"}),
+        (reverse("chat:console_notes", args=[live.public_id]), {"body": "Calm", "seen": ""}),
+        (reverse("chat:console_escalate", args=[live.public_id]), {"reason": "Please look"}),
+    ]
+    for url, form in posts:
+        response = reader.post(url, form)
+        assert response.status_code == 403, url
+        assert "You are not allowed to do this in this session." in response.content.decode()
+    live.refresh_from_db()
+    assert live.state == SessionState.LIVE and live.last_seq == 0
+    assert not hasattr(live, "note") and not live.escalations.exists()
+
+
 def test_feedback_out_of_range_is_refused(live, participant, participant_client):
     services.session_end(session=live, ended_by="therapist", actor="staff:1")
     response = participant_client(participant).post(
