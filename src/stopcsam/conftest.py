@@ -14,6 +14,7 @@ import pytest
 from asgiref.sync import SyncToAsync
 from django.db import connections
 from django.test import Client
+from django.utils import translation
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -35,6 +36,16 @@ def no_connection_left_at_the_end(django_db_setup: None) -> Iterator[None]:
     yield
     SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
     gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def each_test_starts_in_the_default_language() -> Iterator[None]:
+    """A test that renders outside a request (a template tag, a mail) reads the thread's
+    active language, which the previous test may have left in Spanish (test_i18n then
+    test_noshow failed in that order only)."""
+    translation.activate("en")
+    yield
+    translation.deactivate()
 
 
 @dataclass
