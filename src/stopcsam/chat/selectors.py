@@ -111,9 +111,27 @@ def sessions_of_therapist(*, user: StaffUser) -> list[ChatSession]:
     if user.role != Role.THERAPIST:
         return []
     since = clock.now() - LIST_SINCE
+    listed = set()
     for item in appointments.appointments_list(therapist_id=user.pk, since=since):
         if item["therapist_id"] == user.pk:
             session_sync_confirmed(appointment=item)
+            listed.add(item["appointment_ref"])
+    found = list(ChatSession.objects.filter(therapist=user, starts_at__gte=since))
+    # One still open that the source no longer lists as theirs was handed over (or called
+    # off) since it was last synced: brought in line, it drops out of this list rather
+    # than linking to a session that is no longer theirs (a 404; a review finding).
+    stale = [
+        session.pk
+        for session in found
+        if session.source_confirmed
+        and session.state not in CLOSED_STATES
+        and session.appointment_ref not in listed
+    ]
+    if not stale:
+        return found
+    for session in found:
+        if session.pk in stale:
+            session_as_booked(session=session)
     return list(ChatSession.objects.filter(therapist=user, starts_at__gte=since))
 
 

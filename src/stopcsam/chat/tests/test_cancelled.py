@@ -208,3 +208,24 @@ def test_an_open_socket_learns_of_the_cancellation_by_its_safety_poll(
         await sock.close()
 
     asyncio.run(scenario())
+
+
+def test_a_session_handed_over_leaves_the_first_therapists_list(
+    participant, therapist, therapist_es
+):
+    """The first therapist's list showed a session handed over since its last sync, its link
+    a 404: their list now brings such a session in line before it is shown."""
+    start = clock.now() + timedelta(hours=1)
+    fakes.APPOINTMENTS["apt-handed"] = {
+        "appointment_ref": "apt-handed",
+        "participant_id": participant.participant.pk,
+        "therapist_id": therapist.user.pk,
+        "starts_at": start,
+        "ends_at": start + timedelta(minutes=50),
+    }
+    (session,) = selectors.sessions_of_therapist(user=therapist.user)
+    fakes.APPOINTMENTS["apt-handed"]["therapist_id"] = therapist_es.user.pk  # handed over
+    assert selectors.sessions_of_therapist(user=therapist.user) == []
+    assert ChatSession.objects.get(pk=session.pk).therapist_id == therapist_es.user.pk
+    (theirs,) = selectors.sessions_of_therapist(user=therapist_es.user)
+    assert theirs.pk == session.pk
