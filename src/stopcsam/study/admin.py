@@ -9,7 +9,6 @@ from django.http import HttpRequest
 from stopcsam.study import services
 from stopcsam.study.exceptions import ProtocolError
 from stopcsam.study.models import ProtocolVersion
-from stopcsam.study.protocol import protocol_from_dict
 
 
 class ProtocolVersionForm(forms.ModelForm):
@@ -20,7 +19,7 @@ class ProtocolVersionForm(forms.ModelForm):
     def clean_definition(self) -> Any:
         definition = self.cleaned_data["definition"]
         try:
-            protocol_from_dict(definition)
+            services.protocol_new(definition)
         except ProtocolError as exc:
             raise forms.ValidationError(str(exc)) from exc
         return definition

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from itertools import batched
 from typing import Any
@@ -143,18 +143,26 @@ def _response_rows(
     for item in instrument.items:
         if item.type == "text":
             if include_free_text:
-                yield (*head, item.key, "text", _text_cell(free.get(item.key, "")))
+                yield (*head, item.key, "text", free.get(item.key, ""))
             continue
         yield (*head, item.key, "item", _cell(answers.get(item.key)))
     for scale in instrument.scales:
         yield (*head, scale.key, "scale", _cell(scores.get(scale.key)))
 
 
-def _text_cell(text: str) -> str:
-    """A participant's free text, never a formula: a spreadsheet runs a cell that begins
-    with = + - @ (or a tab or carriage return before one) as one when a researcher opens the
-    file. Such a cell is kept as text with a leading apostrophe (OWASP's CSV injection)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+def _safe_cell(value: Any) -> Any:
+    """A cell never a formula: a spreadsheet runs a cell that begins with = + - @ (or a tab
+    or carriage return before one) as one when a researcher opens the file. Free text, option
+    values joined or alone, keys and labels (a site writes the protocol) are kept as text
+    with a leading apostrophe (OWASP's CSV injection); numbers stay numbers."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _csv_line(row: Iterable[Any]) -> str:
+    """One line of the export's CSV files: every cell they hold is written here, guarded."""
+    return str(csv.writer(_Line()).writerow([_safe_cell(value) for value in row]))
 
 
 def _cell(value: Any) -> Any:
@@ -166,10 +174,9 @@ def _cell(value: Any) -> Any:
 
 
 def export_csv(version: ProtocolVersion, *, include_free_text: bool = False) -> Iterator[str]:
-    writer = csv.writer(_Line())
-    yield writer.writerow(COLUMNS)
+    yield _csv_line(COLUMNS)
     for row in export_rows(version, include_free_text=include_free_text):
-        yield writer.writerow(row)
+        yield _csv_line(row)
 
 
 # --- codebook -------------------------------------------------------------------------------
@@ -301,7 +308,6 @@ def _variable_type(kind: str, values: list[int | str]) -> str:
 
 
 def codebook_csv(book: dict[str, Any]) -> Iterator[str]:
-    writer = csv.writer(_Line())
     fields = (
         "instrument",
         "instrument_version",
@@ -312,13 +318,8 @@ def codebook_csv(book: dict[str, Any]) -> Iterator[str]:
         "reverse_scored",
         "label",
     )
-    yield writer.writerow(fields)
+    yield _csv_line(fields)
     for entry in book["variables"]:
         # Labels and ranges come from the protocol, written by coordinators in the admin: a
         # label may begin with = and a range with -, and neither may run as a formula.
-        yield writer.writerow(
-            [
-                _text_cell(value) if isinstance(value, str) else value
-                for value in (entry[field] for field in fields)
-            ]
-        )
+        yield _csv_line(entry[field] for field in fields)

@@ -173,6 +173,15 @@ def _compare(op: str, answer: Any, value: Any) -> bool:
 def protocol_from_dict(data: Any) -> Protocol:
     if not isinstance(data, Mapping):
         raise ProtocolError("A protocol must be a mapping at the top level.")
+    try:
+        return _protocol(data)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        # A list where a mapping belongs, a word where a number does, a field left out: the
+        # checks below name most; what they miss is still refused, not a server error.
+        raise ProtocolError(f"A part of the protocol has the wrong shape ({exc!r}).") from exc
+
+
+def _protocol(data: Mapping[str, Any]) -> Protocol:
     key = _key(data.get("key"), "key")
     try:
         screening = instrument_from_dict(_required(data, "screening")["questions"])

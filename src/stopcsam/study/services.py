@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -57,10 +58,32 @@ def protocol_load(
     ``seed`` fixes the seed instead, so end-to-end tests can know the allocation sequence;
     only the test-only ``study_load_protocol --seed`` passes it (refused in production).
     """
-    protocol = protocol_from_dict(definition)
+    protocol = protocol_new(definition)
     if seed is not None and not randomization.is_seed(seed):
         raise ProtocolError(f"seed: {randomization.SEED_BYTES * 2} lowercase hex digits.")
     seed = seed or randomization.new_seed()
+    try:
+        return _protocol_store(protocol, definition, activate=activate, actor=actor, seed=seed)
+    except IntegrityError:
+        protocol_new(definition)  # saved by someone else meanwhile: says so
+        raise
+
+
+def protocol_new(definition: Mapping[str, Any]) -> Protocol:
+    """The protocol of a definition that can be saved as a new version; ProtocolError if it
+    cannot: broken, or its key and version exist already (versions never change)."""
+    protocol = protocol_from_dict(definition)
+    if ProtocolVersion.objects.filter(key=protocol.key, version=protocol.version).exists():
+        raise ProtocolError(
+            f"{protocol.key} {protocol.version} exists already: save the changed protocol "
+            "under a new version."
+        )
+    return protocol
+
+
+def _protocol_store(
+    protocol: Protocol, definition: Mapping[str, Any], *, activate: bool, actor: str, seed: str
+) -> ProtocolVersion:
     with transaction.atomic():
         if activate:
             ProtocolVersion.objects.filter(is_active=True).update(is_active=False)
@@ -95,28 +118,52 @@ def protocol_activate(*, version: ProtocolVersion, actor: str) -> None:
 class ScreeningOutcome:
     eligible: bool
     reasons: tuple[str, ...]
+    # What the tallies hold for this screening, for the caller to keep (in the session) and
+    # hand back when the same screening is sent again: version, day, language and reason.
+    counted: dict[str, Any]
 
 
 def screening_evaluate(
-    *, version: ProtocolVersion, answers: Mapping[str, Answer], language: str
+    *,
+    version: ProtocolVersion,
+    answers: Mapping[str, Answer],
+    language: str,
+    counted: Mapping[str, Any] | None = None,
 ) -> ScreeningOutcome:
-    """Apply the inclusion rules and count the outcome. The answers are never stored here:
-    an ineligible person leaves nothing but a count behind."""
+    """Apply the inclusion rules and count the outcome, once per screening. ``counted`` is
+    what an earlier sending of the same screening counted: sent again (a double click, the
+    browser's resend, back and send again) it is not counted again, and new answers move its
+    exclusion to the latest reason, as the latest answers decide. The answers are never
+    stored here: an ineligible person leaves nothing but a count behind."""
     protocol = parsed_protocol(version)
     reasons = tuple(
         rule.reason for rule in protocol.rules if not rule.admits(answers.get(rule.item))
     )
+    reason = reasons[0] if reasons else ""
+    earlier = counted if counted and counted.get("version") == version.pk else None
+    day = date.fromisoformat(earlier["day"]) if earlier else clock.now().date()
+    language = earlier["language"] if earlier else language
     with transaction.atomic():
-        _tally(version, "screened", "", language)
-        if reasons:
-            _tally(version, "excluded", reasons[0], language)
-    return ScreeningOutcome(eligible=not reasons, reasons=reasons)
+        if earlier is None:
+            _tally(version, "screened", "", language, day=day)
+        previous = earlier["reason"] if earlier else ""
+        if previous != reason:
+            if previous:
+                _untally(version, "excluded", previous, language, day=day)
+            if reason:
+                _tally(version, "excluded", reason, language, day=day)
+    record = {"version": version.pk, "day": day.isoformat(), "language": language}
+    return ScreeningOutcome(
+        eligible=not reasons, reasons=reasons, counted={**record, "reason": reason}
+    )
 
 
-def _tally(version: ProtocolVersion, event: str, detail: str, language: str) -> None:
+def _tally(
+    version: ProtocolVersion, event: str, detail: str, language: str, *, day: date | None = None
+) -> None:
     key = {
         "protocol": version,
-        "day": clock.now().date(),
+        "day": day or clock.now().date(),
         "event": event,
         "detail": detail,
         "language": language,
@@ -129,6 +176,18 @@ def _tally(version: ProtocolVersion, event: str, detail: str, language: str) -> 
             Tally.objects.create(**key, count=1)
     except IntegrityError:  # created by a concurrent request in the meantime
         Tally.objects.filter(**key).update(count=F("count") + 1)
+
+
+def _untally(
+    version: ProtocolVersion, event: str, detail: str, language: str, *, day: date
+) -> None:
+    """Take back one count of ``_tally`` (a screening's exclusion, when new answers changed it);
+    a count back at nought goes, as if it had never been."""
+    rows = Tally.objects.filter(
+        protocol=version, day=day, event=event, detail=detail, language=language
+    )
+    rows.filter(count__gt=0).update(count=F("count") - 1)
+    rows.filter(count=0).delete()
 
 
 # --- enrolment and consent ------------------------------------------------------------------
@@ -168,7 +227,8 @@ def consent_record(
 ) -> ConsentRecord:
     """Record the consent to the current text. ``shown``, the SHA-256 of the text the page
     showed, must be that text's: ConsentChangedError otherwise. A consent to the same text
-    already recorded (the form sent twice) is returned, not recorded again."""
+    already recorded (the form sent twice) is returned, not recorded again. ``enrolment`` is
+    read again when this consent moves it on from eligible (and only then)."""
     protocol = parsed_protocol(enrolment.protocol)
     document = protocol.consent_document(enrolment.language)
     required = {key for key, _text in document.items}
@@ -227,7 +287,8 @@ def response_save(
     complete: bool,
 ) -> Response:
     """Save answers (partially or complete). Completing the baseline randomizes; completing
-    a waiting-list arm's offer time point offers the chat."""
+    a waiting-list arm's offer time point offers the chat. ``enrolment`` is left as this save
+    found it (under its lock) and changed it."""
     protocol = parsed_protocol(enrolment.protocol)
     now = clock.now()
     closed, free = _split_answers(instrument, answers)
@@ -375,7 +436,9 @@ def withdraw(*, enrolment: Enrolment, erase: bool) -> None:
         version, language, ref = enrolment.protocol, enrolment.language, enrolment.audit_ref
         if erase:
             _count_erasure(enrolment)
-            participant = enrolment.participant
+            participant = Participant.objects.filter(pk=enrolment.participant_id).first()
+            if participant is None:  # erased by a request sent just before (a double click)
+                return
             participant.delete()  # cascades to enrolment, consents, responses
             audit_record(actor="participant", action="study.withdrawn_and_erased", subject=ref)
             forget_deleted()

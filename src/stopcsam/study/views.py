@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.db import transaction
 from django.http import (
     Http404,
     HttpRequest,
@@ -39,7 +40,10 @@ from stopcsam.study.models import Enrolment
 
 PENDING_SCREENING = "study_pending_screening"
 SCREENING_STARTED = "study_screening_started"
+SCREENING_ELIGIBLE = "study_screening_eligible"
+SCREENING_COUNTED = "study_screening_counted"
 PENDING_CONTEXT = "study.pending_screening"
+COUNTED_CONTEXT = "study.counted_screening"
 
 
 def _posted(request: HttpRequest) -> QueryDict | None:
@@ -59,8 +63,12 @@ def screening_start(request: HttpRequest) -> HttpResponseBase:
         version = selectors.active_protocol_version()
     except NoActiveProtocolError:
         return render(request, "study/closed.html", status=503)
+    if selectors.participant_enrolment(request.participant) is not None:  # type: ignore[attr-defined]
+        return redirect("study:home")  # screened and enrolled: not assessed a second time
     protocol = selectors.parsed_protocol(version)
     language = get_language() or "en"
+    # Once per browser session each (a screening sent again is the same screening): the
+    # funnel's "started" and "eligible" counted every sending.
     if not request.session.get(SCREENING_STARTED):
         request.session[SCREENING_STARTED] = True
         funnel_step.send(sender=screening_start, step="screening_started", request=request)
@@ -71,19 +79,61 @@ def screening_start(request: HttpRequest) -> HttpResponseBase:
         # The latest answers decide: an earlier eligible screening kept in the session must
         # not enrol someone whose answers now exclude them.
         request.session.pop(PENDING_SCREENING, None)
-        outcome = services.screening_evaluate(
-            version=version, answers=form.answers(), language=language
+        outcome, first_eligible = _screening_counted_once(
+            request, version, form.answers(), language
         )
-        request.session.pop(SCREENING_STARTED, None)
         if not outcome.eligible:
             return render(request, "study/not_eligible.html", {"reasons": outcome.reasons})
-        funnel_step.send(sender=screening_start, step="eligible", request=request)
+        if first_eligible:
+            funnel_step.send(sender=screening_start, step="eligible", request=request)
         sealed = crypto.encrypt(json.dumps(form.answers()), context=PENDING_CONTEXT)
         request.session[PENDING_SCREENING] = {"version": version.pk, "answers": sealed}
         return redirect("study:eligible")
     return render(
         request, "study/screening.html", {"form": form, "protocol": protocol}, status=_status(form)
     )
+
+
+def _screening_counted_once(
+    request: HttpRequest, version: Any, answers: dict[str, Any], language: str
+) -> tuple[services.ScreeningOutcome, bool]:
+    """Evaluate a screening, counted once per browser session: what it counted is kept in
+    the session. Its row is locked and read again first, and the count saved before the lock
+    goes: two sendings at once (a double click with JavaScript off) had each read the session
+    before the other saved it, and counted the person twice. With the outcome: whether the
+    session's screening is eligible for the first time (the funnel's step)."""
+    session = request.session
+    with transaction.atomic():
+        sessions = session.model.objects  # type: ignore[attr-defined]  # the database engine
+        row = sessions.select_for_update().filter(session_key=session.session_key)
+        stored = row.values_list("session_data", flat=True).first()
+        latest = session.decode(stored) if stored is not None else dict(session.items())
+        outcome = services.screening_evaluate(
+            version=version,
+            answers=answers,
+            language=language,
+            counted=_opened(latest.get(SCREENING_COUNTED)),
+        )
+        # Sealed, as the pending answers are: it names the reason a person was excluded.
+        record = json.dumps(outcome.counted)
+        session[SCREENING_COUNTED] = crypto.encrypt(record, context=COUNTED_CONTEXT)
+        first_eligible = outcome.eligible and not latest.get(SCREENING_ELIGIBLE)
+        session[SCREENING_ELIGIBLE] = bool(latest.get(SCREENING_ELIGIBLE)) or outcome.eligible
+        if stored is not None:  # gone meanwhile (signed out in another tab): not brought back
+            session.save()
+    return outcome, first_eligible
+
+
+def _opened(sealed: str | None) -> dict[str, Any] | None:
+    """A counted screening kept in the session; None if there is none, or if it no longer
+    opens (its key retired): then the screening is counted anew rather than failing."""
+    if not sealed:
+        return None
+    try:
+        opened: dict[str, Any] = json.loads(crypto.decrypt(sealed, context=COUNTED_CONTEXT))
+    except crypto.EncryptionError:
+        return None
+    return opened
 
 
 def eligible(request: HttpRequest) -> HttpResponseBase:
@@ -206,7 +256,7 @@ def consent(request: HttpRequest) -> HttpResponseBase:
     form = ConsentForm(_posted(request), document=document, version=version)
     changed = False
     if request.method == "POST" and form.is_valid():
-        first_time = enrolment.status == Enrolment.Status.ELIGIBLE
+        was_eligible = enrolment.status == Enrolment.Status.ELIGIBLE
         try:
             services.consent_record(
                 enrolment=enrolment, ticked=form.ticked(), shown=form.cleaned_data["shown"]
@@ -218,7 +268,9 @@ def consent(request: HttpRequest) -> HttpResponseBase:
         except (ConsentIncompleteError, StepOutOfOrderError):
             return redirect("study:home")
         else:
-            if first_time:
+            # Counted by the sending that moved the enrolment on (consent_record reads it again
+            # then): a second sending at once had read it as eligible too, and counted again.
+            if was_eligible and enrolment.status == Enrolment.Status.CONSENTED:
                 funnel_step.send(sender=consent, step="consented", request=request)
             return redirect("study:home")
     return render(
@@ -296,7 +348,8 @@ def questionnaire(request: HttpRequest, time_point: str, instrument: str) -> Htt
                     return redirect("study:allocation")
                 return redirect("study:home")
             return render(request, "study/not_due.html", status=409)
-        enrolment.refresh_from_db()
+        # Not read again: response_save leaves the enrolment as this save found and changed
+        # it. Read again, a randomization by another tab meanwhile was counted here as well.
         if enrolment.arm and not was_randomized:
             funnel_step.send(sender=questionnaire, step="randomized", request=request)
             return redirect("study:allocation")

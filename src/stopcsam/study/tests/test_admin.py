@@ -49,3 +49,17 @@ def test_the_sealed_seed_is_never_shown(
     assert page.status_code == 200
     assert version.seed_commitment in page.content.decode()
     assert version.sealed_seed not in page.content.decode()
+
+
+def test_a_version_that_exists_is_refused_in_the_admin_with_the_reason(
+    coordinator: StaffPersona, staff_client: Callable[..., Client]
+) -> None:
+    """The same key and version saved again failed on the unique constraint: a server error
+    (a review finding)."""
+    from stopcsam.study.services import protocol_load
+
+    protocol_load(definition=demo_definition())
+    response = staff_client(coordinator).post(ADD, {"definition": json.dumps(demo_definition())})
+    assert response.status_code == 200
+    assert "exists already" in response.content.decode()
+    assert ProtocolVersion.objects.count() == 1

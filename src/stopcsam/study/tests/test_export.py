@@ -176,3 +176,47 @@ def test_the_codebook_csv_holds_no_spreadsheet_formula() -> None:
     assert rows[0]["label"] == "'" + entry["label"]
     assert rows[0]["values"] == "'-3..3"
     assert rows[0]["variable"] == "m1" and rows[0]["reverse_scored"] == "False"
+
+
+def test_choice_answers_and_protocol_keys_are_never_a_spreadsheet_formula(db: None) -> None:
+    """A site writes the protocol's option values: a multiple-choice answer joined by ; and
+    a single choice that begin with = or - ran as formulas when a researcher opened the
+    export, while only free text was kept as text (a review finding). Every cell the export
+    writes from data is guarded, in one place."""
+    import copy
+
+    from stopcsam.study.demo import demo_definition
+    from stopcsam.study.selectors import parsed_protocol
+    from stopcsam.study.services import protocol_load, response_save
+    from stopcsam.study.tests.conftest import enrolled
+
+    definition = copy.deepcopy(demo_definition())
+    wellbeing = next(i for i in definition["instruments"] if i["key"] == "wellbeing")
+    choices = [{"value": v, "label": {"en": v}} for v in ("=1+1", "-worse", "@home")]
+    wellbeing["items"] += [
+        {"key": "wb_when", "type": "multiple", "label": {"en": "When?"}, "options": choices},
+        {"key": "wb_where", "type": "single", "label": {"en": "Where?"}, "options": choices},
+    ]
+    version = protocol_load(definition=definition)
+    protocol = parsed_protocol(version)
+    enrolment = enrolled(version)
+    for name in protocol.baseline.instruments:
+        instrument = protocol.instruments[name]
+        answers: dict[str, Any] = {
+            item.key: item.option_values()[0] if item.options else 1
+            for item in instrument.items
+            if item.type != "text"
+        }
+        if name == "wellbeing":
+            answers.update(wb_when=["=1+1", "-worse"], wb_where="@home")
+        response_save(
+            enrolment=enrolment,
+            time_point="baseline",
+            instrument=instrument,
+            answers=answers,
+            complete=True,
+        )
+    values = {r["variable"]: r["value"] for r in _load(version)}
+    assert values["wb_when"] == "'=1+1;-worse"
+    assert values["wb_where"] == "'@home"
+    assert values["wb_mood"] == "0"

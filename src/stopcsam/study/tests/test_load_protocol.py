@@ -44,3 +44,11 @@ def test_it_rejects_a_malformed_seed(settings: Any) -> None:
     with pytest.raises(CommandError, match="hex digits"):
         call_command("study_load_protocol", str(DEMO_PROTOCOL), seed="not-a-seed")
     assert not ProtocolVersion.objects.exists()
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_version_loaded_before_with_the_reason() -> None:
+    call_command("study_load_protocol", str(DEMO_PROTOCOL), stdout=io.StringIO())
+    with pytest.raises(CommandError, match="exists already"):
+        call_command("study_load_protocol", str(DEMO_PROTOCOL), stdout=io.StringIO())
+    assert ProtocolVersion.objects.count() == 1

@@ -103,3 +103,24 @@ def test_the_primary_time_point_is_the_demo_week_4_and_must_name_a_later_point()
     for wrong in ("baseline", "week9"):
         with pytest.raises(ProtocolError, match="primary_time_point"):
             protocol_from_dict({**definition, "primary_time_point": wrong})
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"arms": ["chat", "waitlist"]},
+        {"schedule": ["baseline"]},
+        {"schedule": [{"key": "baseline", "label": "x", "instruments": ["urge"], "day": "one"}]},
+        {"consent": {"documents": {"en": "Information and consent"}}},
+        {"consent": {"documents": {"en": {"items": [{"key": "read", "text": "t"}]}}}},
+        {"consent": ["en"]},
+        {"screening": {"questions": demo_definition()["screening"]["questions"], "rules": ["x"]}},
+        {"instruments": "urge"},
+    ],
+)
+def test_a_protocol_of_the_wrong_shape_is_refused_with_a_reason(change: dict[str, Any]) -> None:
+    """A coordinator's protocol in the admin with a list where a mapping belongs (or a word
+    where a number does) failed with AttributeError or ValueError: a server error in the
+    admin, a traceback from study_load_protocol (a review finding)."""
+    with pytest.raises(ProtocolError):
+        protocol_from_dict(_broken(change))

@@ -280,3 +280,16 @@ def test_stop_and_erase_at_once_count_the_withdrawal_once() -> None:
     counts = consort_counts(version)
     assert counts["withdrawn"] == {"stop": 1, "erase": 0}
     assert counts["withdrawn_by_arm"] == {"chat": 1, "waitlist": 0}
+
+
+def test_stop_and_erase_sent_twice_erases_once(version: ProtocolVersion) -> None:
+    """ "Stop and erase" sent twice (a double click with JavaScript off): the second request
+    read the enrolment before the first deleted it, then failed on the participant who was
+    gone (a server error) instead of finding the work done."""
+    enrolment = _answered(version)
+    read_by_the_second = Enrolment.objects.get(pk=enrolment.pk)
+    withdraw(enrolment=enrolment, erase=True)
+    withdraw(enrolment=read_by_the_second, erase=True)
+    assert not Participant.objects.exists() and not Enrolment.objects.exists()
+    assert AuditEvent.objects.filter(action="study.withdrawn_and_erased").count() == 1
+    assert consort_counts(version)["withdrawn"] == {"stop": 0, "erase": 1}

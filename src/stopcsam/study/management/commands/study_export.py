@@ -4,9 +4,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from stopcsam.core.audit import audit_record
+from stopcsam.study.exceptions import NoActiveProtocolError
 from stopcsam.study.export import codebook, codebook_csv, export_csv
 from stopcsam.study.selectors import active_protocol_version
 
@@ -24,8 +25,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         folder: Path = options["folder"]
+        try:
+            version = active_protocol_version()
+        except NoActiveProtocolError:
+            raise CommandError("No protocol is active: there is nothing to export.") from None
         folder.mkdir(parents=True, exist_ok=True)
-        version = active_protocol_version()
         free_text = options["free_text"]
         with (folder / "data.csv").open("w", encoding="utf-8", newline="") as out:
             for line in export_csv(version, include_free_text=free_text):
