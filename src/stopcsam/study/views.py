@@ -354,10 +354,10 @@ def questionnaire(request: HttpRequest, time_point: str, instrument: str) -> Htt
             funnel_step.send(sender=questionnaire, step="randomized", request=request)
             return redirect("study:allocation")
         return redirect("study:home")
-    if request.method == "GET" and not selectors.instrument_awaits_answers(
-        enrolment, protocol, time_point, instrument, _now()
-    ):
-        return render(request, "study/not_due.html", status=404)
+    # Also for answers refused by the form: a questionnaire no longer open (answered in
+    # another tab, its window closed) showed its errors, as if answering could still help.
+    if not selectors.instrument_awaits_answers(enrolment, protocol, time_point, instrument, _now()):
+        return render(request, "study/not_due.html", status=404 if request.method == "GET" else 409)
     language = get_language() or "en"
     return render(
         request,

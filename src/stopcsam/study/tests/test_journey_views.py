@@ -240,6 +240,21 @@ def test_the_baselines_last_questionnaire_sent_twice_shows_the_group(
     assert Tally.objects.get(event="randomized").count == 1
 
 
+def test_answers_refused_for_a_questionnaire_no_longer_open_say_it_is_not_open(
+    version: ProtocolVersion,
+) -> None:
+    """The questionnaire was answered in another tab; this tab's answers, incomplete, were
+    shown with their errors, as if answering could still help."""
+    client = Client()
+    _eligible_participant(client)
+    _consent(client)
+    _answer(client, "baseline", "urge", BASELINE["urge"])  # the other tab
+    again = _answer(client, "baseline", "urge", {"urge_strength": "2"})
+    assert again.status_code == 409  # type: ignore[attr-defined]
+    assert "This questionnaire is not open" in again.content.decode()  # type: ignore[attr-defined]
+    assert Response.objects.filter(instrument="urge").count() == 1
+
+
 def test_free_text_is_encrypted_and_scores_are_kept(version: ProtocolVersion) -> None:
     client = Client()
     _eligible_participant(client)
