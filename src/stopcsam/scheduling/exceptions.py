@@ -35,6 +35,11 @@ class NotChangeableError(SchedulingError):
     """The session is not booked any more (held, missed or cancelled)."""
 
 
+class EarlierCourseError(SchedulingError):
+    """The session belongs to a course that ended, and a newer one is open: a participant
+    has one open course at a time, so the earlier one is not opened again."""
+
+
 class HandoverRefusedError(SchedulingError):
     """The colleague cannot take the course (language, qualification or a clash)."""
 

@@ -5,7 +5,9 @@ Locking: a booking locks the participant row, then the therapist's profile row, 
 bookings for one therapist run one after the other on PostgreSQL; SQLite's IMMEDIATE
 transactions serialise all writers anyway. The unique constraint on (therapist, start) for
 live appointments is the last line of defence. Lock order is always participant, then
-therapists by ascending id, so no two services can deadlock.
+therapists by ascending id, then courses by ascending id, then their sessions by start, so no
+two services can deadlock. (A withdrawal locked a session and then its course while a
+hand-over held the course and moved the session: PostgreSQL ended one with a deadlock.)
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from stopcsam.scheduling.exceptions import (
     AlreadyHasCourseError,
     BookingNotAllowedError,
     ChangeTooLateError,
+    EarlierCourseError,
     HandoverRefusedError,
     InvalidAvailabilityError,
     NotChangeableError,
@@ -240,6 +243,16 @@ def _lock_therapists(*ids: int) -> dict[int, TherapistProfile]:
         .order_by("staff_id")
     )
     return {p.staff_id: p for p in profiles}
+
+
+def _lock_courses(*ids: int) -> None:
+    """Before any of their sessions (see the module's lock order)."""
+    list(
+        Course.objects.select_for_update()
+        .filter(pk__in=sorted(ids))
+        .order_by("pk")
+        .values_list("pk")
+    )
 
 
 def _history(
@@ -490,9 +503,11 @@ def appointment_cancel(
     """Cancel one session, or this one and every later one (which ends the course)."""
     with transaction.atomic():
         _lock_therapists(appointment.therapist_id)
+        _lock_courses(appointment.course_id)  # as a withdrawal does; a session keeps its course
         appointment = _locked(appointment)
         _check_cutoff(appointment, actor)
-        cancelled = list(_remaining(appointment)) if rest else [appointment]
+        # The later ones locked too, and asked again under the lock: only still-booked ones.
+        cancelled = list(_remaining(appointment).select_for_update()) if rest else [appointment]
         now = clock.now()
         for item in cancelled:
             _mark_cancelled(item, actor, now)
@@ -514,10 +529,18 @@ def appointments_cancel_on_withdrawal(*, participant_id: int) -> int:
         # The participant's lock, as course_book and _add_session take it: a booking being
         # confirmed now either committed (and is cancelled here) or waits and sees the stop.
         list(Participant.objects.select_for_update().filter(pk=participant_id).values_list("pk"))
+        # Then the open courses (a course with a booked session is open), then their sessions
+        # by start: the order of a hand-over and a cancellation, so neither deadlocks with this.
+        _lock_courses(
+            *Course.objects.filter(participant_id=participant_id, ended_at=None).values_list(
+                "pk", flat=True
+            )
+        )
         coming = list(
-            Appointment.objects.select_for_update()
+            Appointment.objects.select_for_update(of=("self",))
             .filter(participant_id=participant_id, status=Status.BOOKED, start__gt=clock.now())
             .select_related("course")
+            .order_by("start")
         )
         now = clock.now()
         for item in coming:
@@ -558,15 +581,31 @@ def appointment_rebook(
 ) -> Appointment:
     """A replacement for a missed or cancelled session, with the same therapist: one per
     session, and only while the participant may book (not after they stopped taking part)."""
+    rebook_check(appointment=appointment, actor=actor)
+    return _add_session(
+        appointment.course, new_start, actor, kind=Kind.REPLACEMENT, replaces=appointment
+    )
+
+
+def rebook_check(*, appointment: Appointment, actor: Actor) -> None:
+    """Raise as a rebooking would, changing nothing: the page says so before a time is
+    picked (see change_check)."""
     if appointment.status not in (Status.NO_SHOW, Status.CANCELLED):
         raise NotChangeableError
     if actor.staff is None and not selectors.may_book(appointment.participant):
         raise BookingNotAllowedError
     if Appointment.objects.filter(replaces=appointment).exists():
         raise NotChangeableError  # replaced already; the replacement itself may be replaced
-    return _add_session(
-        appointment.course, new_start, actor, kind=Kind.REPLACEMENT, replaces=appointment
-    )
+    _check_not_superseded(appointment.course)
+
+
+def _check_not_superseded(course: Course) -> None:
+    """An ended course is not opened again while a newer one is open (one at a time): the
+    missed session's reminder still offered it, and the refusal read "That time is no
+    longer free"."""
+    newer = Course.objects.filter(participant_id=course.participant_id, ended_at=None)
+    if course.ended_at is not None and newer.exclude(pk=course.pk).exists():
+        raise EarlierCourseError
 
 
 def course_add_booster(*, course: Course, start: datetime, actor: Actor) -> Appointment:
@@ -597,8 +636,10 @@ def _add_session(
             if course.therapist_id != therapist_id:  # handed over between the two reads
                 raise SlotUnavailableError
             if course.ended_at is not None:
-                # A session in an ended course opens it again: it counts towards the
-                # caseload as a new course does (counted under the therapist's lock).
+                # A session in an ended course opens it again: never beside a newer one,
+                # and it counts towards the caseload as a new course does (counted under the
+                # therapist's lock).
+                _check_not_superseded(course)
                 _check_room_in_caseload(profile)
             if not _earliest_new_start(actor) <= start <= _latest_new_start(actor):
                 raise SlotUnavailableError
@@ -634,6 +675,7 @@ def course_hand_over(*, course: Course, to_therapist: StaffUser, actor: Actor) -
     try:
         with transaction.atomic():
             profiles = _lock_therapists(course.therapist_id, to_therapist.pk)
+            # The course before its sessions, as a withdrawal and a cancellation lock them.
             course = Course.objects.select_for_update().get(pk=course.pk)
             _check_handover_allowed(course, actor.staff, profiles.get(to_therapist.pk))
             _move_sessions(course, profiles[to_therapist.pk], actor)
@@ -796,14 +838,24 @@ def _attended_fallback(now: datetime) -> int:
     return len(refs)
 
 
-def _notice(appointment: Appointment, kind: str, now: datetime) -> None:
-    if not ParticipantNotice.objects.filter(appointment=appointment, kind=kind).exists():
-        ParticipantNotice.objects.create(
-            participant_id=appointment.participant_id,
-            appointment=appointment,
-            kind=kind,
-            created_at=now,
-        )
+def _notice(appointment: Appointment, kind: str, now: datetime) -> bool:
+    """Leave a notice of this kind unless one was left before (dismissed or not); whether it
+    was left now. Another worker may leave the same one between the look and the write: the
+    unique constraint refuses ours in its own savepoint, and the sweep goes on (the error
+    stopped the whole minute's sweep)."""
+    if ParticipantNotice.objects.filter(appointment=appointment, kind=kind).exists():
+        return False
+    try:
+        with transaction.atomic():
+            ParticipantNotice.objects.create(
+                participant_id=appointment.participant_id,
+                appointment=appointment,
+                kind=kind,
+                created_at=now,
+            )
+    except IntegrityError:
+        return False
+    return True
 
 
 def reminders_create(*, now: datetime | None = None) -> int:
@@ -814,10 +866,7 @@ def reminders_create(*, now: datetime | None = None) -> int:
     for appointment in Appointment.objects.filter(
         status=Status.BOOKED, start__gt=now, start__lte=soon
     ):
-        with transaction.atomic():
-            before = ParticipantNotice.objects.filter(appointment=appointment).count()
-            _notice(appointment, NoticeKind.UPCOMING, now)
-            created += ParticipantNotice.objects.filter(appointment=appointment).count() - before
+        created += _notice(appointment, NoticeKind.UPCOMING, now)
     return created
 
 

@@ -26,6 +26,7 @@ from stopcsam.scheduling.exceptions import (
     AlreadyHasCourseError,
     BookingNotAllowedError,
     ChangeTooLateError,
+    EarlierCourseError,
     NotChangeableError,
     ProposalInvalidError,
     SchedulingError,
@@ -53,6 +54,13 @@ def _error_message(exc: SchedulingError) -> str:
         (ProposalInvalidError, _("This plan is no longer valid. Please choose a time again.")),
         (ChangeTooLateError, _("It is too close to the session to change it here.")),
         (NotChangeableError, _("This session cannot be changed any more.")),
+        (
+            EarlierCourseError,
+            _(
+                "This session belongs to an earlier course; a newer course has started since, "
+                "so no new time can be booked for it."
+            ),
+        ),
     ]
     for kind, text in messages_by_type:
         if isinstance(exc, kind):
@@ -205,11 +213,12 @@ def _own_appointment(request: HttpRequest, ref: str) -> Appointment:
 def _refusal(appointment: Appointment) -> str | None:
     """Why this session can no longer be moved or cancelled here, if it cannot (within the
     cut-off, or over): said at once, where the page listed times and a button and refused
-    only what was sent. A missed or cancelled session is rebooked, which has no cut-off."""
-    if appointment.status in (Status.NO_SHOW, Status.CANCELLED):
-        return None
+    only what was sent. A missed or cancelled session is rebooked, which has no cut-off
+    (but may be refused: replaced already, or of an earlier course)."""
+    rebook = appointment.status in (Status.NO_SHOW, Status.CANCELLED)
+    check = services.rebook_check if rebook else services.change_check
     try:
-        services.change_check(appointment=appointment, actor=Actor.participant())
+        check(appointment=appointment, actor=Actor.participant())
     except SchedulingError as exc:
         return _error_message(exc)
     return None

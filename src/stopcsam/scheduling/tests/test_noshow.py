@@ -5,13 +5,21 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 
 from stopcsam.core.signals import session_outcome
 from stopcsam.scheduling import jobs, selectors, services
 from stopcsam.scheduling.exceptions import BookingNotAllowedError, NotChangeableError
-from stopcsam.scheduling.models import Appointment, Course, Kind, NoticeKind, Status
+from stopcsam.scheduling.models import (
+    Appointment,
+    Course,
+    Kind,
+    NoticeKind,
+    ParticipantNotice,
+    Status,
+)
 from stopcsam.scheduling.services import Actor
-from stopcsam.scheduling.tests.conftest import TUESDAY_EVENING, FrozenClock
+from stopcsam.scheduling.tests.conftest import TUESDAY_EVENING, FrozenClock, book_course
 
 FIRST = datetime(2026, 3, 17, 16, 0, tzinfo=UTC)
 
@@ -138,6 +146,38 @@ def test_a_reminder_is_left_for_the_next_visit_the_day_before(
     services.notice_dismiss(participant=course.participant, notice_id=notice.pk)
     assert services.reminders_create() == 0  # a dismissed reminder does not come back
     assert not selectors.open_notices(participant=course.participant).exists()
+
+
+def test_a_reminder_another_worker_left_meanwhile_does_not_stop_the_sweep(
+    course: Course, frozen: FrozenClock, other_participant
+) -> None:  # type: ignore[no-untyped-def]
+    """Two workers sweeping at once: the other left the first session's reminder after this
+    one found none and before it wrote its own. The unique constraint refused the second,
+    and the error stopped that minute's sweep: no reminder for the next session."""
+    later = book_course(other_participant.participant, FIRST + timedelta(hours=1))
+    first = _first(course)
+    raced: list[bool] = []
+
+    def other_worker_first(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        """The sweep looks for a reminder and finds none; then the other worker leaves one."""
+        found = execute(sql, params, many, context)
+        if not raced and "participantnotice" in sql and "LIMIT 1" in sql:
+            raced.append(True)
+            ParticipantNotice.objects.create(
+                participant_id=first.participant_id,
+                appointment=first,
+                kind=NoticeKind.UPCOMING,
+                created_at=FIRST - timedelta(hours=23),
+            )
+        return found
+
+    frozen.set(FIRST - timedelta(hours=23))
+    with connection.execute_wrapper(other_worker_first):
+        assert services.reminders_create() == 1
+    assert raced
+    for appointment in (first, _first(later)):
+        notices = ParticipantNotice.objects.filter(appointment=appointment, dismissed_at=None)
+        assert list(notices.values_list("kind", flat=True)) == [NoticeKind.UPCOMING]
 
 
 def test_a_reminder_goes_once_its_session_has_begun_or_is_no_longer_booked(

@@ -157,6 +157,40 @@ def test_a_missed_session_is_rebooked_through_the_page(client: Client, frozen: F
     assert course.appointments.filter(status=Status.BOOKED).count() == 4
 
 
+def test_a_missed_session_of_an_earlier_course_is_refused_clearly(
+    client: Client, frozen: FrozenClock, participant
+) -> None:  # type: ignore[no-untyped-def]
+    """The reminder of a session missed in a course that ended still links to "Book a new
+    time"; with a newer course open, that was refused as "That time is no longer free" (the
+    rule of one open course), whatever time was picked."""
+    from datetime import timedelta
+
+    from stopcsam.scheduling import services
+    from stopcsam.scheduling.services import Actor
+    from stopcsam.scheduling.tests.conftest import book_course
+
+    course = _book_through_pages(client)
+    frozen.set(FIRST + timedelta(minutes=20))
+    services.no_shows_mark()
+    missed = course.appointments.get(status=Status.NO_SHOW)
+    second = course.appointments.filter(status=Status.BOOKED).first()
+    assert second is not None
+    services.appointment_cancel(appointment=second, actor=Actor.participant(), rest=True)
+    newer = book_course(participant.participant, datetime(2026, 3, 24, 16, tzinfo=UTC))
+    refusal = "This session belongs to an earlier course"
+    page = client.get(f"/en/sessions/s/{missed.ref}/reschedule/").content.decode()
+    assert refusal in page and 'name="start"' not in page
+    german = client.get(f"/de/sessions/s/{missed.ref}/reschedule/").content.decode()
+    assert "Dieser Termin gehört zu einem früheren Kurs" in german
+    free = datetime(2026, 3, 24, 18, tzinfo=UTC)  # Tuesday 24 March, 19:00 Berlin: free
+    sent = client.post(f"/en/sessions/s/{missed.ref}/reschedule/", {"start": int(free.timestamp())})
+    assert sent.status_code == 400 and refusal in sent.content.decode()
+    assert "no longer free" not in sent.content.decode()
+    course.refresh_from_db()
+    assert course.ended_at is not None and not course.appointments.filter(status=Status.BOOKED)
+    assert newer.appointments.filter(status=Status.BOOKED).count() == 4
+
+
 def test_another_participants_session_is_not_found(
     client: Client, other_participant, participant_client
 ) -> None:  # type: ignore[no-untyped-def]
