@@ -41,15 +41,22 @@ def sweep_sessions() -> dict[str, int]:
 
     from stopcsam.scheduling import services
 
-    result = {"no_shows": services.no_shows_mark(), "reminders": services.reminders_create()}
-    for path in settings.STOPCSAM_EVERY_MINUTE:
+    # Scheduling's own steps on their own too: a no-show marking that failed (the database
+    # away for a moment) left the reminders and the chat's forced ends undone that minute.
+    steps = [
+        ("no_shows", services.no_shows_mark),
+        ("reminders", services.reminders_create),
+        *[(path.rsplit(".", 1)[1], import_string(path)) for path in settings.STOPCSAM_EVERY_MINUTE],
+    ]
+    result: dict[str, int] = {}
+    for name, step in steps:
         try:
-            done = import_string(path)()
-        except Exception as fault:  # never let one app's job stop the sweep
-            logger.error("minute job %s failed: %s", path, type(fault).__name__)
+            done = step()
+        except Exception as fault:  # never let one job stop the sweep
+            logger.error("minute job %s failed: %s", name, type(fault).__name__)
             _close_connections()
             continue
-        result[path.rsplit(".", 1)[1]] = int(done or 0)
+        result[name] = int(done or 0)
     _close_connections()
     return result
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from unittest import mock
 
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from stopcsam.core.signals import session_outcome
 from stopcsam.scheduling import jobs, selectors, services
@@ -243,6 +244,19 @@ def test_the_sweep_is_a_periodic_huey_task_that_runs_the_services(
     assert any(name.endswith("sweep_sessions") for name in due)  # due every minute
     result = jobs.sweep_sessions.call_local()
     assert result["no_shows"] == 1
+
+
+@pytest.mark.django_db(transaction=True)  # the sweep closes a connection after a fault
+def test_a_failing_step_of_the_sweep_leaves_the_others_to_run(
+    course: Course, frozen: FrozenClock
+) -> None:
+    """The no-show marking failed (the database away for a moment): the reminders and the
+    other apps' minute jobs were left undone that minute."""
+    frozen.set(FIRST + timedelta(minutes=30))
+    with mock.patch.object(services, "no_shows_mark", side_effect=DatabaseError("away")):
+        result = jobs.sweep_sessions.call_local()
+    assert "no_shows" not in result
+    assert "reminders" in result and "sessions_expire_due" in result
 
 
 def test_other_pages_can_show_the_notices_with_a_template_tag(
