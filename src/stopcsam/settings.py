@@ -90,7 +90,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's, answering the 503 page when the session cannot be saved (database away).
+    "stopcsam.core.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "stopcsam.core.middleware.LanguageCookieMiddleware",
     "stopcsam.core.middleware.RefuseNulMiddleware",

@@ -1,5 +1,5 @@
 """A last net for every log line: no credential in a URL path is written out, and no id of
-a participant's session or appointment.
+a participant's session or appointment, nor of any object in the admin.
 
 The access log writes paths through ``redact_secret_paths`` (core/middleware.py); Django's
 own ``django.request`` lines (every 4xx and 5xx) quote the path as it came, and this filter,
@@ -20,9 +20,18 @@ PERSON_PATHS = re.compile(
     r"|/sessions/staff/a/|/sessions/notices/)[^/\s?#.]+"
 )
 
+# The admin's object pages (/admin/<app>/<model>/<id>/change/, history, delete, and /admin/r/
+# for "view on site") name a participant or an enrolment by its id: every model's, all alike
+# (a review finding). The app and model stay readable; "add" is no id, nor a static file's
+# folder (/static/admin/js/vendor/).
+ADMIN_OBJECT_PATHS = re.compile(
+    r"(?<!\S)(/admin/[^/\s?#]+/[^/\s?#]+/)(?!add(?:[/\s?#]|$))[^/\s?#]+"
+)
+
 
 def redact_secret_paths(text: str) -> str:
-    return PERSON_PATHS.sub(r"\1<id>", SECRET_PATHS.sub(r"\1<token>", text))
+    text = SECRET_PATHS.sub(r"\1<token>", text)
+    return ADMIN_OBJECT_PATHS.sub(r"\1<id>", PERSON_PATHS.sub(r"\1<id>", text))
 
 
 class RedactSecretPaths(logging.Filter):

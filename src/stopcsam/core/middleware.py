@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 from django.conf import settings
+from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.core.exceptions import SuspiciousOperation
 from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
@@ -150,12 +151,23 @@ class BusyMiddleware:
         return response
 
 
+class SessionMiddleware(DjangoSessionMiddleware):
+    """Django's, with the database away when the session is saved, after the view and past
+    BusyMiddleware, answered with the 503 page too: it was a bare 500 (a review finding)."""
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        try:
+            return super().process_response(request, response)
+        except OperationalError as exc:
+            return database_away(request, exc)
+
+
 RETRY_AFTER_SECONDS = 30
 # A page that failed for the database being away loads itself again after this long.
 DATABASE_RETRY_SECONDS = 10
 
 
-def database_away(request: HttpRequest, exception: OperationalError) -> HttpResponseBase:
+def database_away(request: HttpRequest, exception: OperationalError) -> HttpResponse:
     """The database refused or could not be reached (SQLite's lock held past its timeout,
     PostgreSQL restarting): 503, in the page's language, and a page that was only being read
     loads itself again, also without JavaScript. A plain 500 stopped the waiting room's

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -152,3 +153,22 @@ def test_pages_are_really_translated(language: str) -> None:
     other = Client().get(f"/{language}/").content.decode()
     assert f'<html lang="{language}">' in other
     assert "Quick exit" in english and "Quick exit" not in other
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["//[/", "//[::1/en/", "//elsewhere.example/", "///x/"])
+def test_a_path_that_reads_as_a_host_is_a_404_with_language_links_on_this_site(
+    path: str,
+) -> None:
+    """A path starting with two slashes reads as a host to a URL parser: "//[" was a 500 on
+    the 404 page (its language links), and "//elsewhere.example/" was linked as it was, so
+    the links of a page of this site led to another one."""
+    client = Client()
+    client.raise_request_exception = False
+    page = client.get("/", PATH_INFO=path)
+    assert page.status_code == 404
+    html = page.content.decode()
+    languages = html.split('<nav class="languages"', 1)[1].split("</nav>", 1)[0]
+    links = re.findall(r'href="([^"]*)"', languages)
+    assert len(links) == len(settings.LANGUAGES)
+    assert all(link.startswith("/") and not link.startswith("//") for link in links)

@@ -21,6 +21,29 @@ from stopcsam.core.logs import redact_secret_paths
         ("GET /es/sessions/course/a1b2c3.ics 200", "GET /es/sessions/course/<id>.ics 200"),
         ("GET /en/sessions/staff/a/a1b2c3/ 200", "GET /en/sessions/staff/a/<id>/ 200"),
         ("GET /en/chat/ 200", "GET /en/chat/ 200"),
+        (
+            "GET /admin/accounts/participant/123/change/ 200",
+            "GET /admin/accounts/participant/<id>/change/ 200",
+        ),
+        (
+            "POST /admin/study/enrolment/7/delete/ 302",
+            "POST /admin/study/enrolment/<id>/delete/ 302",
+        ),
+        ("GET /admin/scheduling/appointment/9 301", "GET /admin/scheduling/appointment/<id> 301"),
+        ("GET /admin/auth/user/4/password/ 200", "GET /admin/auth/user/<id>/password/ 200"),
+        ("GET /admin/r/12/345/ 302", "GET /admin/r/12/<id>/ 302"),
+        ("GET /admin/accounts/participant/add/ 200", "GET /admin/accounts/participant/add/ 200"),
+        ("GET /admin/accounts/participant/ 200", "GET /admin/accounts/participant/ 200"),
+        ("GET /admin/study/ 200", "GET /admin/study/ 200"),
+        ("/admin/study/enrolment/7/change/", "/admin/study/enrolment/<id>/change/"),
+        (
+            "Not Found: /admin/chat/chatsession/5/change/",
+            "Not Found: /admin/chat/chatsession/<id>/change/",
+        ),
+        (
+            "GET /static/admin/js/vendor/jquery/jquery.js 200",
+            "GET /static/admin/js/vendor/jquery/jquery.js 200",
+        ),
     ],
 )
 def test_log_lines_name_no_participant_session_nor_credential(path: str, logged: str) -> None:
