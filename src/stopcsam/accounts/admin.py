@@ -102,8 +102,10 @@ class StaffUserAdmin(SiteScopedAdmin):
                 },
             )
         if change and "is_active" in form.changed_data and not obj.is_active:
-            # A deactivated account's browsers are strangers again if it is ever reactivated.
+            # A deactivated account's browsers are strangers again if it is ever reactivated,
+            # and signed out: none is signed in again by the reactivation.
             services.staff_device_cookies_revoke(user=obj, actor=request.user.audit_ref)  # type: ignore[union-attr]
+            services.staff_sessions_end(user=obj, actor=request.user.audit_ref)  # type: ignore[union-attr]
 
 
 @admin.register(Participant)

@@ -39,7 +39,9 @@ def staff_verified_required(
     def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         user = request.user
         if not is_verified_staff(user):
-            return redirect(f"{reverse('accounts:staff_login')}?next={request.path}")
+            # Quoted as the participants' is: an "&" in the path cut it short, or named
+            # another page to land on.
+            return redirect(f"{reverse('accounts:staff_login')}?next={quote(request.path)}")
         return view(request, *args, **kwargs)
 
     return guarded

@@ -8,9 +8,13 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.password_validation import validate_password
+from django.core.validators import MaxLengthValidator
 from django.utils.translation import gettext_lazy as _
 
 from stopcsam.accounts.models import LANGUAGE_CHOICES, StaffUser
+
+# The longest password the staff login takes: the same limit wherever a password is set.
+PASSWORD_MAX_LENGTH = 256
 
 
 class SignupForm(forms.Form):
@@ -51,7 +55,7 @@ class StaffLoginForm(forms.Form):
     )
     password = forms.CharField(
         label=_("Password"),
-        max_length=256,
+        max_length=PASSWORD_MAX_LENGTH,
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
     )
@@ -71,13 +75,13 @@ class InvitationAcceptForm(forms.Form):
     )
     password1 = forms.CharField(
         label=_("Password"),
-        max_length=256,
+        max_length=PASSWORD_MAX_LENGTH,
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
     password2 = forms.CharField(
         label=_("Password again"),
-        max_length=256,
+        max_length=PASSWORD_MAX_LENGTH,
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
@@ -102,7 +106,16 @@ class InvitationAcceptForm(forms.Form):
 class StaffPasswordChangeForm(PasswordChangeForm):
     """Django's form for the new password (twice, through the validators). The old password
     is checked by ``services.staff_password_change``, which counts a wrong one as a failed
-    login: here the form would check it without limit."""
+    login: here the form would check it without limit. No longer than the login takes: a
+    longer new password was saved, and its owner could not log in again (a review finding)."""
+
+    def __init__(self, user: StaffUser, *args: Any, **kwargs: Any) -> None:
+        super().__init__(user, *args, **kwargs)
+        for name in ("old_password", "new_password1", "new_password2"):
+            field = self.fields[name]
+            field.max_length = PASSWORD_MAX_LENGTH  # type: ignore[attr-defined]
+            field.validators.append(MaxLengthValidator(PASSWORD_MAX_LENGTH))
+            field.widget.attrs["maxlength"] = str(PASSWORD_MAX_LENGTH)
 
     def clean_old_password(self) -> str:
         return str(self.cleaned_data["old_password"])

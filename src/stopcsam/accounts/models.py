@@ -15,6 +15,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from stopcsam.core import zones
+
 LANGUAGE_CHOICES = [
     ("en", "English"),
     ("de", "Deutsch"),
@@ -60,6 +62,9 @@ class Site(models.Model):
 
     def clean(self) -> None:
         super().clean()
+        # Any text was saved: the site's staff then read every time in UTC, unwarned.
+        if not zones.valid(self.time_zone):
+            raise ValidationError({"time_zone": _("Give a time zone such as Europe/Berlin.")})
         languages_clean(self.languages)
 
 

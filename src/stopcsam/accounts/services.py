@@ -7,11 +7,14 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from importlib import import_module
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY as AUTH_SESSION_KEY
 from django.contrib.auth.hashers import make_password
+from django.contrib.sessions.models import Session
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -194,9 +197,16 @@ def staff_authenticate(
         if user is None:
             make_password(password)  # spend the same time as a real check
             raise StaffLoginFailedError
-        known, detail = _attempt_reserve(user, _known_device(user, device_cookie))
+        try:
+            known, detail = _attempt_reserve(user, _known_device(user, device_cookie))
+        except StaffAccountLockedError:
+            # As slow as an unknown username: refused at once, a locked account told a
+            # stranger that the username exists (a review finding: five guesses, a sixth timed).
+            make_password(password)
+            raise
         device = None
-        if user.is_active and user.check_password(password):
+        # The password is checked for an inactive account too, for the same reason.
+        if user.check_password(password) and user.is_active:
             device = _verified_device(user, otp_token)
     if device is None:
         audit_record(
@@ -353,6 +363,24 @@ def staff_device_cookies_revoke(*, user: StaffUser, actor: str) -> int:
     return revoked
 
 
+def staff_sessions_end(*, user: StaffUser, actor: str) -> int:
+    """Sign the account out in every browser (on deactivation): an inactive account's
+    sessions only count as nobody's, and came back, a stolen one too, if the account was
+    activated again within their lifetime (a review finding). Each deletion goes through the
+    session engine, which tells open chat sockets at once (``accounts.session_store``)."""
+    engine = import_module(settings.SESSION_ENGINE)
+    user_id = str(user.pk)
+    ended = 0
+    for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
+        if session.get_decoded().get(AUTH_SESSION_KEY) == user_id:
+            engine.SessionStore(session_key=session.session_key).delete()
+            ended += 1
+    audit_record(
+        actor=actor, action="staff.sessions_ended", subject=user.audit_ref, detail={"count": ended}
+    )
+    return ended
+
+
 # --- invitations ----------------------------------------------------------------------------
 
 
@@ -374,17 +402,21 @@ def staff_invitation_create(
     display_name: str = "",
     created_by: StaffUser | None = None,
 ) -> tuple[StaffInvitation, str]:
+    """Raise ValidationError for what the account could not hold (an unknown language, an
+    over-long name): checked only at acceptance, it made the link a 500 there."""
     token = secrets.token_urlsafe(32)
+    invitation = StaffInvitation(
+        token_digest=_token_digest(token),
+        role=Role(role),
+        site=site,
+        languages=languages,
+        display_name=display_name,
+        created_by=created_by,
+        expires_at=timezone.now() + timedelta(days=settings.STAFF_INVITATION_DAYS),
+    )
+    invitation.full_clean()
     with transaction.atomic():
-        invitation = StaffInvitation.objects.create(
-            token_digest=_token_digest(token),
-            role=Role(role),
-            site=site,
-            languages=languages,
-            display_name=display_name,
-            created_by=created_by,
-            expires_at=timezone.now() + timedelta(days=settings.STAFF_INVITATION_DAYS),
-        )
+        invitation.save()
         audit_record(
             actor=created_by.audit_ref if created_by else "system",
             action="staff.invited",
@@ -397,8 +429,16 @@ def staff_invitation_create(
 def staff_invitation_open(*, token: str) -> StaffInvitation:
     if len(token) > 100:
         raise InvitationInvalidError
-    invitation = StaffInvitation.objects.filter(token_digest=_token_digest(token)).first()
+    invitation = (
+        StaffInvitation.objects.select_related("created_by")
+        .filter(token_digest=_token_digest(token))
+        .first()
+    )
     if invitation is None or invitation.used_at or invitation.expires_at <= timezone.now():
+        raise InvitationInvalidError
+    # Made by an account that may invite no longer (deactivated, or given another role): a
+    # way back in for its holder (a review finding).
+    if invitation.created_by is not None and not invitation.created_by.is_staff:
         raise InvitationInvalidError
     return invitation
 

@@ -237,3 +237,39 @@ def test_a_coordinator_cannot_change_or_withdraw_an_invitation_they_could_not_gi
     selected = {"action": "delete_selected", "_selected_action": [invitation.pk], "post": "yes"}
     client.post("/admin/accounts/staffinvitation/", selected)
     assert StaffInvitation.objects.get().role == Role.COORDINATOR
+
+
+def test_a_deactivated_account_is_signed_out_for_good(
+    therapist: StaffPersona, coordinator: StaffPersona, staff_client: StaffClient
+) -> None:
+    """Deactivation only hid the sessions (an inactive account is nobody): activated again,
+    the same day, every browser signed in before was back in, a stolen session too."""
+    signed_in = staff_client(therapist)
+    assert signed_in.get("/en/staff/").status_code == 200
+    admin = staff_client(coordinator)
+    assert change(admin, therapist.user, is_active="") == 302
+    assert signed_in.get("/en/staff/").status_code == 302
+    assert change(admin, therapist.user) == 302
+    therapist.user.refresh_from_db()
+    assert therapist.user.is_active
+    assert signed_in.get("/en/staff/").status_code == 302
+    assert admin.get("/en/staff/").status_code == 200  # nobody else is signed out
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlim", "America/Argentina", "UTC+1", "x" * 64])
+def test_a_sites_time_zone_must_be_one(
+    coordinator: StaffPersona, site_es: Site, staff_client: StaffClient, zone: str
+) -> None:
+    """Any text was saved as a site's time zone: its staff then read every time in UTC,
+    an hour or two off, with nothing to tell them (a review finding)."""
+    StaffUser.objects.filter(pk=coordinator.user.pk).update(role=Role.STUDY_ADMIN)
+    client = staff_client(coordinator)
+    form = {"code": "ES", "name": "Madrid", "country": "ES", "languages": '["es"]'}
+    url = f"/admin/accounts/site/{site_es.pk}/change/"
+    response = client.post(url, {**form, "time_zone": zone})
+    assert response.status_code == 200 and "time zone" in response.content.decode()
+    site_es.refresh_from_db()
+    assert site_es.time_zone == "Europe/Madrid"
+    assert client.post(url, {**form, "time_zone": "Atlantic/Canary"}).status_code == 302
+    site_es.refresh_from_db()
+    assert site_es.time_zone == "Atlantic/Canary"

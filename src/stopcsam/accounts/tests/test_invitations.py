@@ -8,8 +8,9 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django_otp.oath import TOTP
 
-from stopcsam.accounts.models import Role, Site, StaffUser
+from stopcsam.accounts.models import Role, Site, StaffInvitation, StaffUser
 from stopcsam.accounts.services import invitation_totp_key, staff_invitation_create
+from stopcsam.conftest import StaffPersona
 
 pytestmark = pytest.mark.django_db
 GOOD_PASSWORD = "a-long-and-unusual-passphrase"
@@ -141,6 +142,19 @@ def test_invitestaff_prints_a_working_link(site_de: Site) -> None:
     assert Client().get(link.removeprefix("http://127.0.0.1:8000")).status_code == 200
 
 
+@pytest.mark.parametrize(
+    "args", [["--languages", "fr"], ["--languages", "de,xx"], ["--display-name", "N" * 101]]
+)
+def test_invitestaff_refuses_what_the_acceptance_would_fail_on(
+    site_de: Site, args: list[str]
+) -> None:
+    """A language no site speaks made the link's acceptance a 500 (the account's own check
+    refused it only then, after the new member had set a password and scanned the code)."""
+    with pytest.raises(CommandError):
+        call_command("invitestaff", "--role", "therapist", "--site", "DE", *args)
+    assert not StaffInvitation.objects.exists()
+
+
 def test_the_access_log_never_holds_an_invitation_token(
     site_de: Site, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -200,3 +214,42 @@ def test_createstaff_refuses_the_username_as_password(
             *("--site", "DE", "--languages", "de", "--password-stdin"),
         )
     assert not StaffUser.objects.exists()
+
+
+def test_createstaff_refuses_a_password_longer_than_the_login_takes(
+    site_de: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The login form takes at most 256 characters: the account could never log in."""
+    monkeypatch.setattr("sys.stdin", io.StringIO(GOOD_PASSWORD * 10 + "\n"))
+    with pytest.raises(CommandError, match="256"):
+        call_command(
+            "createstaff",
+            *("--username", "newbie", "--role", "therapist"),
+            *("--site", "DE", "--languages", "de", "--password-stdin"),
+        )
+    assert not StaffUser.objects.exists()
+
+
+@pytest.mark.parametrize("change", [{"is_active": False}, {"role": Role.THERAPIST}])
+def test_an_invitation_from_an_account_that_may_invite_no_longer_does_not_open(
+    site_de: Site, coordinator: StaffPersona, change: dict[str, object]
+) -> None:
+    """Deactivated, or a therapist now, a coordinator kept a way back in: links they had
+    made (for themselves, say) still made new accounts at their site."""
+    _invitation, token = staff_invitation_create(
+        role=Role.THERAPIST, site=site_de, languages=["de"], created_by=coordinator.user
+    )
+    assert Client().get(f"/en/staff/invite/{token}/").status_code == 200
+    StaffUser.objects.filter(pk=coordinator.user.pk).update(**change)
+    assert Client().get(f"/en/staff/invite/{token}/").status_code == 404
+    response = Client().post(
+        f"/en/staff/invite/{token}/",
+        {
+            "username": "newbie",
+            "password1": GOOD_PASSWORD,
+            "password2": GOOD_PASSWORD,
+            "otp_token": _code(token),
+        },
+    )
+    assert response.status_code == 404
+    assert not StaffUser.objects.filter(username="newbie").exists()

@@ -216,3 +216,63 @@ def test_guesses_sent_at_once_do_not_get_past_the_free_attempts(
         for thread in threads:
             thread.join()
     assert len(checked) <= free, f"{len(checked)} password guesses checked, {free} allowed"
+
+
+def _slow_hashes_spent(attempt: Callable[[], object]) -> int:
+    """How many argon2 hashes (a computed one or a verified one) a refused login spent."""
+    from stopcsam.core.hashing import LimitedArgon2PasswordHasher
+
+    spent: list[str] = []
+    encode, verify = LimitedArgon2PasswordHasher.encode, LimitedArgon2PasswordHasher.verify
+
+    def counted_encode(self: object, password: str, salt: str) -> str:
+        spent.append("encode")
+        return encode(self, password, salt)  # type: ignore[arg-type]
+
+    def counted_verify(self: object, password: str, encoded: str) -> bool:
+        spent.append("verify")
+        return verify(self, password, encoded)  # type: ignore[arg-type]
+
+    with (
+        mock.patch.object(LimitedArgon2PasswordHasher, "encode", counted_encode),
+        mock.patch.object(LimitedArgon2PasswordHasher, "verify", counted_verify),
+    ):
+        attempt()
+    return len(spent)
+
+
+def test_a_locked_or_inactive_account_takes_as_long_as_an_unknown_username(
+    therapist: StaffPersona, therapist_es: StaffPersona
+) -> None:
+    """Refused without a password hash, a locked or deactivated account answered in a
+    fraction of the time an unknown username takes (which is hashed): five wrong guesses
+    and a sixth, timed, told a stranger which usernames exist."""
+
+    def refused(username: str) -> Callable[[], object]:
+        return lambda: _login_as(username)
+
+    def _login_as(username: str) -> None:
+        response = Client().post(
+            LOGIN, {"username": username, "password": "wrong password", "otp_token": "123456"}
+        )
+        assert response.status_code == 400
+
+    unknown = _slow_hashes_spent(refused("nobody"))
+    assert unknown == 1
+    for _ in range(5):
+        _login_as(therapist.user.username)
+    assert StaffUser.objects.get(pk=therapist.user.pk).locked_until is not None
+    assert _slow_hashes_spent(refused(therapist.user.username)) == unknown
+    StaffUser.objects.filter(pk=therapist_es.user.pk).update(is_active=False)
+    assert _slow_hashes_spent(refused(therapist_es.user.username)) == unknown
+
+
+def test_the_page_asked_for_comes_back_whole_after_the_login(db: None) -> None:
+    """The page's address went into ?next= unquoted: an "&" in it (a link's own, or one
+    made to mislead) cut it short, or named another page to land on after the login."""
+    from urllib.parse import parse_qs, urlsplit
+
+    page = "/en/chat/console/a&next=evil/"
+    response = Client().get(page)
+    assert response.status_code == 302
+    assert parse_qs(urlsplit(response["Location"]).query)["next"] == [page]

@@ -100,3 +100,31 @@ def test_a_new_password_refused_by_the_validators_checks_no_old_password(
         assert _change(laptop, old="a wrong guess", new="short", again="short") == 400
     assert not AuditEvent.objects.filter(action="staff.password_change_failed").exists()
     assert _change(laptop) == 302
+
+
+@pytest.mark.parametrize("language", ["de", "cs", "pt", "es"])
+def test_a_too_short_password_is_refused_in_the_readers_language(
+    therapist: StaffPersona, language: str
+) -> None:
+    """Django's own Czech and Portuguese catalogues lack its "too short" message, which the
+    password pages then showed in English (a review finding)."""
+    laptop = _browser(therapist)
+    response = laptop.post(
+        f"/{language}/staff/password/",
+        {"old_password": STAFF_PASSWORD, "new_password1": "kurz", "new_password2": "kurz"},
+    )
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert "12" in page and "This password is too short" not in page
+
+
+def test_a_password_longer_than_the_login_takes_is_refused(therapist: StaffPersona) -> None:
+    """The login form takes at most 256 characters: a longer new password was saved, and its
+    owner could never log in with it again (a review finding)."""
+    laptop = _browser(therapist)
+    too_long = "a-long-and-unusual-passphrase " * 9  # 270 characters
+    assert _change(laptop, new=too_long, again=too_long) == 400
+    assert _login(Client(), therapist) == 302  # the password is unchanged
+    longest = too_long[:256]
+    assert _change(laptop, new=longest, again=longest) == 302
+    assert _login(Client(), therapist, password=longest) == 302

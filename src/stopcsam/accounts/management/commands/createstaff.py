@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from stopcsam.accounts.exceptions import UsernameTakenError
+from stopcsam.accounts.forms import PASSWORD_MAX_LENGTH
 from stopcsam.accounts.models import LANGUAGE_CHOICES, Role, Site, StaffUser
 from stopcsam.accounts.services import staff_create
 
@@ -67,8 +68,12 @@ class Command(BaseCommand):
 
     def _password(self, from_stdin: bool) -> str:
         if from_stdin:
-            return sys.stdin.readline().rstrip("\n")
-        first = getpass.getpass("Password: ")
-        if first != getpass.getpass("Password again: "):
-            raise CommandError("The two passwords differ.")
-        return first
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = getpass.getpass("Password: ")
+            if password != getpass.getpass("Password again: "):
+                raise CommandError("The two passwords differ.")
+        if len(password) > PASSWORD_MAX_LENGTH:
+            # The login form takes no more: the account could never log in.
+            raise CommandError(f"Use at most {PASSWORD_MAX_LENGTH} characters.")
+        return password

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import reverse
 from django.utils import translation
@@ -25,12 +26,15 @@ class Command(BaseCommand):
         if site is None:
             raise CommandError(f"No site with code {options['site']!r}.")
         languages = [c.strip() for c in options["languages"].split(",") if c.strip()]
-        _invitation, token = staff_invitation_create(
-            role=options["role"],
-            site=site,
-            languages=languages,
-            display_name=options["display_name"],
-        )
+        try:
+            _invitation, token = staff_invitation_create(
+                role=options["role"],
+                site=site,
+                languages=languages,
+                display_name=options["display_name"],
+            )
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from exc
         with translation.override("en"):
             path = reverse("accounts:invitation_accept", args=[token])
         self.stdout.write(options["base_url"].rstrip("/") + path)
