@@ -24,6 +24,7 @@ from django.db import connections
 
 django_application = get_asgi_application()
 
+from stopcsam.core.asgi_limits import capped  # noqa: E402
 from stopcsam.core.asgi_privacy import anonymising  # noqa: E402
 from stopcsam.core.routing import with_websockets  # noqa: E402
 from stopcsam.core.startup import refuse_broken_configuration  # noqa: E402
@@ -31,12 +32,13 @@ from stopcsam.core.startup import refuse_broken_configuration  # noqa: E402
 
 def _http_application() -> object:
     if settings.STOPCSAM_HTTP_THREADS <= 0:
-        return django_application
+        return capped(django_application)
     from a2wsgi import WSGIMiddleware
     from django.core.wsgi import get_wsgi_application
 
     # django-stubs types the handler as returning a response object, which is iterable bytes.
-    return WSGIMiddleware(get_wsgi_application(), workers=settings.STOPCSAM_HTTP_THREADS)  # type: ignore[arg-type]
+    wsgi = WSGIMiddleware(get_wsgi_application(), workers=settings.STOPCSAM_HTTP_THREADS)  # type: ignore[arg-type]
+    return capped(wsgi)
 
 
 def _refuse_broken_configuration_off_the_event_loop() -> None:

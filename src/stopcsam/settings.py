@@ -58,6 +58,12 @@ STOPCSAM_HTTP_FAST_PATHS: dict[str, str] = {}
 # Threads per process that run Django's (synchronous) request handling; 0 uses Django's
 # ASGI handler, which runs all sync code of a process on a single thread.
 STOPCSAM_HTTP_THREADS = env_int("STOPCSAM_HTTP_THREADS", 8)
+# The largest request body taken, before Django reads any of it (core.asgi_limits); the same
+# as nginx's client_max_body_size in deploy/nginx.conf. Everything taken is text.
+STOPCSAM_MAX_BODY_BYTES = env_int("STOPCSAM_MAX_BODY_BYTES", 64 * 1024)
+# No upload path exists: a file part of a form is read past and dropped, never held in memory
+# or written to a temporary file.
+FILE_UPLOAD_HANDLERS: list[str] = []
 
 # Processes that serve requests. More than one needs Redis for fan-out (checked).
 STOPCSAM_PROCESSES = env_int("STOPCSAM_PROCESSES", 1)
