@@ -329,6 +329,9 @@ LOGGING = {
     "loggers": {
         "uvicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
         "django.server": {"handlers": [], "level": "CRITICAL", "propagate": False},
+        # Without Django's own handlers (a console one when DEBUG, mail to ADMINS): they wrote
+        # paths and exceptions' text unredacted. Its lines reach the console through the root.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
     },
 }
 

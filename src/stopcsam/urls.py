@@ -13,6 +13,10 @@ urlpatterns = [
     # The partner API: versioned, outside the language prefix (the language is a parameter).
     path("api/v1/", include("stopcsam.outreach.api_urls")),
 ]
+handler400 = "stopcsam.core.views.bad_request"
+handler403 = "stopcsam.core.views.permission_denied"
+handler404 = "stopcsam.core.views.page_not_found"
+
 urlpatterns += i18n_patterns(
     path("", include("stopcsam.outreach.urls")),
     path("", include("stopcsam.accounts.urls")),

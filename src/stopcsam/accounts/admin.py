@@ -9,11 +9,12 @@ from django.utils.translation import gettext as _
 
 from stopcsam.accounts import services
 from stopcsam.accounts.models import Participant, Role, Site, StaffInvitation, StaffUser
+from stopcsam.core.admin import CheckedActionsAdmin
 from stopcsam.core.audit import audit_record
 
 
 @admin.register(Site)
-class SiteAdmin(admin.ModelAdmin):
+class SiteAdmin(CheckedActionsAdmin):
     """Sites are the study administrators' to change: a site's code decides whether its
     supervisors read along, its time zone every calendar there. A coordinator sees their own."""
 
@@ -42,7 +43,7 @@ def _study_admin(request: HttpRequest) -> bool:
     return getattr(request.user, "role", None) == Role.STUDY_ADMIN
 
 
-class SiteScopedAdmin(admin.ModelAdmin):
+class SiteScopedAdmin(CheckedActionsAdmin):
     """Staff and invitations of the coordinator's own site only, with the roles a coordinator
     may give; a study administrator sees and gives everything."""
 
@@ -109,7 +110,7 @@ class StaffUserAdmin(SiteScopedAdmin):
 
 
 @admin.register(Participant)
-class ParticipantAdmin(admin.ModelAdmin):
+class ParticipantAdmin(CheckedActionsAdmin):
     list_display = ["pk", "language", "created_at"]
     fields = ["language", "created_at"]
     readonly_fields = ["language", "created_at"]

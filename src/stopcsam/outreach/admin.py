@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from stopcsam.accounts.models import LANGUAGE_CHOICES
+from stopcsam.core.admin import CheckedActionsAdmin
 from stopcsam.outreach import directory_io, services
 from stopcsam.outreach.models import (
     ApiKey,
@@ -26,7 +27,7 @@ from stopcsam.outreach.models import (
 
 
 @admin.register(Page)
-class PageAdmin(admin.ModelAdmin):
+class PageAdmin(CheckedActionsAdmin):
     list_display = ["slug", "language", "title", "status", "updated_at", "published_at"]
     list_filter = ["status", "language", "slug"]
     fields = ["slug", "language", "title", "summary", "body", "status"]
@@ -59,7 +60,7 @@ class ResourceForm(forms.ModelForm):
 
 
 @admin.register(Resource)
-class ResourceAdmin(admin.ModelAdmin):
+class ResourceAdmin(CheckedActionsAdmin):
     form = ResourceForm
     inlines = [ResourceTextInline]
     list_display = ["name", "country", "kind", "anonymous", "active"]
@@ -68,12 +69,12 @@ class ResourceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin):
+class CampaignAdmin(CheckedActionsAdmin):
     list_display = ["code", "label", "active"]
 
 
 @admin.register(Partner)
-class PartnerAdmin(admin.ModelAdmin):
+class PartnerAdmin(CheckedActionsAdmin):
     list_display = ["name", "campaign", "created_at"]
     fields = ["name", "campaign"]
 
@@ -95,7 +96,7 @@ class PartnerAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(CheckedActionsAdmin):
     list_display = ["partner", "prefix", "label", "rate_per_minute", "created_at", "revoked_at"]
     list_filter = ["partner"]
     fields = ["partner", "label", "rate_per_minute"]
@@ -134,7 +135,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(TermListStamp)
-class TermListStampAdmin(admin.ModelAdmin):
+class TermListStampAdmin(CheckedActionsAdmin):
     list_display = ["version", "term_count", "loaded_at"]
     readonly_fields = ["version", "digest", "term_count", "loaded_at"]
 

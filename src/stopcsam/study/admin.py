@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
+from stopcsam.core.admin import CheckedActionsAdmin
 from stopcsam.study import services
 from stopcsam.study.exceptions import ProtocolError
 from stopcsam.study.models import ProtocolVersion
@@ -26,7 +27,7 @@ class ProtocolVersionForm(forms.ModelForm):
 
 
 @admin.register(ProtocolVersion)
-class ProtocolVersionAdmin(admin.ModelAdmin):
+class ProtocolVersionAdmin(CheckedActionsAdmin):
     """Coordinators and study admins edit a protocol by saving it as a new version: versions
     already used by participants never change under them."""
 
