@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from stopcsam.accounts import services
 from stopcsam.accounts.models import Participant, Role, Site, StaffInvitation, StaffUser
@@ -68,6 +69,7 @@ class StaffUserAdmin(SiteScopedAdmin):
     list_filter = ["role", "site", "is_active"]
     fields = ["username", "display_name", "role", "site", "languages", "is_active"]
     search_fields = ["username", "display_name"]
+    actions = ["unlock", "two_factor_reset"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # staff join by invitation, which also enrols their TOTP device
@@ -107,6 +109,56 @@ class StaffUserAdmin(SiteScopedAdmin):
             # and signed out: none is signed in again by the reactivation.
             services.staff_device_cookies_revoke(user=obj, actor=request.user.audit_ref)  # type: ignore[union-attr]
             services.staff_sessions_end(user=obj, actor=request.user.audit_ref)  # type: ignore[union-attr]
+
+    @admin.action(description=gettext_lazy("Unlock the login"), permissions=["change"])
+    def unlock(self, request: HttpRequest, queryset: Any) -> None:
+        done = self._for_each_changeable(request, queryset, services.staff_unlock, self_too=True)
+        self.message_user(
+            request,
+            ngettext(
+                "The login of %(count)d account is unlocked.",
+                "The logins of %(count)d accounts are unlocked.",
+                done,
+            )
+            % {"count": done},
+        )
+
+    @admin.action(description=gettext_lazy("Reset two-factor login"), permissions=["change"])
+    def two_factor_reset(self, request: HttpRequest, queryset: Any) -> None:
+        # Not one's own: it would sign out the coordinator acting, with no authenticator left.
+        done = self._for_each_changeable(
+            request, queryset, services.staff_two_factor_reset, self_too=False
+        )
+        self.message_user(
+            request,
+            ngettext(
+                "Two-factor login is reset for %(count)d account: at the next login with "
+                "the password, a new authenticator app is set up.",
+                "Two-factor login is reset for %(count)d accounts: at the next login with "
+                "the password, a new authenticator app is set up.",
+                done,
+            )
+            % {"count": done},
+        )
+
+    def _for_each_changeable(
+        self, request: HttpRequest, queryset: Any, action: Any, *, self_too: bool
+    ) -> int:
+        """Only the accounts this user could change: a coordinator's site's clinical staff."""
+        done = 0
+        for user in queryset:
+            if (self_too or user.pk != request.user.pk) and self.has_change_permission(
+                request, user
+            ):
+                action(user=user, actor=request.user.audit_ref)  # type: ignore[union-attr]
+                done += 1
+        if done < len(queryset):
+            self.message_user(
+                request,
+                _("Some of the chosen accounts cannot be changed by you; they were left alone."),
+                messages.WARNING,
+            )
+        return done
 
 
 @admin.register(Participant)

@@ -23,6 +23,19 @@ class StaffAccountLockedError(StaffLoginFailedError):
     pass
 
 
+class StaffEnrolmentNeededError(AccountsError):
+    """Password right, and no authenticator: its two-factor login was reset."""
+
+    def __init__(self, user_id: int, role: str) -> None:
+        super().__init__(user_id)
+        self.user_id = user_id
+        self.role = role
+
+
+class TwoFactorCodeError(AccountsError):
+    """The code from the newly set up authenticator app did not match."""
+
+
 class InvitationInvalidError(AccountsError):
     """The invitation is unknown, used or expired."""
 

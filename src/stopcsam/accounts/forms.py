@@ -62,6 +62,16 @@ class StaffLoginForm(forms.Form):
     otp_token = forms.CharField(
         label=_("One-time code"),
         max_length=10,
+        # Left empty by an account whose two-factor login was reset: it sets one up next.
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+    )
+
+
+class StaffEnrolForm(forms.Form):
+    otp_token = forms.CharField(
+        label=_("Code from your authenticator app"),
+        max_length=10,
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
     )
 

@@ -12,6 +12,7 @@ from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -115,6 +116,15 @@ class StaffUser(AbstractBaseUser):
         ordering = ["username"]
         verbose_name = _("staff member")
         verbose_name_plural = _("staff")
+        constraints = [
+            # One username in any letter case, as a login looks it up, held by the database
+            # too: two invitations accepted at once both passed the check (a review finding).
+            models.UniqueConstraint(
+                Lower("username"),
+                name="accounts_staffuser_username_lower_unique",
+                violation_error_message=_("This username is taken."),
+            )
+        ]
 
     def __str__(self) -> str:
         return self.display_name or self.username

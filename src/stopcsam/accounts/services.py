@@ -40,7 +40,9 @@ from stopcsam.accounts.exceptions import (
     InvitationCodeError,
     InvitationInvalidError,
     StaffAccountLockedError,
+    StaffEnrolmentNeededError,
     StaffLoginFailedError,
+    TwoFactorCodeError,
     UsernameTakenError,
 )
 from stopcsam.accounts.models import (
@@ -156,7 +158,12 @@ def staff_create(
         if StaffUser.objects.filter(username__iexact=username).exists():
             raise UsernameTakenError
         user.full_clean(exclude=["password"])
-        user.save()
+        try:
+            with transaction.atomic():
+                user.save()
+        except IntegrityError as exc:
+            # Taken meanwhile by a transaction that committed after the check above.
+            raise UsernameTakenError from exc
         device_kwargs = {"key": totp_key} if totp_key else {}
         device = TOTPDevice.objects.create(
             user=user, name="authenticator", confirmed=True, **device_kwargs
@@ -208,6 +215,8 @@ def staff_authenticate(
         # The password is checked for an inactive account too, for the same reason.
         if user.check_password(password) and user.is_active:
             device = _verified_device(user, otp_token)
+            if device is None and not TOTPDevice.objects.filter(user=user).exists():
+                raise StaffEnrolmentNeededError(user.pk, user.role)
     if device is None:
         audit_record(
             actor="anonymous", action="staff.login_failed", subject=user.audit_ref, detail=detail
@@ -379,6 +388,66 @@ def staff_sessions_end(*, user: StaffUser, actor: str) -> int:
         actor=actor, action="staff.sessions_ended", subject=user.audit_ref, detail={"count": ended}
     )
     return ended
+
+
+def staff_unlock(*, user: StaffUser, actor: str) -> None:
+    """Lift the login lock of the account and of each of its browsers, and forget their
+    failures: for a member of staff locked out who has since shown who they are."""
+    with transaction.atomic():
+        locked = (
+            StaffUser.objects.filter(pk=user.pk, locked_until__gt=timezone.now()).exists()
+            or StaffDeviceCookie.objects.filter(user=user, locked_until__gt=timezone.now()).exists()
+        )
+        StaffUser.objects.filter(pk=user.pk).update(failed_logins=0, locked_until=None)
+        StaffDeviceCookie.objects.filter(user=user).update(failed_logins=0, locked_until=None)
+        audit_record(
+            actor=actor, action="staff.unlocked", subject=user.audit_ref, detail={"locked": locked}
+        )
+
+
+def staff_two_factor_reset(*, user: StaffUser, actor: str) -> None:
+    """Forget the account's authenticator (a lost phone): its TOTP devices and device
+    cookies go, every sign-in ends, and the next login with the password enrols a new
+    authenticator (``staff_two_factor_enrol``)."""
+    with transaction.atomic():
+        devices, _by_model = TOTPDevice.objects.filter(user=user).delete()
+        StaffDeviceCookie.objects.filter(user=user).delete()
+        audit_record(
+            actor=actor,
+            action="staff.two_factor_reset",
+            subject=user.audit_ref,
+            detail={"devices": devices},
+        )
+        staff_sessions_end(user=user, actor=actor)
+
+
+def totp_key_new() -> str:
+    """A new authenticator secret, as django-otp makes them (20 random bytes, in hex)."""
+    return secrets.token_hex(20)
+
+
+def staff_two_factor_enrol(*, user_id: int, key: str, otp_token: str) -> StaffLogin:
+    """Set up the authenticator of an account whose two-factor login was reset, once its
+    password was right (``staff_authenticate``), and sign it in. TwoFactorCodeError for a
+    code that does not match the new key; StaffLoginFailedError if the account was
+    deactivated, or given an authenticator meanwhile."""
+    from django_otp.oath import TOTP
+
+    totp = TOTP(bytes.fromhex(key))
+    code = otp_token.strip().replace(" ", "")
+    if not (code.isascii() and code.isdigit()) or not totp.verify(int(code), tolerance=1):
+        raise TwoFactorCodeError
+    with transaction.atomic():
+        user = StaffUser.objects.select_for_update().filter(pk=user_id, is_active=True).first()
+        if user is None or TOTPDevice.objects.filter(user=user).exists():
+            raise StaffLoginFailedError
+        device = TOTPDevice.objects.create(
+            user=user, name="authenticator", confirmed=True, key=key, last_t=totp.t()
+        )
+        audit_record(
+            actor=user.audit_ref, action="staff.two_factor_enrolled", subject=user.audit_ref
+        )
+    return StaffLogin(totp_device=device, device_cookie=_staff_login_succeeded(user, None))
 
 
 # --- invitations ----------------------------------------------------------------------------

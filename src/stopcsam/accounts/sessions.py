@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpRequest
+from django.middleware.csrf import rotate_token
 
 from stopcsam.accounts.models import Participant
 
@@ -11,8 +12,8 @@ SESSION_KEY = "participant_id"
 
 def participant_login(request: HttpRequest, participant: Participant) -> None:
     request.session.cycle_key()  # a fresh session id at every login (no fixation)
+    rotate_token(request)  # and a fresh CSRF token, as Django's login() gives staff
     request.session[SESSION_KEY] = participant.pk
-    request.session["participant_lang"] = participant.language
     request.participant = participant  # type: ignore[attr-defined]
 
 

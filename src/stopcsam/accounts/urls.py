@@ -14,6 +14,7 @@ urlpatterns = [
     path("me/delete/", views.delete_account, name="delete"),
     path("staff/", views.staff_home, name="staff_home"),
     path("staff/login/", views.staff_login, name="staff_login"),
+    path("staff/enrol/", views.staff_enrol, name="staff_enrol"),
     path("staff/password/", views.staff_password, name="staff_password"),
     path("staff/logout/", views.staff_logout, name="staff_logout"),
     path("staff/invite/<str:token>/", views.invitation_accept, name="invitation_accept"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout, update_session_auth_hash
@@ -21,7 +23,9 @@ from stopcsam.accounts.exceptions import (
     InvitationCodeError,
     InvitationInvalidError,
     StaffAccountLockedError,
+    StaffEnrolmentNeededError,
     StaffLoginFailedError,
+    TwoFactorCodeError,
     UsernameTakenError,
 )
 from stopcsam.accounts.forms import (
@@ -29,6 +33,7 @@ from stopcsam.accounts.forms import (
     DeleteAccountForm,
     InvitationAcceptForm,
     SignupForm,
+    StaffEnrolForm,
     StaffLoginForm,
     StaffPasswordChangeForm,
 )
@@ -116,14 +121,66 @@ def staff_login(request: HttpRequest) -> HttpResponseBase:
                     "for a while."
                 ),
             )
+        except StaffEnrolmentNeededError as exc:
+            request.session.cycle_key()
+            request.session[ENROL_SESSION_KEY] = {
+                "user": exc.user_id,
+                "role": exc.role,
+                "key": services.totp_key_new(),
+                "until": time.time() + ENROL_SECONDS,
+            }
+            return redirect("accounts:staff_enrol")
         else:
-            totp_device = signed_in.totp_device
-            login(request, totp_device.user, backend="django.contrib.auth.backends.ModelBackend")
-            otp_login(request, totp_device)
-            response = redirect(_safe_next(request) or "accounts:staff_home")
-            _set_device_cookie(response, signed_in.device_cookie)
-            return response
+            return _staff_signed_in(request, signed_in)
     return render(request, "accounts/staff_login.html", {"form": form}, status=_form_status(form))
+
+
+def _staff_signed_in(request: HttpRequest, signed_in: services.StaffLogin) -> HttpResponseBase:
+    totp_device = signed_in.totp_device
+    login(request, totp_device.user, backend="django.contrib.auth.backends.ModelBackend")
+    otp_login(request, totp_device)
+    response = redirect(_safe_next(request) or "accounts:staff_home")
+    _set_device_cookie(response, signed_in.device_cookie)
+    return response
+
+
+# An account whose two-factor login was reset, after its password: the new authenticator's
+# key and how long this browser has to set it up, kept in the session only.
+ENROL_SESSION_KEY = "staff_enrol"
+ENROL_SECONDS = 600
+
+
+@require_http_methods(["GET", "POST"])
+def staff_enrol(request: HttpRequest) -> HttpResponseBase:
+    pending = request.session.get(ENROL_SESSION_KEY)
+    if not pending or pending["until"] < time.time():
+        request.session.pop(ENROL_SESSION_KEY, None)
+        return redirect("accounts:staff_login")
+    form = StaffEnrolForm(_posted(request))
+    if request.method == "POST" and form.is_valid():
+        try:
+            signed_in = services.staff_two_factor_enrol(
+                user_id=pending["user"],
+                key=pending["key"],
+                otp_token=form.cleaned_data["otp_token"],
+            )
+        except TwoFactorCodeError:
+            form.add_error(
+                "otp_token",
+                _("That code did not match. Check the time on your phone and try the newest code."),
+            )
+        except StaffLoginFailedError:
+            request.session.pop(ENROL_SESSION_KEY, None)
+            return redirect("accounts:staff_login")
+        else:
+            del request.session[ENROL_SESSION_KEY]
+            return _staff_signed_in(request, signed_in)
+    return render(
+        request,
+        "accounts/staff_enrol.html",
+        {"form": form, **_totp_enrolment(pending["key"], pending["role"])},
+        status=_form_status(form),
+    )
 
 
 def _set_device_cookie(response: HttpResponseBase, value: str) -> None:

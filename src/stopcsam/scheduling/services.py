@@ -228,6 +228,24 @@ def feed_token_revoke(*, staff: StaffUser) -> None:
         )
 
 
+def feed_token_end(*, staff: StaffUser, reason: str) -> None:
+    """End the account's feed link, if it has one, on a new password or a deactivation: the
+    link is a credential of the account's, and survived both (a review finding)."""
+    with transaction.atomic():
+        ended = (
+            TherapistProfile.objects.filter(staff=staff)
+            .exclude(feed_token_digest="")
+            .update(feed_token_digest="")
+        )
+        if ended:
+            audit_record(
+                actor="system",
+                action="scheduling.feed_revoked",
+                subject=staff.audit_ref,
+                detail={"reason": reason},
+            )
+
+
 # --- booking --------------------------------------------------------------------------------
 
 

@@ -3,14 +3,27 @@ nothing beyond; no admin page shows a one-time-code secret or deletes a particip
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from stopcsam.accounts.models import Participant, Role, Site, StaffInvitation, StaffUser
+from stopcsam.accounts.models import (
+    Participant,
+    Role,
+    Site,
+    StaffDeviceCookie,
+    StaffInvitation,
+    StaffUser,
+)
 from stopcsam.conftest import STAFF_PASSWORD, ParticipantPersona, StaffPersona
+from stopcsam.core.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 StaffClient = Callable[..., Client]
@@ -273,3 +286,138 @@ def test_a_sites_time_zone_must_be_one(
     assert client.post(url, {**form, "time_zone": "Atlantic/Canary"}).status_code == 302
     site_es.refresh_from_db()
     assert site_es.time_zone == "Atlantic/Canary"
+
+
+def _act(client: Client, action: str, *users: StaffUser) -> Client:
+    client.post(
+        "/admin/accounts/staffuser/",
+        {"action": action, "_selected_action": [user.pk for user in users]},
+    )
+    return client
+
+
+def _lock(user: StaffUser) -> None:
+    StaffUser.objects.filter(pk=user.pk).update(
+        failed_logins=9, locked_until=timezone.now() + timedelta(hours=1)
+    )
+
+
+def _login(persona: StaffPersona) -> int:
+    return (
+        Client()
+        .post(
+            "/en/staff/login/",
+            {
+                "username": persona.user.username,
+                "password": STAFF_PASSWORD,
+                "otp_token": persona.current_code(),
+            },
+        )
+        .status_code
+    )
+
+
+def test_a_coordinator_unlocks_a_locked_out_member_of_their_site(
+    coordinator: StaffPersona, therapist: StaffPersona, staff_client: StaffClient
+) -> None:
+    _lock(therapist.user)
+    assert _login(therapist) == 400
+    _act(staff_client(coordinator), "unlock", therapist.user)
+    therapist.user.refresh_from_db()
+    assert therapist.user.locked_until is None and therapist.user.failed_logins == 0
+    event = AuditEvent.objects.get(action="staff.unlocked")
+    assert event.actor == coordinator.user.audit_ref
+    assert event.subject == therapist.user.audit_ref and event.detail == {"locked": True}
+    assert _login(therapist) == 302
+
+
+def test_a_coordinator_resets_the_two_factor_login_of_a_member_of_their_site(
+    coordinator: StaffPersona, therapist: StaffPersona, staff_client: StaffClient
+) -> None:
+    signed_in = staff_client(therapist)
+    page = _act(staff_client(coordinator), "two_factor_reset", therapist.user).get(
+        "/admin/accounts/staffuser/"
+    )
+    assert "Two-factor login is reset for 1 account" in page.content.decode()
+    assert not TOTPDevice.objects.filter(user=therapist.user).exists()
+    assert not StaffDeviceCookie.objects.filter(user=therapist.user).exists()
+    assert signed_in.get("/en/staff/").status_code == 302  # signed out
+    # The old authenticator's code no longer signs in: a new one is to be set up.
+    response = Client().post(
+        "/en/staff/login/",
+        {
+            "username": therapist.user.username,
+            "password": STAFF_PASSWORD,
+            "otp_token": therapist.current_code(),
+        },
+    )
+    assert response["Location"] == "/en/staff/enrol/"
+    event = AuditEvent.objects.get(action="staff.two_factor_reset")
+    assert event.actor == coordinator.user.audit_ref
+    assert event.subject == therapist.user.audit_ref and event.detail == {"devices": 1}
+
+
+@pytest.mark.parametrize("action", ["unlock", "two_factor_reset"])
+def test_a_coordinator_of_another_site_cannot_unlock_or_reset(
+    coordinator: StaffPersona,
+    therapist_es: StaffPersona,
+    supervisor: StaffPersona,
+    staff_client: StaffClient,
+    action: str,
+) -> None:
+    _lock(therapist_es.user)
+    StaffUser.objects.filter(pk=supervisor.user.pk).update(role=Role.COORDINATOR)
+    peer = StaffUser.objects.get(pk=supervisor.user.pk)  # a coordinator of the same site
+    _lock(peer)
+    _act(staff_client(coordinator), action, therapist_es.user, peer)
+    for user in (therapist_es.user, peer):
+        user.refresh_from_db()
+        assert user.locked_until is not None
+        assert TOTPDevice.objects.filter(user=user).exists()
+    assert not AuditEvent.objects.filter(action__in=["staff.unlocked", "staff.two_factor_reset"])
+
+
+def test_a_coordinator_cannot_reset_their_own_two_factor_login(
+    coordinator: StaffPersona, staff_client: StaffClient
+) -> None:
+    client = _act(staff_client(coordinator), "two_factor_reset", coordinator.user)
+    assert TOTPDevice.objects.filter(user=coordinator.user).exists()
+    assert client.get("/admin/").status_code == 200
+
+
+def test_after_a_reset_the_next_login_sets_up_a_new_authenticator(
+    coordinator: StaffPersona, therapist: StaffPersona, staff_client: StaffClient
+) -> None:
+    _act(staff_client(coordinator), "two_factor_reset", therapist.user)
+    client = Client()
+    asked = client.post(
+        "/en/staff/login/",
+        {"username": therapist.user.username, "password": STAFF_PASSWORD, "otp_token": ""},
+    )
+    assert asked.status_code == 302 and asked["Location"] == "/en/staff/enrol/"
+    page = client.get("/en/staff/enrol/")
+    assert page.status_code == 200 and b"<svg" in page.content
+    key = base64.b32decode(page.context["totp_secret"])
+    wrong = client.post("/en/staff/enrol/", {"otp_token": "12"})
+    assert wrong.status_code == 400 and "otp_token" in wrong.context["form"].errors
+    done = client.post("/en/staff/enrol/", {"otp_token": f"{TOTP(key).token():06d}"})
+    assert done.status_code == 302
+    assert client.get("/en/staff/").status_code == 200  # signed in, with the new code
+    assert TOTPDevice.objects.filter(user=therapist.user, confirmed=True).count() == 1
+    assert AuditEvent.objects.filter(
+        action="staff.two_factor_enrolled", subject=therapist.user.audit_ref
+    ).exists()
+    # Once only: the page is gone, and a wrong password never reaches it.
+    assert client.get("/en/staff/enrol/").status_code == 302
+
+
+def test_an_account_with_an_authenticator_never_reaches_the_enrolment(
+    therapist: StaffPersona,
+) -> None:
+    client = Client()
+    response = client.post(
+        "/en/staff/login/",
+        {"username": therapist.user.username, "password": STAFF_PASSWORD, "otp_token": ""},
+    )
+    assert response.status_code == 400
+    assert client.get("/en/staff/enrol/").status_code == 302

@@ -2,12 +2,17 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
+from unittest import mock
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import IntegrityError, connection, transaction
 from django.test import Client
 from django_otp.oath import TOTP
 
+from stopcsam.accounts import services
+from stopcsam.accounts.exceptions import UsernameTakenError
 from stopcsam.accounts.models import Role, Site, StaffInvitation, StaffUser
 from stopcsam.accounts.services import invitation_totp_key, staff_invitation_create
 from stopcsam.conftest import StaffPersona
@@ -253,3 +258,80 @@ def test_an_invitation_from_an_account_that_may_invite_no_longer_does_not_open(
     )
     assert response.status_code == 404
     assert not StaffUser.objects.filter(username="newbie").exists()
+
+
+def _accept_form(token: str, username: str) -> dict[str, str]:
+    return {
+        "username": username,
+        "password1": GOOD_PASSWORD,
+        "password2": GOOD_PASSWORD,
+        "otp_token": _code(token),
+    }
+
+
+def test_the_database_refuses_a_username_in_another_letter_case(site_de: Site) -> None:
+    StaffUser.objects.create(username="newbie", role=Role.THERAPIST, site=site_de)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        StaffUser.objects.create(username="NEWBIE", role=Role.THERAPIST, site=site_de)
+
+
+def test_a_username_taken_meanwhile_gets_the_form_error_not_a_500(
+    site_de: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another acceptance commits the same name between the check and the insert, as two
+    accepted at once on PostgreSQL did: the database refuses, the form says so."""
+    token = _invite(site_de)
+
+    def meanwhile(self: StaffUser, *args: object, **kwargs: object) -> None:
+        StaffUser.objects.create(username="NEWBIE", role=Role.THERAPIST, site=site_de)
+
+    monkeypatch.setattr(StaffUser, "full_clean", meanwhile)
+    response = Client().post(f"/en/staff/invite/{token}/", _accept_form(token, "newbie"))
+    assert response.status_code == 400
+    assert response.context["form"].errors["username"] == ["This username is taken."]
+    assert not StaffUser.objects.filter(username="newbie").exists()
+    assert StaffInvitation.objects.get().used_at is None  # the link still works
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="runs when DATABASE_URL is set")
+@pytest.mark.parametrize("second", ["newbie", "NEWBIE"])
+def test_two_acceptances_at_once_create_one_account(
+    site_de: Site, settings: object, second: str
+) -> None:
+    settings.SLOW_HASHES_AT_ONCE = 2  # type: ignore[attr-defined]
+    tokens = [_invite(site_de), _invite(site_de)]
+    original = StaffUser.full_clean
+    # Both have checked that the name is free before either inserts it.
+    meet = threading.Barrier(2, timeout=5)
+
+    def checked_then_wait(self: StaffUser, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)
+        meet.wait()
+
+    outcomes: list[str] = []
+
+    def accept(token: str, username: str) -> None:
+        try:
+            services.staff_invitation_accept(
+                token=token, username=username, password=GOOD_PASSWORD, otp_token=_code(token)
+            )
+            outcomes.append("created")
+        except UsernameTakenError:
+            outcomes.append("taken")
+        except Exception as exc:
+            outcomes.append(repr(exc))
+        finally:
+            connection.close()
+
+    with mock.patch.object(StaffUser, "full_clean", checked_then_wait):
+        threads = [
+            threading.Thread(target=accept, args=(token, name))
+            for token, name in zip(tokens, ["newbie", second], strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert sorted(outcomes) == ["created", "taken"]
+    assert StaffUser.objects.filter(username__iexact="newbie").count() == 1

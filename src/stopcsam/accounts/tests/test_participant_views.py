@@ -6,6 +6,7 @@ from unittest import mock
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.middleware.csrf import CSRF_SESSION_KEY
 from django.test import Client
 from django.urls import reverse
 
@@ -143,12 +144,23 @@ def test_login_gets_a_fresh_session_id(participant: ParticipantPersona) -> None:
     assert client.cookies["sid"].value != before
 
 
+def test_login_gets_a_fresh_csrf_token(participant: ParticipantPersona) -> None:
+    """As Django's own login() does: a token seen before the login (on a shared computer,
+    say) no longer sends forms as the participant."""
+    client = Client()
+    client.get(reverse("accounts:login"))  # the form's token, kept in the session
+    before = client.session[CSRF_SESSION_KEY]
+    client.post(reverse("accounts:login"), {"codename": participant.codename})
+    assert client.session[CSRF_SESSION_KEY] != before
+
+
 def test_the_session_holds_the_id_never_the_codename(participant: ParticipantPersona) -> None:
     client = Client()
     client.post(reverse("accounts:login"), {"codename": participant.codename})
     stored = dict(client.session.items())
     assert participant.codename not in repr(stored)
     assert stored["participant_id"] == participant.participant.pk
+    assert "participant_lang" not in stored  # written, never read: one fact fewer
 
 
 @pytest.mark.django_db

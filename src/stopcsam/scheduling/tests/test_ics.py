@@ -6,8 +6,12 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from django.test import Client
 from icalendar import Calendar
 
+from stopcsam.accounts import services as accounts_services
+from stopcsam.conftest import STAFF_PASSWORD
+from stopcsam.core.models import AuditEvent
 from stopcsam.scheduling import selectors, services
 from stopcsam.scheduling.models import Course
 from stopcsam.scheduling.tests.conftest import TUESDAY_EVENING, FrozenClock
@@ -194,3 +198,43 @@ def test_each_change_of_a_session_raises_its_sequence_under_the_same_uid(
     assert cancelled["uid"] == booked["uid"]
     assert cancelled.decoded("sequence") == 2
     assert str(cancelled["status"]) == "CANCELLED"
+
+
+def _feed_path(client) -> str:  # type: ignore[no-untyped-def]
+    page = client.post("/en/sessions/staff/feed/reset/")
+    url = re.search(r'id="feed-url">([^<]+)<', page.content.decode())
+    assert url is not None
+    return url.group(1).split("testserver", 1)[1]
+
+
+def test_a_password_change_ends_the_feed_link(course: Course, therapist, staff_client) -> None:  # type: ignore[no-untyped-def]
+    """The link is a credential of the account's: one copied before the change (from a
+    stolen session, say) no longer reads the calendar."""
+    path = _feed_path(staff_client(therapist))
+    anonymous = Client()
+    assert anonymous.get(path).status_code == 200
+    accounts_services.staff_password_change(
+        user=therapist.user, old_password=STAFF_PASSWORD, new_password="a-new-long-passphrase-7"
+    )
+    assert anonymous.get(path).status_code == 404
+    assert AuditEvent.objects.filter(
+        action="scheduling.feed_revoked", detail__reason="password_changed"
+    ).exists()
+
+
+def test_a_deactivation_ends_the_feed_link_for_good(  # type: ignore[no-untyped-def]
+    course: Course, therapist, staff_client
+) -> None:
+    path = _feed_path(staff_client(therapist))
+    therapist.user.is_active = False
+    therapist.user.save()
+    therapist.user.is_active = True  # activated again: the old link stays dead
+    therapist.user.save()
+    assert Client().get(path).status_code == 404
+
+
+def test_other_saves_leave_the_feed_link_alone(course: Course, therapist, staff_client) -> None:  # type: ignore[no-untyped-def]
+    path = _feed_path(staff_client(therapist))
+    therapist.user.display_name = "Dr. A"
+    therapist.user.save()
+    assert Client().get(path).status_code == 200
