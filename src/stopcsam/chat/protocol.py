@@ -105,7 +105,10 @@ def parse_client_frame(text: str) -> dict[str, Any]:
     try:
         frame = json.loads(text)
     except (ValueError, RecursionError) as exc:  # RecursionError: nesting too deep
-        raise FrameError("bad_frame") from exc
+        # Named as a too large frame is: a message cut short (an invalid JSON) whose client
+        # id comes back is one the client can give back to be written again.
+        found = CLIENT_ID_IN_TEXT.search(text)
+        raise FrameError("bad_frame", found.group(1) if found else None) from exc
     if not conforms(frame, CLIENT_FRAMES):
         cid = frame.get("client_id") if isinstance(frame, dict) else None
         raise FrameError("bad_frame", cid if isinstance(cid, str) else None)

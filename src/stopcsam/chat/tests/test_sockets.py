@@ -350,6 +350,9 @@ def test_bad_frames_get_an_error_frame_and_the_connection_lives_on(live, partici
             # The message it was, when there is one: the client gives its text back.
             sent = isinstance(bad, dict) and bad["type"] == "send"
             assert error["client_id"] == ("c-participant-1" if sent else None)
+        await p.send('{"type": "send", "client_id": "c-participant-4", "body": "I am worr')
+        error = await p.until("error")  # cut short: not JSON, but its id is found all the same
+        assert (error["code"], error["client_id"]) == ("bad_frame", "c-participant-4")
         await p.send({"type": "send", "client_id": "c-participant-2", "body": "x" * 20_000})
         error = await p.until("error")  # the id, though the frame is not parsed (a review finding)
         assert (error["code"], error["client_id"]) == ("too_large", "c-participant-2")
