@@ -335,8 +335,8 @@ def test_from_the_front_door_to_erasure_through_the_chat(
     screenshot(console, "chat-therapist", enabled=person.shots)
 
     # The therapist ends the session; the participant gives feedback.
-    console.locator("form.end button").click()
-    console.locator("#confirm-end button").click()  # asked once more
+    console.locator(".end button[value=end]").click()
+    console.locator("#confirm-end button[value=end]").click()  # asked once more
     console.locator("#chat[data-state=ended]").wait_for()
     staff_audit.check(console)
     wait_for(

@@ -455,6 +455,26 @@ test("a page that answered a form loads its own address again, not the form sent
   assert.deepStrictEqual([plain.reloads, plain.replaced], [1, []]);
 });
 
+test("'End session' and 'No, go back' send the reply's form to the page, not to the socket", () => {
+  // They are buttons of the reply's form, so that the reply being written comes back on the
+  // page that asks (a review finding: 'End session' was a form of its own, and the text was
+  // lost). The socket must neither send the text as a message nor stop the page's answer.
+  for (const value of ["end", "check"]) {
+    const p = joined({ role: "therapist" });
+    p.box.value = "I am worried about what you said";
+    let prevented = false;
+    p.ids.compose.listeners.submit({
+      submitter: { name: "action", value }, preventDefault() { prevented = true; } });
+    assert.strictEqual(prevented, false);  // the browser sends the form
+    assert.strictEqual(sends(p.socket()).length, 0);
+  }
+  const p = joined({ role: "therapist" });  // Send itself, and Enter, still go to the socket
+  p.box.value = "I am worried about what you said";
+  p.ids.compose.listeners.submit({
+    submitter: { name: "action", value: "send" }, preventDefault() {} });
+  assert.strictEqual(sends(p.socket()).length, 1);
+});
+
 // --- page mode: websockets blocked on the way, the page itself answering -----------------------
 
 const SAME_PAGE = { type: "basic", status: 200, ok: true,

@@ -300,10 +300,10 @@ def _console_action(request: HttpRequest, session: ChatSession) -> HttpResponseB
         if action == "admit":
             services.session_admit(session=session, therapist=request.user)  # type: ignore[arg-type]
         elif action == "end" and request.POST.get("confirm") != "1":
-            # One click under Send ended the session for good: it is asked once more.
-            return _render_console(
-                request, session, selectors.THERAPIST, MessageForm(), confirm_end=True
-            )
+            # One click under Send ended the session for good: it is asked once more. The
+            # button sends the message form, so the reply being written stays in its box.
+            form = _draft(request) or MessageForm(initial={"client_id": new_client_id()})
+            return _render_console(request, session, selectors.THERAPIST, form, confirm_end=True)
         elif action == "end":
             services.session_end(
                 session=session,

@@ -847,6 +847,24 @@ def test_the_end_confirmation_takes_the_focus(live, therapist, staff_client):
     assert re.search(r'<button[^>]*value="end"[^>]*autofocus', page)
 
 
+def test_a_reply_half_written_survives_asking_to_end(live, therapist, staff_client):
+    """'End session' was a form of its own: without JavaScript the reply being written was
+    gone on the page that asks, and again after 'No, go back'. Both are buttons of the reply's
+    form now, and the page gives the text back; nothing is sent, nothing ended."""
+    client = staff_client(therapist)
+    draft = {"body": "I am worried about what you said", "client_id": "c-therapist-77"}
+    page = client.post(console_url(live), {**draft, "action": "end"}).content.decode()
+    assert 'id="confirm-end"' in page
+    assert re.search(r"<textarea[^>]*>\s*I am worried about what you said</textarea>", page)
+    assert re.search(r'<button[^>]*form="compose"[^>]*value="check"', page)  # No, go back
+    back = client.post(console_url(live), {**draft, "action": "check"}).content.decode()
+    assert re.search(r"<textarea[^>]*>\s*I am worried about what you said</textarea>", back)
+    assert 'id="confirm-end"' not in back
+    assert re.search(r'<button[^>]*form="compose"[^>]*value="end"', back)  # End session
+    live.refresh_from_db()
+    assert live.state == SessionState.LIVE and not live.messages.exists()
+
+
 def test_the_spanish_opening_time_reads_as_spanish(
     book, participant, therapist, participant_client
 ):

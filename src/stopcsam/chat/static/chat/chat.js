@@ -474,6 +474,10 @@
     }, true);
     form.addEventListener("submit", function (event) {
       if (pageMode) { return; }  // the form sends it, as without JavaScript
+      // "End session" (and "No, go back" when it asks) send this form so that the page gives
+      // the reply being written back: the page answers them, never the socket.
+      var by = event.submitter;
+      if (by && by.name === "action" && by.value !== "send") { return; }
       var text = box.value;
       if (!text.trim()) { event.preventDefault(); return; }
       event.preventDefault();
