@@ -302,8 +302,8 @@ def _console_action(request: HttpRequest, session: ChatSession) -> HttpResponseB
         elif action == "end" and request.POST.get("confirm") != "1":
             # One click under Send ended the session for good: it is asked once more. The
             # button sends the message form, so the reply being written stays in its box.
-            form = _draft(request) or MessageForm(initial={"client_id": new_client_id()})
-            return _render_console(request, session, selectors.THERAPIST, form, confirm_end=True)
+            kept = _draft(request) or MessageForm(initial={"client_id": new_client_id()})
+            return _render_console(request, session, selectors.THERAPIST, kept, confirm_end=True)
         elif action == "end":
             services.session_end(
                 session=session,
