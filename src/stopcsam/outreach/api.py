@@ -7,18 +7,21 @@ The query is held in memory for the match and never stored or logged, not even o
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils import translation
 from django.utils.http import urlencode
 from django.views.decorators.csrf import csrf_exempt
 
+from stopcsam.core.middleware import DATABASE_RETRY_SECONDS
 from stopcsam.core.signals import funnel_step
 from stopcsam.outreach import selectors, services, texts
 from stopcsam.outreach.exceptions import InvalidApiKeyError, RateLimitedError
@@ -26,6 +29,7 @@ from stopcsam.outreach.models import CAMPAIGN_CODE_PATTERN
 from stopcsam.outreach.openapi import QUERY_MAX_LENGTH, openapi_document
 from stopcsam.outreach.terms import current_matcher
 
+log = logging.getLogger("stopcsam.outreach")
 LANGUAGES = ("en", "de", "cs", "pt", "es")
 BODY_MAX_BYTES = 16 * 1024
 
@@ -89,6 +93,17 @@ def check_response(
         if body is None or len(body) > BODY_MAX_BYTES:
             return _error(413, "too_large", f"The body may have at most {BODY_MAX_BYTES} bytes.")
         query, lang = parse_body(body)
+        return 200, answer(query, lang, holder.campaign, base_url=base_url, count=count), {}
+    except OperationalError as exc:
+        # A JSON answer for the partner's client, on both paths (uvicorn's is a bare text 500).
+        # Logged by kind only: the text may quote a value.
+        log.error("the database is away (%s); answered 503", type(exc).__name__)
+        return _error(
+            503,
+            "unavailable",
+            "The service is briefly unavailable.",
+            Retry_After=str(DATABASE_RETRY_SECONDS),
+        )
     except InvalidApiKeyError:
         return _error(
             401, "unauthorized", "A valid API key is required.", WWW_Authenticate="Bearer"
@@ -99,7 +114,6 @@ def check_response(
         )
     except BadRequest as exc:
         return _error(400, exc.code, exc.message)
-    return 200, answer(query, lang, holder.campaign, base_url=base_url, count=count), {}
 
 
 def _error(

@@ -9,15 +9,18 @@ known to this process and the term lists were checked within the last second. Ot
 runs in a thread, where the ORM may block.
 
 Matches are counted in memory and written to the funnel counters about once a second, in
-one update per (day, campaign, language). A process killed with SIGKILL loses at most that
-second's counts, never a query: queries are never stored anywhere.
+one update per (day, campaign, language), and once more when the process ends. A process
+killed with SIGKILL loses at most that second's counts, never a query: queries are never
+stored anywhere.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
+import re
 import threading
 import time
 from collections import Counter
@@ -89,25 +92,67 @@ class _PendingCounts:
 
 
 pending = _PendingCounts()
+# A process that ends normally (uvicorn's graceful stop on SIGTERM, a restart) writes what is
+# pending: the timer's thread is a daemon and died with it. Only SIGKILL loses that second.
+atexit.register(pending.flush)
 
 
 async def endpoint(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
     started = time.perf_counter()
-    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        # A header sent twice is joined with a comma, as Django (and a2wsgi) read it: two
+        # keys are no key, not the last one.
+        name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]},{value}" if name in headers else value
     body = await _body(receive) if scope["method"] == "POST" else b""
     host = headers.get("host", "")
-    if not validate_host(split_domain_port(host)[0], settings.ALLOWED_HOSTS):
+    domain = split_domain_port(host)[0]  # "" when the Host is no host name at all
+    if not (domain and validate_host(domain, settings.ALLOWED_HOSTS)):  # as Django's get_host
         status, payload, extra = api._error(400, "bad_host", "Unknown host.")
+    elif (scheme := _scheme(scope, headers)) != "https" and _ssl_redirect():
+        # As Django's SecurityMiddleware: plain HTTP is sent to HTTPS, with no body.
+        query = scope.get("query_string", b"").decode("latin-1")
+        location = f"https://{settings.SECURE_SSL_HOST or host}{PATH}{'?' if query else ''}{query}"
+        status, payload, extra = 301, {}, {"Location": location}
     else:
-        base_url = f"{scope.get('scheme', 'http')}://{host}"
-        status, payload, extra = await _check(scope["method"], headers, body, base_url)
-    content = json.dumps(payload).encode()
+        status, payload, extra = await _check(scope["method"], headers, body, f"{scheme}://{host}")
+        if scheme == "https" and settings.SECURE_HSTS_SECONDS:
+            extra["Strict-Transport-Security"] = _hsts()
+    content = json.dumps(payload).encode() if payload else b""
     response_headers = [*HEADERS, (b"content-length", str(len(content)).encode())]
     response_headers += [(name.lower().encode(), value.encode()) for name, value in extra.items()]
     await send({"type": "http.response.start", "status": status, "headers": response_headers})
     await send({"type": "http.response.body", "body": content})
     elapsed_ms = (time.perf_counter() - started) * 1000
     access_log.info("%s %s %s %.1fms", scope["method"], PATH, status, elapsed_ms)
+
+
+def _scheme(scope: MutableMapping[str, Any], headers: dict[str, str]) -> str:
+    """As Django's ``request.scheme``: behind a TLS proxy (SECURE_PROXY_SSL_HEADER) the proxy's
+    header says, or the help link would send the visitor over plain HTTP."""
+    if settings.SECURE_PROXY_SSL_HEADER:
+        meta_name, secure_value = settings.SECURE_PROXY_SSL_HEADER
+        forwarded = headers.get(meta_name.removeprefix("HTTP_").replace("_", "-").lower())
+        if forwarded is not None:
+            return "https" if forwarded.split(",", 1)[0].strip() == secure_value else "http"
+    return str(scope.get("scheme", "http"))
+
+
+def _ssl_redirect() -> bool:
+    return settings.SECURE_SSL_REDIRECT and not any(
+        re.search(exempt, PATH.lstrip("/")) for exempt in settings.SECURE_REDIRECT_EXEMPT
+    )
+
+
+def _hsts() -> str:
+    """The header Django's SecurityMiddleware sends on secure requests."""
+    value = f"max-age={settings.SECURE_HSTS_SECONDS}"
+    if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+        value += "; includeSubDomains"
+    if settings.SECURE_HSTS_PRELOAD:
+        value += "; preload"
+    return value
 
 
 async def _body(receive: Any) -> bytes | None:

@@ -67,6 +67,8 @@ def _json_rows(text: str) -> list[tuple[str, dict[str, Any]]]:
         data = json.loads(text)
     except ValueError as exc:
         raise ImportValidationError([f"not valid JSON: {exc}"]) from exc
+    except RecursionError as exc:  # nested too deep: a traceback, not a problem named
+        raise ImportValidationError(["not valid JSON: nested too deeply."]) from exc
     entries = data.get("resources") if isinstance(data, dict) else data
     if not isinstance(entries, list):
         raise ImportValidationError(["expected a list, or an object with 'resources'."])
@@ -79,9 +81,12 @@ def _csv_rows(text: str) -> list[tuple[str, dict[str, Any]]]:
     if missing:
         raise ImportValidationError([f"missing columns: {', '.join(sorted(missing))}."])
     rows = []
-    for n, row in enumerate(reader, start=2):  # line 1 is the header
-        row["languages"] = [v.strip() for v in (row.get("languages") or "").split(";") if v]
-        rows.append((f"line {n}", row))
+    try:
+        for n, row in enumerate(reader, start=2):  # line 1 is the header
+            row["languages"] = [v.strip() for v in (row.get("languages") or "").split(";") if v]
+            rows.append((f"line {n}", row))
+    except csv.Error as exc:  # a field past the module's limit: a traceback, not a problem
+        raise ImportValidationError([f"line {len(rows) + 2}: not valid CSV ({exc})."]) from exc
     return rows
 
 

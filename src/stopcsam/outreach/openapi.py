@@ -105,6 +105,10 @@ def _check_operation() -> dict[str, Any]:
                 "The key's requests per minute are used up.",
                 {"Retry-After": {"schema": {"type": "string", "pattern": "^[0-9]+$"}}},
             ),
+            "503": _error_response(
+                "The database is briefly unavailable.",
+                {"Retry-After": {"schema": {"type": "string", "pattern": "^[0-9]+$"}}},
+            ),
         },
     }
 

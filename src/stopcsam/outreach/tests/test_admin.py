@@ -136,6 +136,12 @@ def test_a_service_s_languages_are_kept_in_the_admin(
     [
         (["--campaign", "Search Co!"], "campaign code"),
         (["--campaign", "new-co", "--rate", "0"], "--rate"),
+        # Past the column's range: a traceback (SQLite: OverflowError; PostgreSQL: DataError).
+        (["--campaign", "new-co", "--rate", str(10**20)], "--rate"),
+        (["--campaign", "new-co", "--rate", str(2**31)], "--rate"),
+        # Longer than the column: a DataError on PostgreSQL, stored whole on SQLite.
+        (["--campaign", "new-co", "--partner", "N" * 201], "--partner"),
+        (["--campaign", "new-co", "--label", "L" * 201], "--label"),
     ],
 )
 def test_the_key_command_refuses_bad_input_before_creating_anything(

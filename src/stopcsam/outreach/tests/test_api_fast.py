@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.core.handlers.asgi import ASGIHandler
+from django.db import OperationalError
 from django.test import Client
 
 from stopcsam.core.clock import now
@@ -30,7 +31,9 @@ def call(
     method: str = "POST",
     host: str = "testserver",
     header: str = "authorization",
-) -> tuple[int, dict[str, str], dict[str, Any]]:
+    extra: tuple[tuple[bytes, bytes], ...] = (),
+    as_bytes: bool = False,
+) -> tuple[int, dict[str, str], Any]:
     """One request through the project's ASGI routing, as uvicorn would make it."""
     raw = body if isinstance(body, bytes) else (body if isinstance(body, str) else json.dumps(body))
     data = raw.encode() if isinstance(raw, str) else raw
@@ -38,6 +41,7 @@ def call(
     if key:
         value = f"Bearer {key}" if header == "authorization" else key
         headers.append((header.encode(), value.encode()))
+    headers += extra
     scope = {
         "type": "http",
         "method": method,
@@ -57,7 +61,8 @@ def call(
     asyncio.run(with_websockets(ASGIHandler())(scope, receive, send))
     start, body_message = sent
     response_headers = {k.decode(): v.decode() for k, v in start["headers"]}
-    return start["status"], response_headers, json.loads(body_message["body"])
+    content = body_message["body"]
+    return start["status"], response_headers, content if as_bytes else json.loads(content)
 
 
 def django_view(partner: PartnerPersona, body: dict[str, Any]) -> dict[str, Any]:
@@ -96,6 +101,102 @@ def test_keys_errors_and_limits(search_partner: PartnerPersona, forum_partner: P
     assert call(MATCHING, key=search_partner.key)[0] == 200  # another partner is unaffected
 
 
+def test_behind_a_tls_proxy_it_links_to_https_as_django_does(
+    search_partner: PartnerPersona, settings: Any
+) -> None:
+    """The help link a partner shows must not send the visitor over plain HTTP."""
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_HSTS_SECONDS = 3600
+    forwarded = ((b"x-forwarded-proto", b"https"),)
+    _status, headers, answer = call(MATCHING, key=search_partner.key, extra=forwarded)
+    view = Client().post(
+        PATH,
+        MATCHING,
+        content_type="application/json",
+        headers={
+            "host": "testserver",
+            "authorization": f"Bearer {search_partner.key}",
+            "x-forwarded-proto": "https",
+        },
+    )
+    assert answer == view.json()
+    assert answer["help_url"] == "https://testserver/de/go/?c=search-co"
+    assert headers["strict-transport-security"] == view["Strict-Transport-Security"]
+    plain = ((b"x-forwarded-proto", b"http"),)
+    assert call(MATCHING, key=search_partner.key, extra=plain)[2]["help_url"].startswith("http:")
+
+
+def test_plain_http_is_sent_to_https_as_django_does(
+    search_partner: PartnerPersona, settings: Any
+) -> None:
+    """The key must not go on travelling in clear text: Django answers 301, so must this."""
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_SSL_REDIRECT = True
+    view = Client().post(
+        PATH,
+        MATCHING,
+        content_type="application/json",
+        headers={
+            "host": "testserver",
+            "authorization": f"Bearer {search_partner.key}",
+            "x-forwarded-proto": "http",
+        },
+    )
+    plain = ((b"x-forwarded-proto", b"http"),)
+    status, headers, _ = call(MATCHING, key=search_partner.key, extra=plain, as_bytes=True)
+    assert (status, headers["location"]) == (view.status_code, view["Location"])
+    assert view["Location"] == f"https://testserver{PATH}"
+    assert (
+        call(MATCHING, key=search_partner.key, extra=((b"x-forwarded-proto", b"https"),))[0] == 200
+    )
+
+
+def test_a_malformed_host_is_refused_as_django_does(
+    search_partner: PartnerPersona, settings: Any
+) -> None:
+    """Even when every host is allowed, a Host that is no host name never reaches the link."""
+    settings.ALLOWED_HOSTS = ["*"]
+    view = Client(raise_request_exception=False).post(
+        PATH,
+        MATCHING,
+        content_type="application/json",
+        headers={"host": "evil.example/x?", "authorization": f"Bearer {search_partner.key}"},
+    )
+    assert view.status_code == 400
+    assert call(MATCHING, key=search_partner.key, host="evil.example/x?")[0] == 400
+    assert call(MATCHING, key=search_partner.key, host="")[0] == 400
+
+
+def test_with_the_database_away_both_answer_a_json_503(
+    search_partner: PartnerPersona, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A partner's client reads JSON errors; uvicorn's bare text 500 told it nothing."""
+
+    def away(digest: str) -> None:
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(selectors, "_api_key_from_database", away)
+    status, headers, answer = call(MATCHING, key=search_partner.key)
+    view = search_partner.post(MATCHING, client=Client(raise_request_exception=False))
+    assert (status, answer) == (view.status_code, view.json()) == (503, answer)
+    assert answer["error"]["code"] == "unavailable"
+    assert headers["retry-after"] == view["Retry-After"]
+
+
+def test_a_header_sent_twice_is_read_as_django_reads_it(search_partner: PartnerPersona) -> None:
+    """Django joins repeated headers with a comma, so two keys are no key (401); this endpoint
+    took the last one and answered 200 where the view refused."""
+    second = ((b"authorization", f"Bearer {search_partner.key}".encode()),)
+    status, _headers, answer = call(MATCHING, key=search_partner.key, extra=second)
+    view = Client().post(
+        PATH,
+        MATCHING,
+        content_type="application/json",
+        headers={"authorization": f"Bearer {search_partner.key},Bearer {search_partner.key}"},
+    )
+    assert (status, answer) == (view.status_code, view.json()) == (401, answer)
+
+
 def test_a_revoked_key_is_refused_at_once(search_partner: PartnerPersona) -> None:
     assert call(MATCHING, key=search_partner.key)[0] == 200  # now known to this process
     services.api_key_revoke(api_key=ApiKey.objects.get(partner=search_partner.partner))
@@ -122,3 +223,25 @@ def test_the_query_reaches_no_log(
     assert f"POST {PATH} 200" in caplog.text
     assert "canary-9f3a" not in caplog.text
     assert Client().get("/api/v1/openapi.json").status_code == 200  # Django still serves the rest
+
+
+def test_a_process_that_ends_normally_writes_what_is_pending(tmp_path: Any) -> None:
+    """Only SIGKILL may lose the last second's counts (docs/deterrence.md): a graceful stop
+    (uvicorn on SIGTERM, a restart) ended with the timer's daemon thread and lost them."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import django; django.setup()\n"
+        "from stopcsam.outreach import api_fast, services\n"
+        "services.funnel_increment = lambda **kw: print('written', kw['campaign'], kw['amount'])\n"
+        "api_fast.FLUSH_SECONDS = 3600\n"
+        "api_fast.pending.add('search-co', 'de'); api_fast.pending.add('search-co', 'de')\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "stopcsam.settings_test"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "written search-co 2"

@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from stopcsam.core.models import AuditEvent
+from stopcsam.outreach.directory_io import FIELDS
 from stopcsam.outreach.models import Resource
 
 pytestmark = pytest.mark.django_db
@@ -265,3 +266,21 @@ def test_a_file_without_services_is_refused(tmp_path: Path, name: str, text: str
     with pytest.raises(CommandError, match="lists no services"):
         call_command("resources_import", str(source), "--replace")
     assert Resource.objects.filter(active=True).count() == shown > 0
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "said"),
+    [
+        ("deep.json", "[" * 100_000 + "]" * 100_000, "not valid JSON"),
+        ("long.csv", ",".join(FIELDS) + '\nDE,"' + "x" * 200_000 + '"\n', "line 2"),
+    ],
+)
+def test_a_malformed_file_is_a_clear_error_not_a_traceback(
+    tmp_path: Path, name: str, text: str, said: str
+) -> None:
+    """Nested too deep (RecursionError) or a field past the csv module's limit (csv.Error)
+    ended the command with a traceback."""
+    source = tmp_path / name
+    source.write_text(text)
+    with pytest.raises(CommandError, match=said):
+        call_command("resources_import", str(source))

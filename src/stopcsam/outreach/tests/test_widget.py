@@ -9,6 +9,7 @@ import pytest
 from django.test import Client
 
 import stopcsam.outreach
+from stopcsam.outreach.models import CAMPAIGN_CODE_PATTERN
 
 pytestmark = pytest.mark.django_db
 
@@ -56,8 +57,15 @@ def test_the_script_loads_nothing_from_elsewhere_and_sends_no_credentials() -> N
     assert response.status_code == 200 and not response.cookies
 
 
-def _language_the_script_asks_for(page_lang: str, data_lang: str | None = None) -> str:
-    """Run widget.js in node with a bare page and return the lang it fetches its text in."""
+def _language_the_script_asks_for(
+    page_lang: str,
+    data_lang: str | None = None,
+    *,
+    data_campaign: str | None = None,
+    param: str = "lang",
+) -> str:
+    """Run widget.js in node with a bare page and return the lang (or another parameter) it
+    fetches its text with; "null" when it sends none."""
     import json
     import shutil
     import subprocess
@@ -66,14 +74,15 @@ def _language_the_script_asks_for(page_lang: str, data_lang: str | None = None) 
     assert node, "node is needed (make test installs it for the JavaScript tests)"
     script = Path(stopcsam.outreach.__file__).parent / "static/outreach/widget.js"
     harness = f"""
-    const attrs = {{"data-lang": {json.dumps(data_lang)}, "data-campaign": null}};
+    const attrs = {{"data-lang": {json.dumps(data_lang)},
+                   "data-campaign": {json.dumps(data_campaign)}}};
     globalThis.document = {{
       currentScript: {{src: "https://help.example.org/static/outreach/widget.js",
                        getAttribute: (name) => attrs[name] ?? null}},
       documentElement: {{lang: {json.dumps(page_lang)}}},
     }};
     globalThis.fetch = (url) => {{
-      console.log(new URL(url).searchParams.get("lang"));
+      console.log(new URL(url).searchParams.get({json.dumps(param)}));
       return new Promise(() => {{}});
     }};
     require({json.dumps(str(script))});
@@ -101,3 +110,60 @@ def test_the_script_asks_for_a_language_the_site_speaks(
     """It sent the partner page's own language: on a French page (or "DE-at") the text
     endpoint refused it with a 400 and the warning was silently never shown."""
     assert _language_the_script_asks_for(page_lang, data_lang) == asked
+
+
+@pytest.mark.parametrize(
+    ("data_campaign", "sent"),
+    [("search-co", "search-co"), ("Search Co", "null"), ("search_co", "null"), ("", "null")],
+)
+def test_the_script_shows_the_warning_despite_a_malformed_campaign_code(
+    data_campaign: str, sent: str
+) -> None:
+    """A typo in data-campaign made the text endpoint answer 400 and the warning was silently
+    never shown; like the frame, the script then asks without a campaign."""
+    asked = _language_the_script_asks_for("de", data_campaign=data_campaign, param="c")
+    assert asked == sent
+    script = (Path(stopcsam.outreach.__file__).parent / "static/outreach/widget.js").read_text()
+    assert f"/{CAMPAIGN_CODE_PATTERN}/" in script  # the same rule as the server's
+
+
+def _where_the_script_puts_the_box(parent: str) -> str:
+    """Run widget.js in node with a bare page whose script tag stands in ``parent`` ("head"
+    or "body"); return the parents the box was put into."""
+    import json
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    assert node, "node is needed (make test installs it for the JavaScript tests)"
+    script = Path(stopcsam.outreach.__file__).parent / "static/outreach/widget.js"
+    harness = f"""
+    const placed = [];
+    const element = (tag, watched) => ({{
+      tag, style: {{}}, setAttribute() {{}},
+      appendChild(child) {{ if (watched) placed.push(tag); }},
+      insertBefore(child) {{ if (watched) placed.push(tag); }},
+    }});
+    const head = element("head", true), body = element("body", true);
+    const parent = {json.dumps(parent)} === "head" ? head : body;
+    globalThis.document = {{
+      currentScript: {{src: "https://help.example.org/static/outreach/widget.js",
+                       getAttribute: () => null, parentNode: parent}},
+      documentElement: {{lang: "de"}}, head, body,
+      createElement: element, getElementById: () => null,
+    }};
+    const text = {{lang: "de", title: "T", message: "M", button: "B", help_url: "https://h/"}};
+    globalThis.fetch = () => Promise.resolve({{ok: true, json: () => text}});
+    require({json.dumps(str(script))});
+    setTimeout(() => console.log(placed.join(",")), 50);
+    """
+    done = subprocess.run(
+        [node, "-e", harness], capture_output=True, text=True, timeout=60, check=True
+    )
+    return done.stdout.strip()
+
+
+def test_a_script_tag_in_the_head_shows_the_box_in_the_body() -> None:
+    """An async script usually stands in <head>: the box was put there, where nothing shows."""
+    assert _where_the_script_puts_the_box("head") == "body"
+    assert _where_the_script_puts_the_box("body") == "body"

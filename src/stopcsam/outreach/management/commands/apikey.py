@@ -9,6 +9,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from stopcsam.outreach import services
 from stopcsam.outreach.models import CAMPAIGN_CODE_PATTERN, ApiKey, Partner
 
+RATE_MAX = 2**31 - 1  # the largest a PositiveIntegerField holds on every database
+
 
 class Command(BaseCommand):
     help = "Create or revoke a partner's deterrence API key. The key is printed only once."
@@ -30,8 +32,14 @@ class Command(BaseCommand):
     def _create(self, options: dict[str, Any]) -> None:
         # Everything checked before the partner is created: with --rate 0 the partner was
         # created (and audited), then the key refused.
-        if options["rate"] < 1:
-            raise CommandError("--rate must be at least 1 request per minute.")
+        if not 1 <= options["rate"] <= RATE_MAX:
+            # Past the column's range it was a traceback, or a number stored out of range.
+            raise CommandError(f"--rate must be from 1 to {RATE_MAX} requests per minute.")
+        for option, field in (("partner", Partner.name), ("label", ApiKey.label)):
+            limit = field.field.max_length
+            if limit is not None and len(options[option]) > limit:
+                # A DataError on PostgreSQL; SQLite stored it whole.
+                raise CommandError(f"--{option} may have at most {limit} characters.")
         partner = Partner.objects.filter(name=options["partner"]).first()
         if partner is None:
             if not options["campaign"]:

@@ -3,8 +3,8 @@
  * Paste:  <script src="https://HOST/static/outreach/widget.js" data-lang="de"
  *                 data-campaign="CODE" async></script>
  * It fetches its localised text from the same host (no cookies, no credentials), builds the
- * box with plain DOM calls and inserts it where the script tag stands, or into the element
- * whose id is given in data-target. Nothing else is loaded and nothing is stored.
+ * box with plain DOM calls and inserts it where the script tag stands (at the end of the body
+ * when it stands in <head>), or into the element whose id is given in data-target. Nothing else is loaded and nothing is stored.
  */
 (function () {
   "use strict";
@@ -18,8 +18,11 @@
   var lang = (script.getAttribute("data-lang") || document.documentElement.lang || "")
     .slice(0, 2).toLowerCase();
   params.set("lang", LANGUAGES.indexOf(lang) >= 0 ? lang : "en");
-  var campaign = script.getAttribute("data-campaign");
-  if (campaign) { params.set("c", campaign); }
+  // Only a well-formed campaign code (models.CAMPAIGN_CODE_PATTERN): the endpoint refuses any
+  // other with a 400, and a typo in data-campaign silently hid the warning. Like the frame,
+  // the text is then fetched without a campaign.
+  var campaign = script.getAttribute("data-campaign") || "";
+  if (/^[a-z0-9][a-z0-9-]{0,31}$/.test(campaign)) { params.set("c", campaign); }
 
   function build(text) {
     var box = document.createElement("section");
@@ -56,7 +59,12 @@
   function place(box) {
     var targetId = script.getAttribute("data-target");
     var target = targetId && document.getElementById(targetId);
-    if (target) { target.appendChild(box); } else { script.parentNode.insertBefore(box, script); }
+    // A script tag in <head> (where async scripts often stand) would put the box where
+    // nothing is shown: then it goes at the end of the page's body.
+    var parent = script.parentNode;
+    if (target) { target.appendChild(box); }
+    else if (parent && parent !== document.head) { parent.insertBefore(box, script); }
+    else { document.body.appendChild(box); }
   }
 
   fetch(origin + "/api/v1/widget/message?" + params.toString(), {
