@@ -18,11 +18,11 @@ import pytest
 from django.db import connection, connections
 
 from stopcsam.core.signals import session_outcome
-from stopcsam.scheduling import selectors, services
+from stopcsam.scheduling import services
 from stopcsam.scheduling.exceptions import NotChangeableError
 from stopcsam.scheduling.models import Course, Status
 from stopcsam.scheduling.services import Actor
-from stopcsam.scheduling.tests.conftest import TUESDAY_EVENING, FrozenClock
+from stopcsam.scheduling.tests.conftest import TUESDAY_EVENING, FrozenClock, book_course
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -36,13 +36,7 @@ HOLD = 1.5  # longer than PostgreSQL's deadlock_timeout (1 s): a deadlock would 
 @pytest.fixture
 def course(frozen: FrozenClock, participant, therapist, bookable) -> Course:  # type: ignore[no-untyped-def]
     bookable(therapist.user, TUESDAY_EVENING)
-    proposal = selectors.course_proposal(participant=participant.participant, first=FIRST)
-    assert proposal is not None
-    return services.course_book(
-        participant=participant.participant,
-        therapist_id=proposal.therapist.pk,
-        starts=[s.start for s in proposal.sessions],
-    )
+    return book_course(participant.participant, FIRST)
 
 
 @pytest.fixture
