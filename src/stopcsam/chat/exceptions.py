@@ -19,6 +19,17 @@ class SessionNotFoundError(ChatError):
     message = _("This chat session does not exist or is not yours.")
 
 
+class ReadAlongOverError(SessionNotFoundError):
+    """A supervisor of the site may read along only while the session runs: a finished
+    transcript is a staff read that needs a reason of its own (an open escalation). For the
+    socket it is a session like none; the console page says why."""
+
+    message = _(
+        "This session is over, and so is reading along with it. A supervisor can open a "
+        "finished session only while an escalation about it is open."
+    )
+
+
 class SessionNotOpenError(ChatError):
     code = "not_open"
     message = _("This session is not open yet.")

@@ -184,14 +184,22 @@ class Escalation(models.Model):
 
 class ErasedEscalation(models.Model):
     """What is left of an open escalation whose session was erased with its participant
-    ("stop and erase"): who raised it and when, so that the supervisors it reached learn
-    that it went and can follow it up with the therapist. Nothing of the participant or the
-    session stays: no reason, no study ID, no transcript. Deleted once a supervisor has
-    marked it as handled (the audit log keeps that)."""
+    ("stop and erase"), or whose transcript retention deleted: who raised it and when, so
+    that the supervisors it reached learn that it went and can follow it up with the
+    therapist. Nothing of the participant or the session stays: no reason, no study ID, no
+    transcript. Deleted once a supervisor has marked it as handled (the audit log keeps
+    that)."""
+
+    class Cause(models.TextChoices):
+        ERASURE = "erasure"  # "stop and erase", or the account deleted
+        RETENTION = "retention"  # the transcript's retention period ended
 
     raised_by = models.ForeignKey(StaffUser, on_delete=models.PROTECT, related_name="+")
     raised_at = models.DateTimeField()
     erased_at = models.DateTimeField()
+    # The supervisor's page says why it went: "the participant chose to stop and erase" was
+    # untrue of one that retention deleted.
+    cause = models.CharField(max_length=9, choices=Cause.choices, default=Cause.ERASURE)
 
     class Meta:
         ordering = ["raised_at"]

@@ -21,8 +21,8 @@ from django.db.models import Q, QuerySet
 from django.utils.module_loading import import_string
 
 from stopcsam.accounts.models import Participant, Role, StaffUser
-from stopcsam.chat import appointments
-from stopcsam.chat.exceptions import SessionNotFoundError
+from stopcsam.chat import appointments, timing
+from stopcsam.chat.exceptions import ReadAlongOverError, SessionNotFoundError
 from stopcsam.chat.models import (
     CLOSED_STATES,
     ChatMessage,
@@ -70,8 +70,10 @@ def session_for_participant(*, participant: Participant, public_id: str) -> Chat
 
 
 def session_for_staff(*, user: StaffUser, public_id: str) -> tuple[ChatSession, str]:
-    """The session and how this member of staff may see it: as its therapist, or reading
-    along as a supervisor of the same site when the site allows it."""
+    """The session and how this member of staff may see it: as its therapist, reading along
+    as a supervisor of the same site while it runs when the site allows it, or read-only as a
+    supervisor an open escalation of it reaches. Raises ReadAlongOverError for a supervisor
+    who read along until the session ended."""
     session = _refresh(public_id)
     if session is None or not user.is_active:
         raise SessionNotFoundError
@@ -79,21 +81,37 @@ def session_for_staff(*, user: StaffUser, public_id: str) -> tuple[ChatSession, 
     # way into the transcripts and notes (a review finding).
     if session.therapist_id == user.pk and user.role == Role.THERAPIST:
         return session, THERAPIST
-    # Only where the participant was told (the session's flag) and the site still allows it:
-    # a site taken off CHAT_READ_ALONG_SITES stops reading along in sessions already booked.
-    if (
-        user.role == Role.SUPERVISOR
-        and session.read_along
-        and user.site_id == session.therapist.site_id
-        and session.therapist.site.code in settings.CHAT_READ_ALONG_SITES
-    ):
+    may_read_along = user.role == Role.SUPERVISOR and _read_along_allowed(user, session)
+    if may_read_along and not _over(session):
         return session, READ_ALONG
     if (
         user.role == Role.SUPERVISOR
         and _escalations_reaching(user).filter(session=session).exists()
     ):
         return session, ESCALATED
-    raise SessionNotFoundError
+    raise ReadAlongOverError if may_read_along else SessionNotFoundError
+
+
+def _read_along_allowed(user: StaffUser, session: ChatSession) -> bool:
+    """Only where the participant was told (the session's flag) and the site still allows it:
+    a site taken off CHAT_READ_ALONG_SITES stops reading along in sessions already booked."""
+    return (
+        session.read_along
+        and user.site_id == session.therapist.site_id
+        and session.therapist.site.code in settings.CHAT_READ_ALONG_SITES
+    )
+
+
+def _over(session: ChatSession) -> bool:
+    """Reading along is live, as the participant is told on the live page only: once the
+    session has ended (or passed its forced end, not yet marked) its transcript is a staff
+    read that needs a reason of its own, an open escalation. Reading along let a supervisor
+    of the site open every finished session, without a reason or the participant's knowing
+    (a review finding)."""
+    if session.state in CLOSED_STATES:
+        return True
+    forced = timing.forced_end_at(session)
+    return session.state == SessionState.LIVE and forced is not None and clock.now() >= forced
 
 
 def sessions_of_participant(*, participant: Participant) -> list[ChatSession]:

@@ -884,9 +884,16 @@ def session_erasing(*, session: ChatSession) -> None:
     this read, and went with the session without its record)."""
     if _lock_session(session) is None:
         return  # erased already
+    _escalations_leave_record(session, cause=ErasedEscalation.Cause.ERASURE)
+
+
+def _escalations_leave_record(session: ChatSession, *, cause: str) -> None:
+    """The session's open escalations are about to be deleted (erasure, retention): each
+    leaves an ``ErasedEscalation`` (who raised it, when, why it went). Called under the
+    session's lock, which an escalation takes before it is stored."""
     now = clock.now()
     ErasedEscalation.objects.bulk_create(
-        ErasedEscalation(raised_by_id=raised_by_id, raised_at=raised_at, erased_at=now)
+        ErasedEscalation(raised_by_id=raised_by_id, raised_at=raised_at, erased_at=now, cause=cause)
         for raised_by_id, raised_at in Escalation.objects.filter(
             session_id=session.pk, resolved_at__isnull=True
         ).values_list("raised_by_id", "raised_at")
@@ -910,9 +917,12 @@ def session_shred(*, session: ChatSession, actor: str) -> None:
     """Delete the transcript, notes and escalations of a session (retention). The session's
     row is locked first, as a note or an escalation locks it first: one saved meanwhile waits
     and then sees the shred (a review finding: locked last, a note inserted after the notes
-    were deleted outlived retention, and the two orders could deadlock)."""
+    were deleted outlived retention, and the two orders could deadlock). An open escalation
+    leaves its record for the supervisors it reached, as on erasure: it vanished from their
+    list unexplained (a review finding)."""
     with transaction.atomic():
         _lock_session(session)
+        _escalations_leave_record(session, cause=ErasedEscalation.Cause.RETENTION)
         _delete_content(session)
         ChatSession.objects.filter(pk=session.pk).update(shredded_at=clock.now())
         audit_record(actor=actor, action="chat.shred", subject=session.audit_ref)

@@ -26,6 +26,7 @@ from stopcsam.chat.exceptions import (
     ChatError,
     NotAllowedError,
     NoteChangedError,
+    ReadAlongOverError,
     SendingTooFastError,
     SessionEndedError,
     SessionErasedError,
@@ -275,7 +276,15 @@ def console_sessions(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @in_reader_zone
 def console(request: HttpRequest, public_id: str) -> HttpResponseBase:
-    session, access = _staff_session(request, public_id)
+    try:
+        session, access = selectors.session_for_staff(user=request.user, public_id=public_id)  # type: ignore[arg-type]
+    except ReadAlongOverError as over:
+        # The page of a supervisor reading along loads again when the session ends: it says
+        # why reading stopped, on the supervisor's list, where a bare 404 told nothing.
+        django_messages.info(request, str(over.message))
+        return redirect("chat:escalations")
+    except SessionNotFoundError as exc:
+        raise Http404 from exc
     services.session_expire_if_due(session=session)
     if request.method == "POST" and access != selectors.THERAPIST:
         return _read_only(request, session, access)
@@ -505,4 +514,9 @@ def escalations(request: HttpRequest) -> HttpResponseBase:
         else:
             django_messages.success(request, _("The escalation is marked as handled."))
         return redirect("chat:escalations")
-    return render(request, "chat/escalations.html", {"escalations": open_ones, "erased": erased})
+    causes = {e.cause for e in erased}  # each explained once, above the list
+    return render(
+        request,
+        "chat/escalations.html",
+        {"escalations": open_ones, "erased": erased, "erased_causes": causes},
+    )

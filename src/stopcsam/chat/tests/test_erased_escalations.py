@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from datetime import timedelta
 from unittest import mock
 
 import pytest
@@ -43,6 +44,7 @@ def test_an_open_escalation_erased_with_its_participant_tells_the_supervisor(
     page = sabine.get(reverse("chat:escalations")).content.decode()
     assert "Escalations erased with their participant's data" in page
     assert str(therapist.user) in page
+    assert "chose to stop and erase" in page and "retention period" not in page
     assert RISK not in page and study_id not in page
     # A supervisor of another site (which has its own) is not reached, and cannot dismiss it.
     pilar = staff_client(_staff("pilar", Role.SUPERVISOR, site_es, ["es"]))
@@ -61,6 +63,35 @@ def test_an_open_escalation_erased_with_its_participant_tells_the_supervisor(
     assert not ErasedEscalation.objects.exists()
     assert AuditEvent.objects.filter(action="chat.erased_escalation_handled").count() == 1
     assert "erased with their participant" not in done.content.decode()
+
+
+def test_an_open_escalation_deleted_by_retention_tells_the_supervisor_why(
+    settings, book, participant, therapist, supervisor, staff_client
+):
+    """Retention deleted a session's open escalations with its transcript and left nothing:
+    they vanished from the supervisor's list unexplained, as erasure's did before (a review
+    finding). Now the same record is left, saying that retention deleted it."""
+    settings.CHAT_RETENTION_DAYS = 30
+    settings.STOPCSAM_LAST_TIME_POINTS = None
+    old = book(participant.participant, therapist.user, starts_in=timedelta(days=-40))
+    services.escalation_raise(session=old, raised_by=therapist.user, reason=RISK)
+    handled = services.escalation_raise(session=old, raised_by=therapist.user, reason="Seen")
+    services.escalation_resolve(escalation=handled, supervisor=supervisor.user)
+    study_id = selectors.study_id(participant_id=participant.participant.pk)
+
+    assert services.sessions_shred_expired() == 1
+
+    assert not Escalation.objects.exists()
+    (kept,) = ErasedEscalation.objects.all()  # the open one only
+    assert kept.raised_by == therapist.user
+    page = staff_client(supervisor).get(reverse("chat:escalations")).content.decode()
+    assert "Escalations erased with their participant's data" in page
+    assert str(therapist.user) in page
+    assert "Deleted at the end of the retention period" in page
+    assert "chose to stop and erase" not in page  # the participant asked for nothing
+    assert RISK not in page and study_id not in page
+    assert services.sessions_shred_expired() == 0  # a later run keeps the record
+    assert ErasedEscalation.objects.count() == 1
 
 
 def test_a_therapist_sees_no_erased_escalations(live, participant, therapist, staff_client):
