@@ -79,17 +79,38 @@ def _count_now(request: HttpRequest, campaign: str, language: str) -> None:
 Counter = Callable[[str, str], None]
 
 
+class RequestBudget:
+    """What one request spends of its key's rate budget: one unit, however often its check
+    is tried (the lean endpoint tries again in a thread when the event loop met the database)."""
+
+    def __init__(self) -> None:
+        self.spent = False
+
+    def spend(self, holder: selectors.KeyHolder) -> None:
+        if self.spent:
+            return
+        services.api_key_spend(prefix=holder.prefix, rate_per_minute=holder.rate_per_minute)
+        self.spent = True
+
+
 def check_response(
-    *, method: str, key: str, body: bytes | None, base_url: str, count: Counter
+    *,
+    method: str,
+    key: str,
+    body: bytes | None,
+    base_url: str,
+    count: Counter,
+    budget: RequestBudget | None = None,
 ) -> tuple[int, dict[str, Any], dict[str, str]]:
     """The whole check, for the Django view and the lean ASGI endpoint alike: status, JSON
     body and extra headers. ``body`` is None when it was too large to read; ``count`` is
-    called with the campaign and language of a match."""
+    called with the campaign and language of a match; ``budget`` is the request's own when
+    the check may be tried more than once."""
     if method != "POST":
         return _error(405, "method_not_allowed", "Use POST.", Allow="POST")
     try:
         holder = selectors.api_key_holder(key=key)
-        services.api_key_spend(prefix=holder.prefix, rate_per_minute=holder.rate_per_minute)
+        (budget or RequestBudget()).spend(holder)
         if body is None or len(body) > BODY_MAX_BYTES:
             return _error(413, "too_large", f"The body may have at most {BODY_MAX_BYTES} bytes.")
         query, lang = parse_body(body)

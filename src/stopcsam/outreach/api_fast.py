@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import json
 import logging
 import re
@@ -30,8 +31,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import SynchronousOnlyOperation
+from django.core.signals import setting_changed
 from django.db import close_old_connections, connections
 from django.http.request import split_domain_port, validate_host
+from django.utils.csp import CSP, build_policy
 
 from stopcsam.core import clock
 from stopcsam.outreach import api, services
@@ -41,12 +44,44 @@ access_log = logging.getLogger("stopcsam.access")
 log = logging.getLogger("stopcsam.outreach")
 PATH = "/api/v1/deterrence/check"
 FLUSH_SECONDS = 1.0
-HEADERS = [
-    (b"content-type", b"application/json"),
-    (b"cache-control", b"no-store"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-]
+HEADERS = [(b"content-type", b"application/json")]
+
+
+@functools.cache
+def security_headers() -> tuple[tuple[bytes, bytes], ...]:
+    """The headers Django's middleware put on the view's every answer, from the same settings:
+    this endpoint skips that middleware, and its answers went out without X-Frame-Options,
+    the CSP and Cross-Origin-Opener-Policy (a review finding). HSTS depends on the request's
+    scheme and is added per request (``_hsts``). Kept until a setting changes."""
+    found: dict[str, str] = {
+        # PrivacyHeadersMiddleware: no answer of ours is kept in a cache.
+        "cache-control": "no-store, private",
+        # XFrameOptionsMiddleware
+        "x-frame-options": str(getattr(settings, "X_FRAME_OPTIONS", "DENY")).upper(),
+    }
+    # SecurityMiddleware
+    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
+        found["x-content-type-options"] = "nosniff"
+    if policy := settings.SECURE_REFERRER_POLICY:
+        parts = policy.split(",") if isinstance(policy, str) else policy
+        found["referrer-policy"] = ",".join(part.strip() for part in parts)
+    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+        found["cross-origin-opener-policy"] = settings.SECURE_CROSS_ORIGIN_OPENER_POLICY
+    # ContentSecurityPolicyMiddleware (no nonce: a JSON answer never uses one)
+    for header, config in (
+        (CSP.HEADER_ENFORCE, settings.SECURE_CSP),
+        (CSP.HEADER_REPORT_ONLY, settings.SECURE_CSP_REPORT_ONLY),
+    ):
+        if config:
+            found[str(header).lower()] = build_policy(config)
+    return tuple((name.encode(), value.encode("latin-1")) for name, value in found.items())
+
+
+def _settings_changed(**_: Any) -> None:
+    security_headers.cache_clear()
+
+
+setting_changed.connect(_settings_changed)
 
 
 class _PendingCounts:
@@ -120,7 +155,8 @@ async def endpoint(scope: MutableMapping[str, Any], receive: Any, send: Any) -> 
         if scheme == "https" and settings.SECURE_HSTS_SECONDS:
             extra["Strict-Transport-Security"] = _hsts()
     content = json.dumps(payload).encode() if payload else b""
-    response_headers = [*HEADERS, (b"content-length", str(len(content)).encode())]
+    response_headers = [*HEADERS, *security_headers()]
+    response_headers.append((b"content-length", str(len(content)).encode()))
     response_headers += [(name.lower().encode(), value.encode()) for name, value in extra.items()]
     await send({"type": "http.response.start", "status": status, "headers": response_headers})
     await send({"type": "http.response.body", "body": content})
@@ -176,17 +212,20 @@ async def _check(
     method: str, headers: dict[str, str], body: bytes | None, base_url: str
 ) -> tuple[int, dict[str, Any], dict[str, str]]:
     key = api.presented_key(headers.get("authorization", ""), headers.get("x-api-key", ""))
+    # One budget for both tries: a try on the event loop may spend and then meet the database
+    # (the term lists went stale meanwhile); the try in a thread spent again (a review finding).
+    budget = api.RequestBudget()
 
     def check() -> tuple[int, dict[str, Any], dict[str, str]]:
         return api.check_response(
-            method=method, key=key, body=body, base_url=base_url, count=pending.add
+            method=method, key=key, body=body, base_url=base_url, count=pending.add, budget=budget
         )
 
     if matcher_is_fresh():
         try:
             return check()
         except SynchronousOnlyOperation:
-            pass  # an unknown key: it must be looked up in the database (nothing spent yet)
+            pass  # an unknown key or stale term lists: the database is needed
     return await asyncio.to_thread(_in_thread, check)
 
 

@@ -9,6 +9,7 @@ import secrets
 from datetime import date
 from typing import Any
 
+from django.contrib.sessions.backends.db import SessionStore as DatabaseSession
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -46,9 +47,15 @@ def _actor(user: StaffUser | None) -> str:
 def funnel_increment(
     *, step: str, campaign: str, language: str, day: date | None = None, amount: int = 1
 ) -> None:
-    """Add to a daily counter; safe under concurrent requests on SQLite and PostgreSQL."""
+    """Add to a daily counter; safe under concurrent requests on SQLite and PostgreSQL.
+
+    A step of an inactive campaign counts as "no campaign", as an unknown code does on the
+    front door (``selectors.campaign_is_known``): its API warnings went on being counted under
+    its code, on both paths, while its help clicks and visits were not (a review finding)."""
     if step not in FUNNEL_STEPS:
         raise UnknownStepError(step)
+    if campaign and Campaign.objects.filter(code=campaign, active=False).exists():
+        campaign = ""
     key = {
         "day": day or clock.now().date(),
         "campaign": campaign,
@@ -215,6 +222,43 @@ def survey_response_record(
         day=clock.now().date(),
         answers=answers,
     )
+
+
+SESSION_SURVEYS_ANSWERED = "outreach_surveys_answered"
+
+
+def survey_answer_once(
+    *,
+    session: DatabaseSession,
+    instrument_key: str,
+    instrument_version: str,
+    language: str,
+    answers: dict[str, Any],
+) -> bool:
+    """Store a survey's answers once per browser session: the same survey sent again (a
+    double click, a second tab, the browser's resend) was stored again, and one visitor
+    counted twice in every aggregate (a review finding). The session keeps only which surveys
+    it answered, never what or which response. Its row is locked and read again first, and
+    the mark saved before the lock goes, as the study counts a screening. Whether stored."""
+    if session.session_key is None:
+        session.save()  # a row to lock (a sending with no session cookie starts one)
+    with transaction.atomic():
+        row = session.model.objects.select_for_update().filter(session_key=session.session_key)
+        stored = row.values_list("session_data", flat=True).first()
+        latest = session.decode(stored) if stored is not None else dict(session.items())
+        answered = list(latest.get(SESSION_SURVEYS_ANSWERED, []))
+        if instrument_key in answered:
+            return False
+        survey_response_record(
+            instrument_key=instrument_key,
+            instrument_version=instrument_version,
+            language=language,
+            answers=answers,
+        )
+        session[SESSION_SURVEYS_ANSWERED] = [*answered, instrument_key]
+        if stored is not None:  # gone meanwhile (signed out in another tab): not brought back
+            session.save()
+    return True
 
 
 # --- resource directory ------------------------------------------------------------------------

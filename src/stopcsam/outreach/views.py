@@ -260,13 +260,18 @@ def survey(request: HttpRequest) -> HttpResponse:
     data = request.POST if request.method == "POST" else None
     form = instrument_form(instrument, language=language, data=data, partial=True)
     if data is not None and form.is_valid():
-        services.survey_response_record(
+        # Sent again, it is the same answer: stored once, thanked each time.
+        services.survey_answer_once(
+            session=request.session,  # type: ignore[arg-type]  # the database engine
             instrument_key=instrument.key,
             instrument_version=instrument.version,
             language=language,
             answers=form.answers(),
         )
         return render(request, "outreach/survey_thanks.html")
+    # The page starts the browser session its sendings share: two sendings at once from a
+    # page without one (a double click) started two sessions and each was stored.
+    request.session.setdefault(services.SESSION_SURVEYS_ANSWERED, [])
     context = {"form": form, "title": localised(instrument.title, language)}
     return render(request, "outreach/survey.html", context, status=400 if form.errors else 200)
 

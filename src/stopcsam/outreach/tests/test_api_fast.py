@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.core.handlers.asgi import ASGIHandler
 from django.db import OperationalError
 from django.test import Client
@@ -16,7 +17,8 @@ from django.test import Client
 from stopcsam.core.clock import now
 from stopcsam.core.routing import with_websockets
 from stopcsam.outreach import api_fast, selectors, services
-from stopcsam.outreach.models import ApiKey
+from stopcsam.outreach.models import ApiKey, Campaign
+from stopcsam.outreach.terms import forget_current_matcher
 from stopcsam.outreach.tests.conftest import PartnerPersona
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -51,8 +53,12 @@ def call(
         "query_string": b"",
     }
     sent: list[dict[str, Any]] = []
+    asked: list[bool] = []
 
     async def receive() -> dict[str, Any]:
+        if asked:  # the body was read: the client stays until answered (Django listens)
+            await asyncio.get_running_loop().create_future()
+        asked.append(True)
         return {"type": "http.request", "body": data, "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
@@ -79,7 +85,7 @@ def test_it_answers_as_the_django_view_does(search_partner: PartnerPersona) -> N
     for body in (MATCHING, {"query": "weather tomorrow"}, {"query": "x", "lang": "xx"}, {}):
         _status, headers, answer = call(body, key=search_partner.key)
         assert answer == django_view(search_partner, body)
-        assert headers["cache-control"] == "no-store"
+        assert headers["cache-control"] == "no-store, private"  # as the view's
         assert headers["content-type"] == "application/json"
     assert call(MATCHING, key=search_partner.key)[2]["help_url"] == (
         "http://testserver/de/go/?c=search-co"
@@ -245,3 +251,80 @@ def test_a_process_that_ends_normally_writes_what_is_pending(tmp_path: Any) -> N
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "written search-co 2"
+
+
+# Headers that are no matter of security: the view's LocaleMiddleware says which language it
+# negotiated for pages (the API answers in the body's "lang"), and varies on it.
+NOT_SECURITY = {"content-language", "vary"}
+
+
+def _security(headers: dict[str, str]) -> dict[str, str]:
+    lowered = {name.lower(): value for name, value in headers.items()}
+    return {name: value for name, value in lowered.items() if name not in NOT_SECURITY}
+
+
+@pytest.mark.usefixtures("one_minute")
+def test_it_sends_every_header_the_django_view_sends(
+    search_partner: PartnerPersona, forum_partner: PartnerPersona, settings: Any
+) -> None:
+    """Past Django's middleware, its answers went out without X-Frame-Options, the CSP and
+    Cross-Origin-Opener-Policy. Both paths answer the same requests, success and errors, and
+    every header is compared, so a header added to one cannot be missing from the other."""
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_HSTS_SECONDS = 3600
+    tls = ((b"x-forwarded-proto", b"https"),)
+    requests: list[dict[str, Any]] = [
+        {"body": MATCHING, "key": search_partner.key},
+        {"body": {"query": "weather tomorrow"}, "key": search_partner.key, "extra": tls},
+        {"body": MATCHING},  # 401
+        {"body": b"{not json", "key": search_partner.key},  # 400
+        {"body": MATCHING, "key": search_partner.key, "method": "GET"},  # 405
+        {"body": json.dumps({"query": "a" * 20_000}).encode(), "key": search_partner.key},
+        *[{"body": MATCHING, "key": forum_partner.key}] * 4,  # the last one 429
+    ]
+    fast = [call(as_bytes=True, **request) for request in requests]
+    settings.STOPCSAM_HTTP_FAST_PATHS = {}  # the same requests through Django's middleware
+    api_fast.pending.discard()
+    cache.clear()  # the rate budgets again
+    view = [call(as_bytes=True, **request) for request in requests]
+    assert [status for status, _, _ in fast] == [200, 200, 401, 400, 405, 413, 200, 200, 200, 429]
+    assert [(status, _security(headers)) for status, headers, _ in fast] == [
+        (status, _security(headers)) for status, headers, _ in view
+    ]
+    assert fast[0][1]["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in fast[0][1]["content-security-policy"]
+    assert fast[0][1]["cross-origin-opener-policy"] == "same-origin"
+
+
+def test_an_inactive_campaign_counts_its_warnings_as_no_campaign(
+    search_partner: PartnerPersona,
+) -> None:
+    """An inactive campaign is an unknown one on the front door (its help clicks count as no
+    campaign); its API warnings went on being counted under its code, on both paths."""
+    Campaign.objects.filter(code="search-co").update(active=False)
+    assert call(MATCHING, key=search_partner.key)[2]["match"] is True  # still warned
+    api_fast.pending.flush()
+    assert search_partner.post(MATCHING).json()["match"] is True
+    Client().get("/de/go/?c=search-co")
+    assert _warnings("search-co", "de") == 0
+    assert _warnings("", "de") == 2
+    assert selectors.funnel_count(step="help_click", language="de", day=now().date()) == 1
+    Campaign.objects.filter(code="search-co").update(active=True)
+    call(MATCHING, key=search_partner.key)
+    api_fast.pending.flush()
+    assert _warnings("search-co", "de") == 1
+
+
+@pytest.mark.usefixtures("one_minute")
+def test_a_request_that_meets_stale_term_lists_spends_its_budget_once(
+    forum_partner: PartnerPersona, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tried on the event loop, the check spent and then met the database (the term lists went
+    stale meanwhile); tried again in a thread, it spent again: a budget of 3 gave 2."""
+    assert call(MATCHING, key=forum_partner.key)[0] == 200  # the key is known now
+    monkeypatch.setattr(api_fast, "matcher_is_fresh", lambda: True)
+    statuses = []
+    for _ in range(3):
+        forget_current_matcher()  # stale by the time the check matches
+        statuses.append(call(MATCHING, key=forum_partner.key)[0])
+    assert statuses == [200, 200, 429]

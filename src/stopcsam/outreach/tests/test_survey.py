@@ -8,9 +8,12 @@ from collections.abc import Callable
 import pytest
 from django.test import Client
 
+from stopcsam.accounts.session_store import SessionStore
 from stopcsam.conftest import StaffPersona
 from stopcsam.core.clock import now
+from stopcsam.outreach import services
 from stopcsam.outreach.models import SurveyResponse
+from stopcsam.outreach.survey import current_survey
 
 pytestmark = pytest.mark.django_db
 
@@ -64,3 +67,40 @@ def test_an_option_sent_twice_in_one_response_counts_once(coordinator: StaffPers
     total, cells = survey_aggregates(user=coordinator.user, instrument_key="intercept_survey")
     assert total == 1
     assert [(cell.value, cell.count) for cell in cells["reasons"]] == [("o1", 1)]
+
+
+def test_a_survey_sent_again_in_one_browser_session_is_stored_once() -> None:
+    """A double click, the browser's resend or a second tab stored the answers again, and one
+    visitor counted twice in every figure staff see."""
+    answers = {"helpful": "o2", "reasons": ["o1"]}
+    visitor = Client()
+    visitor.get("/en/survey/")
+    first = visitor.post("/en/survey/", answers)
+    again = visitor.post("/en/survey/", answers)
+    assert first.status_code == again.status_code == 200
+    assert "Thank you" in again.content.decode()
+    assert SurveyResponse.objects.count() == 1
+    Client().post("/en/survey/", answers)  # someone else
+    assert SurveyResponse.objects.count() == 2
+
+
+def test_two_sendings_read_before_either_is_saved_are_stored_once() -> None:
+    """Two tabs sending at once each read the session before the other saved it."""
+    visitor = Client()
+    visitor.get("/de/survey/")
+    key = visitor.cookies["sid"].value
+    tabs = [SessionStore(key), SessionStore(key)]
+    assert all(services.SESSION_SURVEYS_ANSWERED in tab for tab in tabs)  # both read now
+    survey = current_survey()
+    stored = [
+        services.survey_answer_once(
+            session=tab,
+            instrument_key=survey.key,
+            instrument_version=survey.version,
+            language="de",
+            answers={"helpful": "o1"},
+        )
+        for tab in tabs
+    ]
+    assert stored == [True, False]
+    assert SurveyResponse.objects.count() == 1
