@@ -7,11 +7,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Q, Sum
 
 from stopcsam.accounts.models import Role, StaffUser
-from stopcsam.core import clock
+from stopcsam.core import clock, disclosure
+from stopcsam.core.disclosure import SMALL_CELL, Cell
+from stopcsam.core.instruments import Instrument
 from stopcsam.core.signals import FUNNEL_STEPS
 from stopcsam.outreach.exceptions import InvalidApiKeyError
 from stopcsam.outreach.models import (
@@ -25,9 +28,6 @@ from stopcsam.outreach.models import (
     SurveyResponse,
     TermListStamp,
 )
-
-SMALL_CELL = 5  # counts under this are suppressed wherever numbers leave the site (§5)
-
 
 # --- API keys ------------------------------------------------------------------------------------
 
@@ -130,7 +130,7 @@ def resource_countries() -> list[str]:
 @dataclass(frozen=True)
 class FunnelRow:
     step: str
-    count: int | None  # None: suppressed (under SMALL_CELL)
+    count: int | None  # None: hidden (under SMALL_CELL, or a complement that protects one)
     from_previous: float | None  # conversion from the step before, in percent
     from_first: float | None
 
@@ -152,21 +152,73 @@ def funnel_report(
 ) -> list[FunnelRow]:
     suppress = shared or not funnel_may_see_exact(user)
     start, end = funnel_period(start=start, end=end, suppressed=suppress)
-    counts = funnel_totals(start=start, end=end, campaign=campaign, language=language)
+    counts: dict[str, int | None]
+    if suppress:
+        counts = funnel_shared_counts(start=start, end=end, campaign=campaign, language=language)
+    else:
+        counts = dict(funnel_totals(start=start, end=end, campaign=campaign, language=language))
     rows, previous, first = [], None, counts.get(FUNNEL_STEPS[0], 0)
     for step in FUNNEL_STEPS:
         count = counts.get(step, 0)
-        hidden = suppress and count < SMALL_CELL
         rows.append(
             FunnelRow(
                 step=step,
-                count=None if hidden else count,
-                from_previous=_rate(count, previous, suppress),
-                from_first=_rate(count, first, suppress) if step != FUNNEL_STEPS[0] else None,
+                count=count,
+                from_previous=_rate(count, previous),
+                from_first=_rate(count, first) if step != FUNNEL_STEPS[0] else None,
             )
         )
         previous = count
     return rows
+
+
+def funnel_shared_counts(
+    *, start: date, end: date, campaign: str | None = None, language: str | None = None
+) -> dict[str, int | None]:
+    """One slice of the funnel as it may be shared; None for a hidden count.
+
+    Every slice (a campaign or all, a language or all) is read off one table per step, the
+    month's campaigns by languages with their totals, suppressed as a whole: all campaigns
+    minus the campaigns shown gave a hidden campaign's count back, and so did a campaign's
+    month minus its languages. Deciding per slice would also let two slices disagree.
+    """
+    found = FunnelCount.objects.filter(day__gte=start, day__lte=end)
+    table: dict[str, dict[tuple[str, str], int]] = defaultdict(dict)
+    for row in found.values("step", "campaign", "language").annotate(total=Sum("count")):
+        table[row["step"]][(row["campaign"], row["language"])] = int(row["total"])
+    campaigns = {c for cells in table.values() for c, _ in cells}
+    languages = {code for code, _ in settings.LANGUAGES} | {
+        lang for cells in table.values() for _, lang in cells
+    }
+    wanted = (campaign, language or None)
+    shown: dict[str, int | None] = {}
+    for step in FUNNEL_STEPS:
+        cells = funnel_table_cells(table[step], campaigns=campaigns, languages=languages)
+        hidden = disclosure.suppressed(cells)
+        value = next((c.value for c in cells if c.key == wanted), 0)
+        shown[step] = None if wanted in hidden or value < SMALL_CELL else value
+    return shown
+
+
+def funnel_table_cells(
+    counts: dict[tuple[str, str], int], *, campaigns: set[str], languages: set[str]
+) -> list[Cell]:
+    """A step's month as a network (core.disclosure): each campaign's count in a language
+    flows from the campaign to the language; a campaign's total flows into it from the
+    grand total's node, a language's total flows out of it into the grand total."""
+    cells = [
+        Cell((c, lang), counts.get((c, lang), 0), ("campaign", c), ("language", lang))
+        for c in sorted(campaigns)
+        for lang in sorted(languages)
+    ]
+    for c in sorted(campaigns):
+        total = sum(counts.get((c, lang), 0) for lang in languages)
+        cells.append(Cell((c, None), total, "out", ("campaign", c), rank=1))
+    for lang in sorted(languages):
+        total = sum(counts.get((c, lang), 0) for c in campaigns)
+        cells.append(Cell((None, lang), total, ("language", lang), "in", rank=1))
+    cells.append(Cell((None, None), sum(counts.values()), "in", "out", rank=2))
+    return cells
 
 
 def funnel_period(
@@ -188,13 +240,12 @@ def funnel_period(
     return first, following - timedelta(days=1)
 
 
-def _rate(count: int, base: int | None, suppress: bool) -> float | None:
+def _rate(count: int | None, base: int | None) -> float | None:
     """The share of ``base`` that reached this step, in percent; None where it is no
     share: a step that more people reached than the step before it counts people who came
-    another way too (landing visits against help clicks read 280 %, a review finding)."""
-    if not base or count > base:
-        return None
-    if suppress and (count < SMALL_CELL or base < SMALL_CELL):
+    another way too (landing visits against help clicks read 280 %, a review finding).
+    None too where either count is hidden: a rate and one of its counts give the other."""
+    if not base or count is None or count > base:
         return None
     return round(100 * count / base, 1)
 
@@ -226,14 +277,36 @@ def funnel_count(*, step: str, campaign: str = "", language: str, day: date) -> 
 @dataclass(frozen=True)
 class AnswerCell:
     value: str
-    count: int | None  # None: suppressed
+    count: int | None  # None: hidden (under SMALL_CELL, or a complement that protects one)
+
+
+ONE_ANSWER_TYPES = ("single", "likert")  # their options and the blanks add up to the responses
 
 
 def survey_aggregates(
-    *, user: StaffUser, instrument_key: str, shared: bool = False
+    *, user: StaffUser, instrument: Instrument, shared: bool = False
 ) -> tuple[int | None, dict[str, list[AnswerCell]]]:
-    """How many responses chose each option of each item. Only aggregates ever leave here."""
+    """How many responses chose each option of each item, every option of the instrument in
+    its order (an option nobody chose too). Only aggregates ever leave here."""
     suppress = shared or not funnel_may_see_exact(user)
+    total, tallies = _survey_tallies(instrument.key)
+    counts = {
+        item.key: [(str(v), tallies[item.key][str(v)]) for v in item.option_values()]
+        for item in instrument.items
+    }
+    hidden = disclosure.suppressed(survey_cells(instrument, total, counts)) if suppress else None
+    cells = {
+        item: [AnswerCell(value, _shown(n, (item, value), hidden)) for value, n in options]
+        for item, options in counts.items()
+    }
+    return _shown(total, "total", hidden), cells
+
+
+def _shown(count: int, key: object, hidden: frozenset[object] | None) -> int | None:
+    return None if hidden is not None and key in hidden else count
+
+
+def _survey_tallies(instrument_key: str) -> tuple[int, dict[str, dict[str, int]]]:
     tallies: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     total = 0
     for answers in SurveyResponse.objects.filter(instrument_key=instrument_key).values_list(
@@ -246,11 +319,26 @@ def survey_aggregates(
             values = value if isinstance(value, list) else [value]
             for chosen in {str(v) for v in values if v is not None}:
                 tallies[item][chosen] += 1
-    cells = {
-        item: [
-            AnswerCell(value, None if suppress and n < SMALL_CELL else n)
-            for value, n in sorted(counts.items())
-        ]
-        for item, counts in tallies.items()
-    }
-    return (None if suppress and total < SMALL_CELL else total), cells
+    return total, tallies
+
+
+def survey_cells(
+    instrument: Instrument, total: int, counts: dict[str, list[tuple[str, int]]]
+) -> list[Cell]:
+    """The survey as a network (core.disclosure). An item with one answer per response adds
+    up: its options plus those who left it blank (never shown) are the responses, so the
+    responses flow through each such item in turn, from node to node. An option of an item
+    that takes several answers is in no sum: a loop of its own."""
+    additive = [item.key for item in instrument.items if item.type in ONE_ANSWER_TYPES]
+    nodes = [f"before:{key}" for key in additive]
+    cells = [Cell("total", total, "start", nodes[0] if nodes else "start", rank=1)]
+    for item, options in counts.items():
+        if item not in additive:
+            cells += [Cell((item, v), n, ("loop", item, v), ("loop", item, v)) for v, n in options]
+            continue
+        n = additive.index(item)
+        tail, head = nodes[n], nodes[n + 1] if n + 1 < len(nodes) else "start"
+        cells += [Cell((item, v), count, tail, head) for v, count in options]
+        blank = total - sum(count for _, count in options)
+        cells.append(Cell((item, None), blank, tail, head, published=False))
+    return cells

@@ -285,17 +285,13 @@ def survey_results(request: HttpRequest) -> HttpResponse:
     exact = selectors.funnel_may_see_exact(request.user) and not shared  # type: ignore[arg-type]
     total, cells = selectors.survey_aggregates(
         user=request.user,  # type: ignore[arg-type]
-        instrument_key=instrument.key,
+        instrument=instrument,
         shared=shared,
     )
     items = []
     for item in instrument.items:
         labels = {str(o.value): localised(o.label, language) for o in item.options}
-        counted = {cell.value: cell.count for cell in cells.get(item.key, [])}
-        # An option nobody chose is a small cell too, when cells are suppressed.
-        options = [
-            {"label": labels[v], "count": counted.get(v, 0 if exact else None)} for v in labels
-        ]
+        options = [{"label": labels[c.value], "count": c.count} for c in cells[item.key]]
         items.append({"label": localised(item.label, language), "options": options})
     context = {
         "title": localised(instrument.title, language),

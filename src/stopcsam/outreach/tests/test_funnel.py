@@ -155,7 +155,7 @@ def test_shared_figures_suppress_cells_under_five(
     ]:
         html = client.get(url).content.decode()
         assert ">200<" in html and ">20<" in html  # last month's figures, as may be shared
-        assert "fewer than 5" in html and ">3<" not in html and "30.0 %" not in html
+        assert ">hidden<" in html and ">3<" not in html and "30.0 %" not in html
 
 
 def test_the_report_filters_by_campaign_language_and_dates(coordinator: StaffPersona) -> None:
