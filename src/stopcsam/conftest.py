@@ -2,6 +2,7 @@
 
 Participants: ``participant`` and ``other_participant`` (each with the codename they hold).
 Staff: ``therapist`` (DE), ``therapist_es`` (another site), ``supervisor``, ``coordinator``.
+``other_save``: another member of staff saves the same unique value at the same moment.
 """
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from asgiref.sync import SyncToAsync
 from django.db import connections
+from django.db.models import Model
 from django.test import Client
 from django.utils import translation
 from django_otp import DEVICE_ID_SESSION_KEY
@@ -142,3 +145,44 @@ def staff_client() -> Callable[[StaffPersona], Client]:
         return client
 
     return make
+
+
+class OtherSave:
+    """Another member of staff's save, committed after this request's form checked its
+    values and before it saved them: the checks miss the row that clashes until this request
+    saves a row of its kind, which then meets it in the database."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.monkeypatch = monkeypatch
+        self.unseen: type[Model] | None = None
+        for name in ("validate_unique", "validate_constraints"):
+            self.hide_from(Model, name)
+        save_base = Model.save_base
+
+        def saving(model: Model, *args: Any, **kwargs: Any) -> Any:
+            if self.unseen is not None and isinstance(model, self.unseen):
+                self.unseen = None
+            return save_base(model, *args, **kwargs)
+
+        monkeypatch.setattr(Model, "save_base", saving)
+
+    def commit(self, row: Model) -> None:
+        """The other save, of ``row`` (saved already): from now on missed by the checks."""
+        self.unseen = type(row)
+
+    def hide_from(self, owner: Any, name: str, *, instead: Any = None) -> None:
+        """Make one more check miss it: a model's clean(), or a service's own look (then
+        ``instead`` gives what the check gives when it finds nothing)."""
+        check = getattr(owner, name)
+
+        def missing(*args: Any, **kwargs: Any) -> Any:
+            if self.unseen is None:
+                return check(*args, **kwargs)
+            return None if instead is None else instead(*args, **kwargs)
+
+        self.monkeypatch.setattr(owner, name, missing)
+
+
+@pytest.fixture
+def other_save(monkeypatch: pytest.MonkeyPatch) -> OtherSave:
+    return OtherSave(monkeypatch)

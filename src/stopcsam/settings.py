@@ -447,6 +447,12 @@ OUTREACH_TERM_LISTS = env_list("STOPCSAM_TERM_LISTS")
 OUTREACH_PUBLIC_URL = env_str("STOPCSAM_PUBLIC_URL").rstrip("/")
 # Requests per minute for a new partner key, unless given when the key is created.
 OUTREACH_DEFAULT_RATE_PER_MINUTE = env_int("STOPCSAM_API_RATE_PER_MINUTE", 600)
+# Database lookups a second, per process, of API keys the process does not remember (a made-up
+# key, or a new one's first use); past them the API answers 503 with Retry-After. Keys it
+# remembers are never held up, and a key the database did not know is refused from memory.
+OUTREACH_KEY_LOOKUPS_PER_SECOND = env_int("STOPCSAM_API_KEY_LOOKUPS_PER_SECOND", 20)
+if OUTREACH_KEY_LOOKUPS_PER_SECOND < 1:
+    raise EnvError("STOPCSAM_API_KEY_LOOKUPS_PER_SECOND must be 1 or more")
 # The intercept survey offered on the landing page (an instrument definition, JSON).
 OUTREACH_SURVEY_FILE = env_str("STOPCSAM_SURVEY_FILE")
 # === end outreach settings ===

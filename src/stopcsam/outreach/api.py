@@ -24,7 +24,11 @@ from django.views.decorators.csrf import csrf_exempt
 from stopcsam.core.middleware import DATABASE_RETRY_SECONDS
 from stopcsam.core.signals import funnel_step
 from stopcsam.outreach import selectors, services, texts
-from stopcsam.outreach.exceptions import InvalidApiKeyError, RateLimitedError
+from stopcsam.outreach.exceptions import (
+    InvalidApiKeyError,
+    KeyLookupsSpentError,
+    RateLimitedError,
+)
 from stopcsam.outreach.models import CAMPAIGN_CODE_PATTERN
 from stopcsam.outreach.openapi import QUERY_MAX_LENGTH, openapi_document
 from stopcsam.outreach.terms import current_matcher
@@ -119,12 +123,11 @@ def check_response(
         # A JSON answer for the partner's client, on both paths (uvicorn's is a bare text 500).
         # Logged by kind only: the text may quote a value.
         log.error("the database is away (%s); answered 503", type(exc).__name__)
-        return _error(
-            503,
-            "unavailable",
-            "The service is briefly unavailable.",
-            Retry_After=str(DATABASE_RETRY_SECONDS),
-        )
+        return _unavailable(DATABASE_RETRY_SECONDS)
+    except KeyLookupsSpentError as exc:
+        # Made-up keys in a flood: the same answer as an outage, for a valid key this process
+        # does not know yet too (keys it knows are answered from memory, unaffected).
+        return _unavailable(exc.retry_after)
     except InvalidApiKeyError:
         return _error(
             401, "unauthorized", "A valid API key is required.", WWW_Authenticate="Bearer"
@@ -135,6 +138,12 @@ def check_response(
         )
     except BadRequest as exc:
         return _error(400, exc.code, exc.message)
+
+
+def _unavailable(retry_after: int) -> tuple[int, dict[str, Any], dict[str, str]]:
+    return _error(
+        503, "unavailable", "The service is briefly unavailable.", Retry_After=str(retry_after)
+    )
 
 
 def _error(

@@ -5,8 +5,9 @@ that must carry thousands of requests a second. Through Django's request cycle (
 middleware, the WSGI thread pool) it managed about 950 requests/s with p99 130 ms under 64
 clients on this 2-core machine (bench/deterrence.py). This endpoint runs the very same
 ``api.check_response`` straight on the event loop whenever it needs no database: the key is
-known to this process and the term lists were checked within the last second. Otherwise it
-runs in a thread, where the ORM may block.
+known to this process and the term lists were checked within the last second, or the key is
+refused from memory (see ``selectors.api_key_holder``). Otherwise it runs in a thread, where
+the ORM may block.
 
 Matches are counted in memory and written to the funnel counters about once a second, in
 one update per (day, campaign, language), and once more when the process ends. A process
@@ -37,7 +38,8 @@ from django.http.request import split_domain_port, validate_host
 from django.utils.csp import CSP, build_policy
 
 from stopcsam.core import clock
-from stopcsam.outreach import api, services
+from stopcsam.outreach import api, selectors, services
+from stopcsam.outreach.exceptions import InvalidApiKeyError, KeyLookupsSpentError
 from stopcsam.outreach.terms import matcher_is_fresh
 
 access_log = logging.getLogger("stopcsam.access")
@@ -221,12 +223,28 @@ async def _check(
             method=method, key=key, body=body, base_url=base_url, count=pending.add, budget=budget
         )
 
-    if matcher_is_fresh():
+    if matcher_is_fresh() or _refused_from_memory(key):
         try:
             return check()
         except SynchronousOnlyOperation:
             pass  # an unknown key or stale term lists: the database is needed
     return await asyncio.to_thread(_in_thread, check)
+
+
+def _refused_from_memory(key: str) -> bool:
+    """Whether the key is refused without the database (malformed, known to be unknown, or no
+    lookup left): the answer then needs neither the term lists nor a thread. Only a valid
+    key's answer checks the term lists, so in a flood of made-up keys they were never fresh,
+    and each made-up key took a thread (a review finding)."""
+    try:
+        selectors.api_key_holder(key=key)
+    except (InvalidApiKeyError, KeyLookupsSpentError):
+        return True
+    except Exception:
+        # A lookup (given back: the ORM refuses on the event loop), or an error that
+        # check_response answers (the database away) in the thread.
+        return False
+    return False
 
 
 def _in_thread(check: Any) -> tuple[int, dict[str, Any], dict[str, str]]:

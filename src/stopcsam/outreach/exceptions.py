@@ -17,6 +17,14 @@ class RateLimitedError(OutreachError):
         self.retry_after = retry_after
 
 
+class KeyLookupsSpentError(OutreachError):
+    """This process has spent its database lookups of keys it does not remember, for now."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"key lookups spent for {retry_after} s")
+        self.retry_after = retry_after
+
+
 class ImportValidationError(OutreachError):
     """An import file has errors; ``problems`` lists each with its row."""
 

@@ -106,7 +106,9 @@ def _check_operation() -> dict[str, Any]:
                 {"Retry-After": {"schema": {"type": "string", "pattern": "^[0-9]+$"}}},
             ),
             "503": _error_response(
-                "The database is briefly unavailable.",
+                "The service is briefly unavailable: the database is away, or a flood of "
+                "unknown keys has used up the key lookups for now (keys already in use are "
+                "answered as usual). Retry after the seconds given.",
                 {"Retry-After": {"schema": {"type": "string", "pattern": "^[0-9]+$"}}},
             ),
         },

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
+import threading
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.exceptions import SynchronousOnlyOperation
 from django.db.models import Q, Sum
 
 from stopcsam.accounts.models import Role, StaffUser
@@ -16,7 +20,7 @@ from stopcsam.core import clock, disclosure
 from stopcsam.core.disclosure import SMALL_CELL, Cell
 from stopcsam.core.instruments import Instrument
 from stopcsam.core.signals import FUNNEL_STEPS
-from stopcsam.outreach.exceptions import InvalidApiKeyError
+from stopcsam.outreach.exceptions import InvalidApiKeyError, KeyLookupsSpentError
 from stopcsam.outreach.models import (
     ApiKey,
     Campaign,
@@ -43,7 +47,63 @@ class KeyHolder:
 
 KEY_CACHE_SECONDS = 30.0
 KEY_GENERATION = "outreach:api-keys:generation"
+UNKNOWN_KEYS_REMEMBERED = 4096  # about 1 MB at most: a digest and a time each
 _known_keys: dict[str, tuple[KeyHolder, object, float]] = {}
+
+
+class _KeyLookups:
+    """What this process spends on keys it does not remember: a token bucket of database
+    lookups (``OUTREACH_KEY_LOOKUPS_PER_SECOND``, as many at once), and the digests of keys
+    the database did not know, for a while. Every made-up key cost a query (on the fast path
+    a thread hop too), so a flood of them loaded the database without limit (a review
+    finding); a key presented again and again is refused from memory."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.clock: Callable[[], float] = time.monotonic
+        self.tokens: float | None = None  # None: full
+        self.filled_at = 0.0
+        self.unknown: OrderedDict[str, float] = OrderedDict()
+
+    def take(self) -> None:
+        """One lookup, or KeyLookupsSpentError with the seconds until there is one again."""
+        rate = settings.OUTREACH_KEY_LOOKUPS_PER_SECOND
+        with self.lock:
+            tokens = self.tokens = self._refilled(rate)
+            if tokens < 1:
+                raise KeyLookupsSpentError(retry_after=math.ceil((1 - tokens) / rate))
+            self.tokens = tokens - 1
+
+    def give_back(self) -> None:
+        """A lookup that did not happen: the fast path asked on the event loop, where the
+        ORM refuses, and asks again from a thread."""
+        rate = settings.OUTREACH_KEY_LOOKUPS_PER_SECOND
+        with self.lock:
+            self.tokens = min(rate, self._refilled(rate) + 1)
+
+    def _refilled(self, rate: int) -> float:
+        now = self.clock()
+        elapsed, self.filled_at = now - self.filled_at, now
+        return float(rate) if self.tokens is None else min(rate, self.tokens + elapsed * rate)
+
+    def is_unknown(self, digest: str) -> bool:
+        with self.lock:
+            seen = self.unknown.get(digest)
+            return seen is not None and self.clock() - seen < KEY_CACHE_SECONDS
+
+    def remember_unknown(self, digest: str) -> None:
+        with self.lock:
+            self.unknown[digest] = self.clock()
+            self.unknown.move_to_end(digest)
+            while len(self.unknown) > UNKNOWN_KEYS_REMEMBERED:
+                self.unknown.popitem(last=False)
+
+    def forget(self) -> None:
+        with self.lock:
+            self.tokens, self.unknown = None, OrderedDict()
+
+
+key_lookups = _KeyLookups()
 
 
 def api_key_holder(*, key: str) -> KeyHolder:
@@ -51,7 +111,10 @@ def api_key_holder(*, key: str) -> KeyHolder:
 
     Valid keys are remembered in this process for a short while, tagged with the key
     generation in the shared cache (Redis when scaled out). Revoking a key bumps the
-    generation, so every process stops accepting it on its next request.
+    generation, so every process stops accepting it on its next request. A key this process
+    has never known costs one of its lookups (KeyLookupsSpentError when none is left, whether
+    the key exists or not, so the answer tells nothing about it); one the database did not
+    know is refused from memory for a while.
     """
     from stopcsam.outreach.services import KEY_PREFIX, key_digest
 
@@ -62,11 +125,28 @@ def api_key_holder(*, key: str) -> KeyHolder:
     known = _known_keys.get(digest)
     if known and known[1] == generation and time.monotonic() - known[2] < KEY_CACHE_SECONDS:
         return known[0]
-    holder = _api_key_from_database(digest)
+    if known is None:
+        if key_lookups.is_unknown(digest):
+            raise InvalidApiKeyError
+        key_lookups.take()  # a key known before (now to be checked again) costs none
+    holder = _api_key_looked_up(digest, paid=known is None)
     if len(_known_keys) > 10_000:  # only valid keys get here; a bound all the same
         _known_keys.clear()
     _known_keys[digest] = (holder, generation, time.monotonic())
     return holder
+
+
+def _api_key_looked_up(digest: str, *, paid: bool) -> KeyHolder:
+    try:
+        return _api_key_from_database(digest)
+    except SynchronousOnlyOperation:
+        if paid:
+            key_lookups.give_back()
+        raise
+    except InvalidApiKeyError:
+        _known_keys.pop(digest, None)
+        key_lookups.remember_unknown(digest)
+        raise
 
 
 def _api_key_from_database(digest: str) -> KeyHolder:

@@ -96,24 +96,32 @@ def api_key_create(
     *, partner: Partner, label: str = "", rate_per_minute: int = 600, by: StaffUser | None = None
 ) -> tuple[ApiKey, str]:
     """Create a key; the plain key is returned once and never stored."""
-    prefix = secrets.token_hex(4)
-    key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
-    with transaction.atomic():
-        api_key = ApiKey.objects.create(
-            partner=partner,
-            prefix=prefix,
-            digest=key_digest(key),
-            label=label,
-            rate_per_minute=rate_per_minute,
-            created_at=clock.now(),
-        )
-        audit_record(
-            actor=_actor(by),
-            action="outreach.api_key_created",
-            subject=f"api_key:{api_key.pk}",
-            detail={"partner": partner.pk, "prefix": prefix},
-        )
-    return api_key, key
+    for attempt in range(3):
+        prefix = secrets.token_hex(4)
+        key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+        try:
+            with transaction.atomic():
+                api_key = ApiKey.objects.create(
+                    partner=partner,
+                    prefix=prefix,
+                    digest=key_digest(key),
+                    label=label,
+                    rate_per_minute=rate_per_minute,
+                    created_at=clock.now(),
+                )
+                audit_record(
+                    actor=_actor(by),
+                    action="outreach.api_key_created",
+                    subject=f"api_key:{api_key.pk}",
+                    detail={"partner": partner.pk, "prefix": prefix},
+                )
+            return api_key, key
+        except IntegrityError:
+            # The prefix (32 bits, unique) drawn was another key's: a 500 in the admin. Drawn
+            # again; a third clash is no chance, and the caller hears of it.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def api_key_revoke(*, api_key: ApiKey, by: StaffUser | None = None) -> ApiKey:

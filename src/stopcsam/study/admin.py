@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.db import IntegrityError
 from django.http import HttpRequest
 
 from stopcsam.core.admin import CheckedActionsAdmin
@@ -16,6 +17,13 @@ class ProtocolVersionForm(forms.ModelForm):
     class Meta:
         model = ProtocolVersion
         fields = ["definition", "is_active"]
+
+    def validate_constraints(self) -> None:
+        """Not here: the only constraint the form's fields reach is "one active version",
+        which refused every activation while a version was active ("Constraint ... is
+        violated", a review finding). Saving a version as active deactivates the active one
+        in the same transaction (services), and the database still holds the constraint; a
+        key and version that exist are refused by clean_definition."""
 
     def clean_definition(self) -> Any:
         definition = self.cleaned_data["definition"]
@@ -32,6 +40,9 @@ class ProtocolVersionAdmin(CheckedActionsAdmin):
     already used by participants never change under them."""
 
     form = ProtocolVersionForm
+    # protocol_load says so when the version was saved by someone else meanwhile: the form,
+    # shown again, then names it under the definition.
+    saved_meanwhile_errors = (IntegrityError, ProtocolError)
     list_display = ["key", "version", "is_active", "created_at", "seed_commitment"]
     readonly_fields = ["key", "version", "seed_commitment", "created_at"]
 

@@ -22,7 +22,7 @@ from stopcsam.accounts.models import (
     StaffInvitation,
     StaffUser,
 )
-from stopcsam.conftest import STAFF_PASSWORD, ParticipantPersona, StaffPersona
+from stopcsam.conftest import STAFF_PASSWORD, OtherSave, ParticipantPersona, StaffPersona
 from stopcsam.core.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -421,3 +421,52 @@ def test_an_account_with_an_authenticator_never_reaches_the_enrolment(
     )
     assert response.status_code == 400
     assert client.get("/en/staff/enrol/").status_code == 302
+
+
+def test_a_username_taken_meanwhile_is_the_fields_error_not_a_500(
+    coordinator: StaffPersona,
+    therapist: StaffPersona,
+    staff_client: StaffClient,
+    other_save: OtherSave,
+) -> None:
+    """Two coordinators renaming two accounts to one name at once: the second save met the
+    database's constraint, a 500 (a review finding)."""
+    client = staff_client(coordinator)
+    other_save.hide_from(StaffUser, "clean")  # its own look for the name in any letter case
+    other = StaffUser.objects.create(
+        username="Bernd", role=Role.THERAPIST, site=coordinator.user.site
+    )
+    other_save.commit(other)
+    response = client.post(
+        f"/admin/accounts/staffuser/{therapist.user.pk}/change/",
+        {
+            "username": "bernd",
+            "display_name": "",
+            "role": Role.THERAPIST,
+            "site": therapist.user.site_id,
+            "languages": '["de"]',
+            "is_active": "on",
+        },
+    )
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["username"] == ["This username is taken."]
+    therapist.user.refresh_from_db()
+    assert therapist.user.username == "anna"
+    assert not AuditEvent.objects.filter(action="staff.changed").exists()
+
+
+def test_a_site_code_taken_meanwhile_is_the_fields_error_not_a_500(
+    coordinator: StaffPersona, site_es: Site, staff_client: StaffClient, other_save: OtherSave
+) -> None:
+    StaffUser.objects.filter(pk=coordinator.user.pk).update(role=Role.STUDY_ADMIN)
+    client = staff_client(coordinator)
+    other_save.commit(site_es)
+    form = {"code": "ES", "name": "Sevilla", "time_zone": "Europe/Madrid", "languages": '["es"]'}
+    response = client.post("/admin/accounts/site/add/", form)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert errors == {"code": ["Site with this Code already exists."]}
+    assert list(Site.objects.values_list("name", flat=True).order_by("name")) == [
+        "Berlin",
+        "Madrid",
+    ]

@@ -9,15 +9,17 @@ from django.test import Client
 from django.utils import timezone
 
 from stopcsam.core import clock
-from stopcsam.outreach import api_fast, services
+from stopcsam.outreach import api_fast, selectors, services
 from stopcsam.outreach.models import Partner
 from stopcsam.outreach.terms import forget_current_matcher
 
 
 @pytest.fixture(autouse=True)
 def _fresh_state() -> Iterator[None]:
-    """Each test starts with an empty cache (rate buckets) and rebuilds the matcher."""
+    """Each test starts with an empty cache (rate buckets), all its key lookups and no key
+    remembered as unknown, and rebuilds the matcher."""
     cache.clear()
+    selectors.key_lookups.forget()
     forget_current_matcher()
     api_fast.pending.discard()
     yield

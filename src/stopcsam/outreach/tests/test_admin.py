@@ -4,15 +4,17 @@ prefix; revoking is an admin action, and keys cannot be deleted."""
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable
 
 import pytest
 from django.test import Client
 
-from stopcsam.conftest import StaffPersona
+from stopcsam.conftest import OtherSave, StaffPersona
+from stopcsam.core.clock import now
 from stopcsam.core.models import AuditEvent
 from stopcsam.outreach import services
-from stopcsam.outreach.models import ApiKey
+from stopcsam.outreach.models import ApiKey, Campaign, Page, Partner, Resource, ResourceText
 
 pytestmark = pytest.mark.django_db
 
@@ -169,3 +171,124 @@ def test_a_key_without_any_budget_is_refused_in_the_admin(
         {"partner": partner.pk, "label": "production", "rate_per_minute": 0},
     )
     assert response.status_code == 200 and not ApiKey.objects.exists()
+
+
+# --- two coordinators saving the same unique value at once ----------------------------------
+
+
+def test_a_campaign_code_saved_meanwhile_is_the_fields_error_not_a_500(
+    coordinator: StaffPersona, staff_client: Callable[..., Client], other_save: OtherSave
+) -> None:
+    client = staff_client(coordinator)
+    other_save.commit(Campaign.objects.create(code="spring", label="theirs"))
+    response = client.post("/admin/outreach/campaign/add/", {"code": "spring", "label": "ours"})
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert errors == {"code": ["Campaign with this Code already exists."]}
+    assert list(Campaign.objects.values_list("label", flat=True)) == ["theirs"]
+
+
+@pytest.mark.parametrize("renamed", [False, True])
+def test_a_partner_name_saved_meanwhile_is_the_fields_error_not_a_500(
+    coordinator: StaffPersona,
+    staff_client: Callable[..., Client],
+    other_save: OtherSave,
+    renamed: bool,
+) -> None:
+    client = staff_client(coordinator)
+    ours = services.partner_create(name="Search", campaign_code="search") if renamed else None
+    other_save.commit(services.partner_create(name="Forum", campaign_code="forum"))
+    form = {"name": "Forum", "campaign": Campaign.objects.get(code="forum").pk}
+    url = f"/admin/outreach/partner/{ours.pk}/change/" if ours else "/admin/outreach/partner/add/"
+    response = client.post(url, form)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert errors == {"name": ["Partner with this Name already exists."]}
+    assert Partner.objects.filter(name="Forum").count() == 1
+    assert Partner.objects.count() == (2 if renamed else 1)
+    created = AuditEvent.objects.filter(action="outreach.partner_created")
+    assert created.count() == Partner.objects.count()
+
+
+def test_a_page_saved_meanwhile_is_the_forms_error_not_a_500(
+    coordinator: StaffPersona, staff_client: Callable[..., Client], other_save: OtherSave
+) -> None:
+    client = staff_client(coordinator)
+    Page.objects.filter(slug="faq", language="cs").delete()
+    theirs = Page.objects.create(
+        slug="faq", language="cs", title="Theirs", body="Text.", updated_at=now()
+    )
+    other_save.commit(theirs)
+    form = {"slug": "faq", "language": "cs", "title": "Ours", "body": "Text.", "status": "draft"}
+    response = client.post("/admin/outreach/page/add/", form)
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {
+        "__all__": ["Front-door page with this Page and Language already exists."]
+    }
+    assert Page.objects.get(slug="faq", language="cs").title == "Theirs"
+
+
+def _resource_form(**texts: str) -> dict[str, object]:
+    form: dict[str, object] = {
+        "country": "DE",
+        "name": "Beratung",
+        "kind": "helpline",
+        "languages": ["de"],
+        "active": "on",
+        "texts-TOTAL_FORMS": str(len(texts)),
+        "texts-INITIAL_FORMS": "0",
+    }
+    for n, (language, description) in enumerate(texts.items()):
+        form |= {f"texts-{n}-language": language, f"texts-{n}-description": description}
+    return form
+
+
+def test_a_support_service_saved_meanwhile_is_the_forms_error_not_a_500(
+    coordinator: StaffPersona, staff_client: Callable[..., Client], other_save: OtherSave
+) -> None:
+    client = staff_client(coordinator)
+    other_save.commit(Resource.objects.create(country="DE", name="Beratung", kind="chat"))
+    response = client.post("/admin/outreach/resource/add/", _resource_form(en="Counselling"))
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {
+        "__all__": ["Support service with this Country and Name already exists."]
+    }
+    theirs = Resource.objects.get(country="DE", name="Beratung")
+    assert theirs.kind == "chat" and not theirs.texts.exists()
+
+
+def test_a_text_in_a_language_saved_meanwhile_is_the_inlines_error_not_a_500(
+    coordinator: StaffPersona, staff_client: Callable[..., Client], other_save: OtherSave
+) -> None:
+    resource = Resource.objects.create(country="DE", name="Beratung", kind="chat")
+    client = staff_client(coordinator)
+    other_save.commit(ResourceText.objects.create(resource=resource, language="en", cost="Free"))
+    url = f"/admin/outreach/resource/{resource.pk}/change/"
+    response = client.post(url, _resource_form(en="Counselling"))
+    assert response.status_code == 200
+    (inline,) = response.context["inline_admin_formsets"]
+    assert inline.formset.errors == [
+        {"__all__": ["Text in another language with this Resource and Language already exists."]}
+    ]
+    resource.refresh_from_db()
+    assert resource.kind == "chat"  # the service's own change is not kept either
+    assert [(t.language, t.description) for t in resource.texts.all()] == [("en", "")]
+
+
+def test_a_key_prefix_drawn_twice_is_drawn_again_not_a_500(
+    coordinator: StaffPersona, staff_client: Callable[..., Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key's prefix has 32 random bits and is unique: drawing one that another key has
+    (about one in 4 million with a thousand keys) was a 500 in the admin."""
+    partner = services.partner_create(name="Forum", campaign_code="forum")
+    taken, _key = services.api_key_create(partner=partner)
+    token_hex = secrets.token_hex
+    drawn = [taken.prefix]
+    monkeypatch.setattr(secrets, "token_hex", lambda n: drawn.pop() if drawn else token_hex(n))
+    response = staff_client(coordinator).post(
+        "/admin/outreach/apikey/add/",
+        {"partner": partner.pk, "label": "second", "rate_per_minute": 100},
+    )
+    assert response.status_code == 302
+    prefixes = ApiKey.objects.values_list("prefix", flat=True)
+    assert len(set(prefixes)) == 2 and taken.prefix in prefixes

@@ -328,3 +328,32 @@ def test_a_request_that_meets_stale_term_lists_spends_its_budget_once(
         forget_current_matcher()  # stale by the time the check matches
         statuses.append(call(MATCHING, key=forum_partner.key)[0])
     assert statuses == [200, 200, 429]
+
+
+def test_made_up_keys_take_no_thread_and_no_lookup_past_the_budget(
+    search_partner: PartnerPersona, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flood of made-up keys: each took a thread hop and a database lookup. A key refused
+    once is refused on the event loop, and past the process's lookups a new one is a 503
+    there too, however stale the term lists are (only a valid key's answer checks them)."""
+    settings.OUTREACH_KEY_LOOKUPS_PER_SECOND = 2
+    monkeypatch.setattr(selectors.key_lookups, "clock", lambda: 1000.0)
+    monkeypatch.setattr(api_fast, "matcher_is_fresh", lambda: False)
+    hops: list[object] = []
+    in_thread = api_fast._in_thread
+
+    def counted(check: Any) -> Any:
+        hops.append(check)
+        return in_thread(check)
+
+    monkeypatch.setattr(api_fast, "_in_thread", counted)
+    made_up = "sk_" + "0" * 40
+
+    assert call(MATCHING, key=search_partner.key)[0] == 200  # one lookup: now known
+    assert call(MATCHING, key=made_up)[0] == 401  # the second, in a thread
+    assert len(hops) == 2
+    assert call(MATCHING, key=made_up)[0] == 401
+    status, headers, answer = call(MATCHING, key="sk_" + "1" * 40)
+    assert (status, answer["error"]["code"], headers["retry-after"]) == (503, "unavailable", "1")
+    assert len(hops) == 2  # neither took a thread
+    assert call(MATCHING, key=search_partner.key)[0] == 200  # a known key goes on

@@ -6,10 +6,11 @@ from collections.abc import Callable
 import pytest
 from django.test import Client
 
-from stopcsam.conftest import StaffPersona
+from stopcsam.conftest import OtherSave, StaffPersona
 from stopcsam.core.models import AuditEvent
 from stopcsam.study.demo import demo_definition
 from stopcsam.study.models import ProtocolVersion
+from stopcsam.study.protocol import protocol_from_dict
 
 pytestmark = pytest.mark.django_db
 ADD = "/admin/study/protocolversion/add/"
@@ -63,3 +64,41 @@ def test_a_version_that_exists_is_refused_in_the_admin_with_the_reason(
     assert response.status_code == 200
     assert "exists already" in response.content.decode()
     assert ProtocolVersion.objects.count() == 1
+
+
+def test_a_version_saved_meanwhile_is_refused_with_the_reason_not_a_500(
+    coordinator: StaffPersona, staff_client: Callable[..., Client], other_save: OtherSave
+) -> None:
+    """Two coordinators saving the same new version at once: both passed the check, and the
+    second save's ProtocolError (the database refused it) was a 500."""
+    from stopcsam.study import services
+
+    client = staff_client(coordinator)
+    definition = {**demo_definition(), "version": "2026.3"}
+    other_save.commit(services.protocol_load(definition=definition, activate=False))
+    other_save.hide_from(services, "protocol_new", instead=protocol_from_dict)
+    response = client.post(ADD, {"definition": json.dumps(definition), "is_active": "on"})
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == ["definition"] and "exists already" in errors["definition"][0]
+    assert ProtocolVersion.objects.filter(version="2026.3").count() == 1
+    assert not ProtocolVersion.objects.get(version="2026.3").is_active
+
+
+def test_a_version_is_activated_in_the_admin_while_another_is_active(
+    coordinator: StaffPersona, staff_client: Callable[..., Client]
+) -> None:
+    """The form checked "one active version" before the save deactivated the active one, and
+    refused every activation with "Constraint ... is violated" (a review finding)."""
+    from stopcsam.study.services import protocol_load
+
+    first = protocol_load(definition=demo_definition())
+    client = staff_client(coordinator)
+    definition = {**demo_definition(), "version": "2026.4"}
+    response = client.post(ADD, {"definition": json.dumps(definition), "is_active": "on"})
+    assert response.status_code == 302
+    active = ProtocolVersion.objects.filter(is_active=True)
+    assert list(active.values_list("version", flat=True)) == ["2026.4"]
+    change = f"/admin/study/protocolversion/{first.pk}/change/"
+    assert client.post(change, {"is_active": "on"}).status_code == 302
+    assert list(active.values_list("pk", flat=True)) == [first.pk]
