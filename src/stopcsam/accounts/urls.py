@@ -8,6 +8,7 @@ app_name = "accounts"
 
 urlpatterns = [
     path("start/", views.signup, name="signup"),
+    path("start/codename/", views.codename_again, name="codename_again"),
     path("login/", views.participant_login_view, name="login"),
     path("logout/", views.participant_logout_view, name="logout"),
     path("me/", views.me, name="me"),

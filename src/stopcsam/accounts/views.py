@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout, update_session_auth_hash
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, QueryDict
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import reverse, translate_url
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
@@ -51,12 +52,42 @@ def signup(request: HttpRequest) -> HttpResponseBase:
         participant, codename = services.participant_create(language=form.cleaned_data["language"])
         participant_login(request, participant)
         # Rendered, not redirected: the codename exists only in this one response.
-        return render(
-            request,
-            "accounts/codename.html",
-            {"codename": codename, "next_url": _safe_next(request) or _participant_home()},
-        )
+        return _codename_page(request, codename)
     return render(request, "accounts/signup.html", {"form": form}, status=_form_status(form))
+
+
+@participant_required
+@require_POST
+def codename_again(request: HttpRequest) -> HttpResponseBase:
+    """The codename page once more, in another language: its language buttons post the
+    codename here, as a link to the page in that language lost it for good. Shown only if
+    it is the signed-in participant's own; anything else goes on as the page would."""
+    form = CodenameLoginForm(request.POST)
+    if form.is_valid():
+        codename = form.cleaned_data["codename"]
+        try:
+            owner = services.participant_authenticate(codename=codename)
+        except InvalidCodenameError:
+            owner = None
+        if owner is not None and owner.pk == request.participant.pk:  # type: ignore[attr-defined]
+            return _codename_page(request, codename)
+    return redirect(_safe_next(request) or _participant_home())
+
+
+def _codename_page(request: HttpRequest, codename: str) -> HttpResponse:
+    next_url = _safe_next(request) or _participant_home()
+    again = reverse("accounts:codename_again")
+    languages = [
+        {
+            "code": code,
+            "name": name,
+            "url": f"{translate_url(again, code)}?next={quote(translate_url(next_url, code))}",
+            "current": code == get_language(),
+        }
+        for code, name in settings.LANGUAGES
+    ]
+    context = {"codename": codename, "next_url": next_url, "languages": languages}
+    return render(request, "accounts/codename.html", context)
 
 
 @require_http_methods(["GET", "POST"])

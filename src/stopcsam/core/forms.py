@@ -8,6 +8,13 @@ from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
+
+# The marks after which a form's label takes no colon: Django's Czech catalogue leaves out the
+# full stop, so each Czech label that is a sentence read "Je mi 18 let nebo více.:" (the
+# consent's boxes, the questionnaires' statements, "I understand ..."). Ours, read before
+# Django's, keeps it in every language.
+LABEL_ENDINGS = gettext_noop(":?.!")
 
 # The dates a person of this service can mean. Far beyond them, date arithmetic overflows
 # (a week before 0001-01-01, a time zone past 9999-12-31): a clear error instead of a 500.

@@ -200,3 +200,42 @@ def test_a_form_sent_after_the_session_ended_does_not_come_back_as_a_get(
 ) -> None:
     sent = Client().post("/en/me/delete/", {"confirm": "on"})
     assert sent.status_code == 302 and sent["Location"] == "/en/login/"
+
+
+def _language_choice(html: str) -> str:
+    return html.split('<nav class="languages"', 1)[1].split("</nav>", 1)[0]
+
+
+def test_a_change_of_language_on_the_codename_page_shows_the_codename_again() -> None:
+    """Tor Browser asks for English pages; a participant who turned to German on the page
+    showing their codename, which is shown once and never stored, followed a link to the
+    sign-up page: signed in already, they were sent on and the codename was lost for good."""
+    client = Client()
+    shown = client.post("/en/start/?next=/en/study/enrol/", {"language": "en"})
+    codename = re.search(r'id="codename">([^<]+)<', shown.content.decode())
+    assert codename
+    choice = _language_choice(shown.content.decode())
+    assert 'method="post"' in choice and "href=" not in choice  # no link away from it
+    german = re.search(r'formaction="([^"]+)" lang="de"', choice)
+    assert german and german.group(1) == "/de/start/codename/?next=/de/study/enrol/"
+    again = client.post(german.group(1), {"codename": codename.group(1)})
+    html = again.content.decode()
+    assert again.status_code == 200 and '<html lang="de">' in html
+    assert f'id="codename">{codename.group(1)}<' in html
+    assert "Ihr Codename" in html and 'action="/de/study/enrol/"' in html
+
+
+def test_the_codename_page_shows_no_codename_but_the_participants_own(
+    participant: ParticipantPersona, other_participant: ParticipantPersona
+) -> None:
+    client = Client()
+    client.post("/en/login/", {"codename": participant.codename})
+    for sent in (other_participant.codename, "no such words", ""):
+        answer = client.post("/de/start/codename/", {"codename": sent})
+        assert answer.status_code == 302 and answer["Location"] == reverse(
+            settings.STOPCSAM_PARTICIPANT_HOME
+        )
+    own = client.post("/de/start/codename/", {"codename": participant.codename})
+    assert f'id="codename">{participant.codename}<' in own.content.decode()
+    signed_out = Client().post("/de/start/codename/", {"codename": participant.codename})
+    assert signed_out["Location"].startswith("/de/login/")

@@ -172,3 +172,32 @@ def test_a_path_that_reads_as_a_host_is_a_404_with_language_links_on_this_site(
     links = re.findall(r'href="([^"]*)"', languages)
     assert len(links) == len(settings.LANGUAGES)
     assert all(link.startswith("/") and not link.startswith("//") for link in links)
+
+
+@pytest.mark.django_db
+def test_a_change_of_language_keeps_the_place_on_the_page() -> None:
+    """The language links dropped the page's query: the proposed course lost its first time
+    ("Please choose a time."), and a participant sent to log in or to create an account on
+    the way to enrolling (``next``) came back to their space, not to the study."""
+    html = Client().get("/en/login/?next=/en/study/enrol/&week=2").content.decode()
+    languages = html.split('<nav class="languages"', 1)[1].split("</nav>", 1)[0]
+    assert 'href="/de/login/?next=/de/study/enrol/&amp;week=2"' in languages
+    assert 'href="/cs/login/?next=/cs/study/enrol/&amp;week=2"' in languages
+    # A next elsewhere is kept as it was: the login's own check refuses it.
+    html = Client().get("/en/login/?next=//elsewhere.example/").content.decode()
+    assert 'href="/es/login/?next=//elsewhere.example/"' in html
+    # An arrival's marks are not: the front door counts an arrival by them.
+    html = Client().get("/en/?via=help&c=x").content.decode()
+    assert 'href="/de/" hreflang="de"' in html
+
+
+@pytest.mark.django_db
+def test_an_error_page_is_named_in_its_title() -> None:
+    """A screen reader starts with the title: the error pages were all "Confidential chat",
+    as if the page asked for had opened."""
+    client = Client(enforce_csrf_checks=True)
+    client.raise_request_exception = False
+    assert "<title>Stránka nenalezena</title>" in client.get("/cs/no-such-page/").content.decode()
+    expired = client.post("/pt/login/", {"codename": "a b"})
+    assert expired.status_code == 403
+    assert "<title>Este formulário expirou</title>" in expired.content.decode()

@@ -126,6 +126,52 @@ def test_consent_needs_every_item(version: ProtocolVersion) -> None:
     assert AuditEvent.objects.filter(action="study.consented").count() == 1
 
 
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        ("de", "Bitte prüfen Sie die unten markierten Antworten."),
+        ("cs", "Zkontrolujte prosím odpovědi označené níže."),
+        ("es", "Revisa las respuestas marcadas abajo."),
+    ],
+)
+def test_answers_refused_are_said_at_the_top_of_the_page(
+    version: ProtocolVersion, lang: str, said: str
+) -> None:
+    """Without JavaScript the answer comes back at the top of the page, and on a phone the
+    boxes left empty lie under the whole consent text: "I agree" seemed to do nothing."""
+    client = Client()
+    _eligible_participant(client, lang)
+    page = client.get(f"/{lang}/study/consent/")
+    first_box = re.search(r'name="(item_\w+)"', page.content.decode())
+    assert first_box
+    refused = client.post(f"/{lang}/study/consent/", {first_box.group(1): "on"} | _shown(page))
+    html = refused.content.decode()
+    assert refused.status_code == 400
+    alert = html.find('role="alert">' + said)
+    assert 0 < alert < html.find("<p>", html.find("</h1>") + 1)  # above the text
+    _consent(client, lang)
+    screening = _screen(Client(), {"age": "thirty"}, lang).content.decode()  # type: ignore[attr-defined]
+    assert 'role="alert">' + said in screening
+    refused = _answer(client, "baseline", "urge", {"urge_days": "99"}, lang)
+    assert 'role="alert">' + said in refused.content.decode()  # type: ignore[attr-defined]
+    refused = client.post(f"/{lang}/study/withdraw/", {"choice": "erase"})
+    assert 'role="alert">' + said in refused.content.decode()
+
+
+def test_czech_labels_that_are_sentences_take_no_colon(version: ProtocolVersion) -> None:
+    """Django's Czech catalogue adds a colon after a label's full stop: the consent's boxes
+    read "Je mi 18 let nebo více.:", and so did every statement of the questionnaires."""
+    client = Client()
+    _eligible_participant(client, "cs")
+    consent = client.get("/cs/study/consent/").content.decode()
+    assert "Je mi 18 let nebo více.</label>" in consent and ".:<" not in consent
+    _consent(client, "cs")
+    statements = client.get("/cs/study/questionnaire/baseline/selfefficacy/").content.decode()
+    assert "Věřím, že dokážu odolat nutkání, když přijde.</legend>" in statements
+    assert ".:<" not in statements
+    assert ".:<" not in client.get("/cs/study/withdraw/").content.decode()
+
+
 def test_the_consent_copy_has_version_hash_and_no_identity(version: ProtocolVersion) -> None:
     client = Client()
     _eligible_participant(client)
