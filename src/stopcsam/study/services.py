@@ -16,7 +16,7 @@ from stopcsam.accounts.models import Participant
 from stopcsam.core import clock
 from stopcsam.core.audit import audit_record
 from stopcsam.core.erasure import forget_deleted
-from stopcsam.core.instruments import Answer, Instrument, score
+from stopcsam.core.instruments import LANGUAGES, Answer, Instrument, score
 from stopcsam.core.signals import participant_withdrawn
 from stopcsam.study import randomization
 from stopcsam.study.exceptions import (
@@ -197,7 +197,7 @@ def enrolment_create(
     *, participant: Participant, version: ProtocolVersion, screening_answers: Mapping[str, Answer]
 ) -> Enrolment:
     protocol = parsed_protocol(version)
-    language = participant.language
+    language = _chat_language(participant, screening_answers)
     site = protocol.site_by_language.get(language, "")
     stratum = "|".join(site if factor == "site" else language for factor in protocol.strata)
     with transaction.atomic():
@@ -212,6 +212,9 @@ def enrolment_create(
                 "enrolled_at": clock.now(),
             },
         )
+        if created and participant.language != language:
+            participant.language = language
+            participant.save(update_fields=["language"])
         if created:
             audit_record(
                 actor="participant",
@@ -220,6 +223,17 @@ def enrolment_create(
                 detail={"stratum": enrolment.stratum},
             )
     return enrolment
+
+
+def _chat_language(participant: Participant, answers: Mapping[str, Answer]) -> str:
+    """The language chosen at screening to chat in (its item ``language``), where the protocol
+    asks and the answer is one the service offers; otherwise the account's. The account's is
+    the codename's, chosen at sign-up and defaulting to the page's: someone who screened in
+    English and chose to chat in German was booked with English-speaking therapists, their
+    site and stratum with them (a review finding). From enrolment on it is the account's too,
+    so that booking finds the therapists of that language."""
+    chosen = answers.get("language")
+    return chosen if isinstance(chosen, str) and chosen in LANGUAGES else participant.language
 
 
 def consent_record(

@@ -474,3 +474,31 @@ def test_an_unknown_time_point_is_not_found(method: str, version: ProtocolVersio
     response = send("/en/study/questionnaire/nosuchpoint/urge/", {"urge_strength": "x"})
     assert response.status_code == 404
     assert not Response.objects.exists()
+
+
+@pytest.mark.usefixtures("version")
+def test_the_chat_language_chosen_at_screening_decides_the_enrolment() -> None:
+    """Screened in English, chose to chat in Czech, kept the codename's language at the page's
+    (English): the enrolment, its site and stratum, and the booking that follows went by the
+    codename's language, and the participant would have chatted in English."""
+    client = Client()
+    assert _screen(client, {**SCREEN_OK, "language": "cs"}).status_code == 302
+    page = client.get("/en/study/eligible/")
+    signup_url = re.search(r'href="([^"]*start/\?next=[^"]*)"', page.content.decode()).group(1)  # type: ignore[union-attr]
+    assert client.post(signup_url, {"language": "en"}).status_code == 200
+    assert client.get("/en/study/enrol/").status_code == 302
+    enrolment = Enrolment.objects.get()
+    assert (enrolment.language, enrolment.site) == ("cs", "CZ")
+    assert enrolment.stratum.split("|") == ["CZ", "cs"]
+    assert Participant.objects.get().language == "cs"  # booking looks for Czech therapists
+
+
+def test_a_screening_without_a_chat_language_keeps_the_accounts() -> None:
+    """'Another language' is excluded at screening; a protocol that does not ask keeps the
+    account's language."""
+    from stopcsam.study.services import _chat_language
+
+    participant = Participant(language="pt")
+    assert _chat_language(participant, {"age": 30}) == "pt"
+    assert _chat_language(participant, {"language": "other"}) == "pt"
+    assert _chat_language(participant, {"language": "de"}) == "de"
